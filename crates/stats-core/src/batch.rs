@@ -1,0 +1,247 @@
+//! Batches: the unit of writing to a [`MetricStore`](crate::MetricStore).
+
+use std::sync::Arc;
+
+use crate::error::Result;
+use crate::key::Key;
+use crate::number::Number;
+use crate::values::Values;
+
+/// What a write does to each of its leaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// Adds the number to the stored one (a missing leaf counts as integer 0).
+    Inc,
+    /// Replaces the stored number.
+    Set,
+    /// Keeps the larger of the stored and the given number (a missing leaf takes the given one).
+    Max,
+    /// Keeps the smaller of the stored and the given number (a missing leaf takes the given one).
+    Min,
+}
+
+impl Op {
+    /// Applies this operation to a stored number (`None` if the leaf is missing).
+    ///
+    /// `key` and `path` name the leaf in an overflow error.
+    ///
+    /// # Errors
+    /// [`Error::Overflow`](crate::Error::Overflow) when an increment leaves the `i64` range or a
+    /// float sum becomes infinite.
+    pub fn apply(self, stored: Option<Number>, given: Number, key: &Key, path: &str) -> Result<Number> {
+        Ok(match (self, stored) {
+            (Op::Set, _) | (_, None) => given,
+            (Op::Inc, Some(s)) => s.checked_add_at(given, &key.to_string(), Some(path))?,
+            (Op::Max, Some(s)) => s.max_value(given),
+            (Op::Min, Some(s)) => s.min_value(given),
+        })
+    }
+}
+
+/// One operation of a [`Batch`]: the same flattened values applied to one or more keys
+/// (typically one metric's buckets in every granularity).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Write {
+    op: Op,
+    keys: Vec<Key>,
+    fields: Arc<[(String, Number)]>,
+}
+
+impl Write {
+    /// The operation.
+    pub fn op(&self) -> Op {
+        self.op
+    }
+
+    /// The keys it applies to, in the order given.
+    pub fn keys(&self) -> &[Key] {
+        &self.keys
+    }
+
+    /// The leaves as flattened `(path, number)` pairs in path order; every path is checked and
+    /// every number finite.
+    pub fn fields(&self) -> &[(String, Number)] {
+        &self.fields
+    }
+}
+
+/// A batch of writes that a store applies in one call (one round trip for a network store).
+///
+/// Building a batch checks everything that can be checked without the store: field names,
+/// path length and depth, finiteness (metric keys are checked when a [`Key`] is built). So a
+/// store never sees bad input, and a call with bad input is refused before anything is sent.
+///
+/// Semantics a store must keep: the writes take effect in order, and within a write each key
+/// in order, each leaf in path order, as if applied one by one; a leaf that is a number in one
+/// write cannot be a map in another for the same key ([`Error::PathConflict`]). Whether a
+/// failing batch leaves nothing written is the store's
+/// [`Capabilities::atomic_batch`](crate::Capabilities::atomic_batch); every store leaves nothing
+/// of a failing batch written at the key that failed.
+///
+/// [`Error::PathConflict`]: crate::Error::PathConflict
+///
+/// ```
+/// use stats_core::{Batch, Key, values};
+/// let hour = "1h".parse().unwrap();
+/// let day = "1d".parse().unwrap();
+/// let key = Key::bucket("orders", hour, 1_700_000_000 / 3600 * 3600)?;
+/// let mut batch = Batch::new();
+/// batch.inc([key.clone(), key.with_bucket(day, 1_699_920_000)], &values!({"count": 1, "sum": 9.5}))?;
+/// assert_eq!(batch.len(), 4);
+/// # Ok::<(), stats_core::Error>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Batch {
+    writes: Vec<Write>,
+    len: usize,
+}
+
+impl Batch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a write of `op` with `values` at every key of `keys`.
+    ///
+    /// A write with no keys or no leaves adds nothing.
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`](crate::Error::InvalidName) for a path that is too long or deep.
+    /// On error the batch is unchanged.
+    pub fn push(&mut self, op: Op, keys: impl IntoIterator<Item = Key>, values: &Values) -> Result<&mut Self> {
+        let fields = values.flatten_checked()?;
+        let keys: Vec<Key> = keys.into_iter().collect();
+        self.push_flat(op, keys, fields.into())
+    }
+
+    /// Adds a write of already flattened, checked leaves (as taken from another batch's
+    /// [`Write::fields`]), sharing them without a copy.
+    ///
+    /// # Errors
+    /// None today; the signature keeps room for checks.
+    pub fn push_flat(&mut self, op: Op, keys: Vec<Key>, fields: Arc<[(String, Number)]>) -> Result<&mut Self> {
+        if !keys.is_empty() && !fields.is_empty() {
+            self.len += keys.len() * fields.len();
+            self.writes.push(Write { op, keys, fields });
+        }
+        Ok(self)
+    }
+
+    /// Adds increments (see [`Batch::push`]).
+    ///
+    /// # Errors
+    /// As [`Batch::push`].
+    pub fn inc(&mut self, keys: impl IntoIterator<Item = Key>, values: &Values) -> Result<&mut Self> {
+        self.push(Op::Inc, keys, values)
+    }
+
+    /// Adds sets (see [`Batch::push`]).
+    ///
+    /// # Errors
+    /// As [`Batch::push`].
+    pub fn set(&mut self, keys: impl IntoIterator<Item = Key>, values: &Values) -> Result<&mut Self> {
+        self.push(Op::Set, keys, values)
+    }
+
+    /// Adds maxima (see [`Batch::push`]).
+    ///
+    /// # Errors
+    /// As [`Batch::push`].
+    pub fn max(&mut self, keys: impl IntoIterator<Item = Key>, values: &Values) -> Result<&mut Self> {
+        self.push(Op::Max, keys, values)
+    }
+
+    /// Adds minima (see [`Batch::push`]).
+    ///
+    /// # Errors
+    /// As [`Batch::push`].
+    pub fn min(&mut self, keys: impl IntoIterator<Item = Key>, values: &Values) -> Result<&mut Self> {
+        self.push(Op::Min, keys, values)
+    }
+
+    /// The writes in order.
+    pub fn writes(&self) -> &[Write] {
+        &self.writes
+    }
+
+    /// Whether the batch writes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty()
+    }
+
+    /// The number of leaf updates: keys times leaves, summed over the writes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Every leaf update in application order: `(op, key, path, number)`.
+    pub fn updates(&self) -> impl Iterator<Item = (Op, &Key, &str, Number)> + '_ {
+        self.writes.iter().flat_map(|w| {
+            w.keys.iter().flat_map(move |k| {
+                w.fields.iter().map(move |(p, n)| (w.op, k, p.as_str(), *n))
+            })
+        })
+    }
+
+    /// The distinct keys the batch touches, sorted (the lock order for stores that lock).
+    pub fn sorted_keys(&self) -> Vec<&Key> {
+        let mut keys: Vec<&Key> = self.writes.iter().flat_map(|w| w.keys.iter()).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::values;
+
+    #[test]
+    fn updates_are_in_order() {
+        let g = "1h".parse().unwrap();
+        let a = Key::bucket("a", g, 0).unwrap();
+        let b = Key::bucket("b", g, 0).unwrap();
+        let mut batch = Batch::new();
+        batch
+            .inc([b.clone(), a.clone()], &values!({"y": 1, "x": 2}))
+            .unwrap()
+            .set([a.clone()], &values!({"x": 5}))
+            .unwrap()
+            .inc([], &values!({"x": 1}))
+            .unwrap()
+            .inc([a.clone()], &Values::new())
+            .unwrap();
+        let shown: Vec<String> = batch
+            .updates()
+            .map(|(op, k, p, n)| format!("{op:?} {k} {p} {n}"))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                "Inc b::1h::0 x 2",
+                "Inc b::1h::0 y 1",
+                "Inc a::1h::0 x 2",
+                "Inc a::1h::0 y 1",
+                "Set a::1h::0 x 5"
+            ]
+        );
+        assert_eq!(batch.len(), 5);
+        assert_eq!(batch.writes().len(), 2);
+        assert_eq!(batch.sorted_keys(), vec![&a, &b]);
+    }
+
+    #[test]
+    fn op_apply() {
+        let k = Key::status("m").unwrap();
+        let i = |n| Number::Int(n);
+        assert_eq!(Op::Inc.apply(None, i(2), &k, "p").unwrap(), i(2));
+        assert_eq!(Op::Inc.apply(Some(i(2)), i(3), &k, "p").unwrap(), i(5));
+        assert_eq!(Op::Set.apply(Some(i(2)), i(3), &k, "p").unwrap(), i(3));
+        assert_eq!(Op::Max.apply(Some(i(2)), i(1), &k, "p").unwrap(), i(2));
+        assert_eq!(Op::Min.apply(Some(i(2)), i(1), &k, "p").unwrap(), i(1));
+        let err = Op::Inc.apply(Some(i(i64::MAX)), i(1), &k, "p").unwrap_err().to_string();
+        assert!(err.contains("m::status") && err.contains("\"p\""), "{err}");
+    }
+}
