@@ -1,0 +1,140 @@
+//! The conformance suite every store passes (feature `testkit`).
+//!
+//! Each check is a plain `pub async fn(Arc<dyn ...>)` that panics with a message saying what
+//! the store got wrong. A store's tests run them all with one macro line:
+//!
+//! ```ignore
+//! async fn store() -> std::sync::Arc<MyStore> { /* connect, with a unique prefix */ }
+//! stats_core::metric_store_tests!(store);
+//! stats_core::counter_store_tests!(store);
+//! stats_core::throttle_store_tests!(store);
+//! ```
+//!
+//! The macros need `tokio` (features `macros`, `rt-multi-thread`) in the caller's
+//! dev-dependencies. Every check uses names no other run uses ([`unique`]), so the suites can
+//! share one server with other runs and with each other.
+//!
+//! The checks adapt to the store's [`Capabilities`](crate::Capabilities): float and max/min
+//! checks assert [`Error::Unsupported`](crate::Error::Unsupported) where the store says it
+//! lacks them, and whole-batch atomicity is checked where the store claims it.
+
+mod counter;
+mod metric;
+mod throttle;
+
+pub use counter::*;
+pub use metric::*;
+pub use throttle::*;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Tasks in every concurrency check.
+pub const TASKS: usize = 8;
+/// Increments per task in every concurrency check.
+pub const INCREMENTS_PER_TASK: usize = 10_000;
+
+/// A name no other call of this function, in this process or another, returns: `tk<pid>x<n>x<t>-<label>`.
+///
+/// It satisfies the segment rule for labels that do.
+pub fn unique(label: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("tk{}x{n}x{nanos:x}-{label}", std::process::id())
+}
+
+/// Instantiates every [`MetricStore`](crate::MetricStore) check as a `#[tokio::test]`.
+///
+/// `$setup` is a path to an `async fn() -> Arc<S>` where `S: MetricStore`.
+#[macro_export]
+macro_rules! metric_store_tests {
+    ($setup:path) => {
+        $crate::__testkit_cases!($setup, $crate::testkit::metric_checks, [
+            metric_inc_and_get,
+            metric_get_is_ordered_and_blank_for_missing,
+            metric_set_overwrites_only_named_leaves,
+            metric_max_min,
+            metric_floats,
+            metric_ops_apply_in_batch_order,
+            metric_overflow_writes_nothing_at_the_key,
+            metric_overflow_in_atomic_batch_writes_nothing,
+            metric_path_conflicts_write_nothing,
+            metric_range_is_aligned_and_isolated,
+            metric_range_refuses_bad_input,
+            metric_delete,
+            metric_status_slot_is_apart,
+            metric_concurrent_increments_are_exact,
+            metric_read_after_write,
+        ]);
+    };
+}
+
+/// Instantiates every [`CounterStore`](crate::CounterStore) check as a `#[tokio::test]`.
+///
+/// `$setup` is a path to an `async fn() -> Arc<S>` where `S: CounterStore`.
+#[macro_export]
+macro_rules! counter_store_tests {
+    ($setup:path) => {
+        $crate::__testkit_cases!($setup, $crate::testkit::counter_checks, [
+            counter_inc_with_step_and_default,
+            counter_get_and_get_all,
+            counter_set_and_reset,
+            counter_delete,
+            counter_delete_namespace_is_isolated,
+            counter_compare_and_swap,
+            counter_overflow_is_an_error,
+            counter_bad_names_write_nothing,
+            counter_info,
+            counter_capacity,
+            counter_concurrent_increments_are_exact,
+            counter_cas_loop_under_contention_loses_nothing,
+        ]);
+    };
+}
+
+/// Instantiates every [`ThrottleStore`](crate::ThrottleStore) check as a `#[tokio::test]`.
+///
+/// `$setup` is a path to an `async fn() -> Arc<S>` where `S: ThrottleStore`.
+#[macro_export]
+macro_rules! throttle_store_tests {
+    ($setup:path) => {
+        $crate::__testkit_cases!($setup, $crate::testkit::throttle_checks, [
+            throttle_acquire_and_expire,
+            throttle_one_winner_per_window,
+            throttle_refuses_bad_input,
+        ]);
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __testkit_cases {
+    ($setup:path, $module:path, [$($check:ident),* $(,)?]) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $check() {
+                use $module as checks;
+                let store = $setup().await;
+                checks::$check(store).await;
+            }
+        )*
+    };
+}
+
+/// The metric checks under the names the macro uses.
+pub mod metric_checks {
+    pub use super::metric::*;
+}
+
+/// The counter checks under the names the macro uses.
+pub mod counter_checks {
+    pub use super::counter::*;
+}
+
+/// The throttle checks under the names the macro uses.
+pub mod throttle_checks {
+    pub use super::throttle::*;
+}
