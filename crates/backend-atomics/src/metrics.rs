@@ -115,8 +115,8 @@ impl Metrics {
         }
     }
 
-    /// See [`MetricStore::get`](stats_core::MetricStore::get).
-    pub fn get(&self, keys: &[Key]) -> Vec<Values> {
+    /// See [`MetricStore::read`](stats_core::MetricStore::read).
+    pub fn read(&self, keys: &[Key]) -> Vec<Values> {
         let guard = self.buckets.guard();
         keys.iter()
             .map(|k| match self.buckets.get(k, &guard) {
@@ -149,8 +149,8 @@ impl Metrics {
             .collect())
     }
 
-    /// See [`MetricStore::delete`](stats_core::MetricStore::delete).
-    pub fn delete(&self, keys: &[Key]) {
+    /// See [`MetricStore::remove`](stats_core::MetricStore::remove).
+    pub fn remove(&self, keys: &[Key]) {
         let guard = self.buckets.guard();
         for key in keys {
             if let Some(bucket) = self.buckets.remove(key, &guard) {

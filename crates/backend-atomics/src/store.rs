@@ -108,16 +108,16 @@ impl MetricStore for AtomicsStore {
         self.metrics.apply(batch)
     }
 
-    async fn get(&self, keys: &[Key]) -> Result<Vec<Values>> {
-        Ok(self.metrics.get(keys))
+    async fn read(&self, keys: &[Key]) -> Result<Vec<Values>> {
+        Ok(self.metrics.read(keys))
     }
 
     async fn range(&self, metric: &str, granularity: Granularity, starts: &[i64]) -> Result<Vec<Values>> {
         self.metrics.range(metric, granularity, starts)
     }
 
-    async fn delete(&self, keys: &[Key]) -> Result<()> {
-        self.metrics.delete(keys);
+    async fn remove(&self, keys: &[Key]) -> Result<()> {
+        self.metrics.remove(keys);
         Ok(())
     }
 }

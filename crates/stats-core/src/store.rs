@@ -87,7 +87,7 @@ pub trait MetricStore: Store {
     ///
     /// # Errors
     /// The store's own errors.
-    async fn get(&self, keys: &[Key]) -> Result<Vec<Values>>;
+    async fn read(&self, keys: &[Key]) -> Result<Vec<Values>>;
 
     /// Reads the buckets of one metric and granularity at the given starts, returning one
     /// document per start, aligned (empty for a missing bucket).
@@ -105,7 +105,7 @@ pub trait MetricStore: Store {
     ///
     /// # Errors
     /// The store's own errors.
-    async fn delete(&self, keys: &[Key]) -> Result<()>;
+    async fn remove(&self, keys: &[Key]) -> Result<()>;
 }
 
 /// Checks the arguments of [`MetricStore::range`]: a valid metric key and strictly ascending
@@ -125,13 +125,16 @@ pub fn check_range(metric: &str, starts: &[i64]) -> Result<()> {
 }
 
 /// Conveniences over any [`MetricStore`]: single-operation batches and single-key reads.
+///
+/// The names differ from [`CounterStore`]'s (`inc_at`, not `inc`) so that a store implementing
+/// both traits needs no qualified calls.
 #[async_trait]
 pub trait MetricStoreExt: MetricStore {
     /// Increments `values` at every key in one batch.
     ///
     /// # Errors
     /// As [`MetricStore::apply`].
-    async fn inc(&self, keys: &[Key], values: &Values) -> Result<()> {
+    async fn inc_at(&self, keys: &[Key], values: &Values) -> Result<()> {
         let mut batch = Batch::new();
         batch.inc(keys.iter().cloned(), values)?;
         self.apply(&batch).await
@@ -141,7 +144,7 @@ pub trait MetricStoreExt: MetricStore {
     ///
     /// # Errors
     /// As [`MetricStore::apply`].
-    async fn set(&self, keys: &[Key], values: &Values) -> Result<()> {
+    async fn set_at(&self, keys: &[Key], values: &Values) -> Result<()> {
         let mut batch = Batch::new();
         batch.set(keys.iter().cloned(), values)?;
         self.apply(&batch).await
@@ -150,9 +153,9 @@ pub trait MetricStoreExt: MetricStore {
     /// Reads one document (empty if missing).
     ///
     /// # Errors
-    /// As [`MetricStore::get`].
-    async fn get_one(&self, key: &Key) -> Result<Values> {
-        let mut docs = self.get(std::slice::from_ref(key)).await?;
+    /// As [`MetricStore::read`].
+    async fn read_one(&self, key: &Key) -> Result<Values> {
+        let mut docs = self.read(std::slice::from_ref(key)).await?;
         Ok(docs.pop().unwrap_or_default())
     }
 }
@@ -341,14 +344,14 @@ macro_rules! forward_store {
             async fn apply(&self, batch: &Batch) -> Result<()> {
                 (**self).apply(batch).await
             }
-            async fn get(&self, keys: &[Key]) -> Result<Vec<Values>> {
-                (**self).get(keys).await
+            async fn read(&self, keys: &[Key]) -> Result<Vec<Values>> {
+                (**self).read(keys).await
             }
             async fn range(&self, metric: &str, granularity: Granularity, starts: &[i64]) -> Result<Vec<Values>> {
                 (**self).range(metric, granularity, starts).await
             }
-            async fn delete(&self, keys: &[Key]) -> Result<()> {
-                (**self).delete(keys).await
+            async fn remove(&self, keys: &[Key]) -> Result<()> {
+                (**self).remove(keys).await
             }
         }
 

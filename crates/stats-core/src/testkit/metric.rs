@@ -26,9 +26,9 @@ async fn apply(store: &dyn MetricStore, batch: &Batch) {
 
 async fn get(store: &dyn MetricStore, keys: &[Key]) -> Vec<Values> {
     let docs = store
-        .get(keys)
+        .read(keys)
         .await
-        .unwrap_or_else(|e| panic!("{}: get failed: {e}", store.name()));
+        .unwrap_or_else(|e| panic!("{}: read failed: {e}", store.name()));
     assert_eq!(docs.len(), keys.len(), "{}: get must return one document per key", store.name());
     docs
 }
@@ -324,9 +324,9 @@ pub async fn metric_delete(store: Arc<dyn MetricStore>) {
     let keys: Vec<Key> = (0..3).map(|i| key(&m, i * 3600)).collect();
     apply(&*store, &batch(Op::Inc, &keys, &values!({"a": 1, "b": {"c": 2}}))).await;
     store
-        .delete(&[keys[0].clone(), keys[2].clone(), key(&unique("none"), 0)])
+        .remove(&[keys[0].clone(), keys[2].clone(), key(&unique("none"), 0)])
         .await
-        .unwrap_or_else(|e| panic!("{}: delete failed: {e}", store.name()));
+        .unwrap_or_else(|e| panic!("{}: remove failed: {e}", store.name()));
     assert_eq!(
         get(&*store, &keys).await,
         vec![Values::new(), values!({"a": 1, "b": {"c": 2}}), Values::new()],
@@ -336,7 +336,7 @@ pub async fn metric_delete(store: Arc<dyn MetricStore>) {
     // A deleted document starts afresh, even where a leaf becomes a map.
     apply(&*store, &batch(Op::Inc, &keys[..1], &values!({"a": {"x": 1}}))).await;
     assert_eq!(get_one(&*store, &keys[0]).await, values!({"a": {"x": 1}}), "{}: write after delete", store.name());
-    store.delete(&[]).await.expect("empty delete");
+    store.remove(&[]).await.expect("empty delete");
 }
 
 /// The status slot of a metric is a document of its own.
