@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use stats_backend_atomics::AtomicsStore;
 use stats_core::{
-    Batch, CasOutcome, Capabilities, CounterInfo, CounterStore, Error, Granularity, Key,
+    Batch, Capabilities, CasOutcome, CounterInfo, CounterStore, Error, Granularity, Key,
     MetricStore, Number, Result, Store, ThrottleStore, Values,
 };
 
@@ -37,7 +37,13 @@ macro_rules! forward {
             async fn delete_namespace(&self, ns: &str) -> Result<u64> {
                 self.inner.delete_namespace(ns).await
             }
-            async fn compare_and_swap(&self, ns: &str, key: &str, expected: i64, new: i64) -> Result<CasOutcome> {
+            async fn compare_and_swap(
+                &self,
+                ns: &str,
+                key: &str,
+                expected: i64,
+                new: i64,
+            ) -> Result<CasOutcome> {
                 self.inner.compare_and_swap(ns, key, expected, new).await
             }
             async fn info(&self) -> Result<CounterInfo> {
@@ -65,7 +71,12 @@ macro_rules! forward {
             async fn read(&self, keys: &[Key]) -> Result<Vec<Values>> {
                 self.inner.read(keys).await
             }
-            async fn range(&self, metric: &str, granularity: Granularity, starts: &[i64]) -> Result<Vec<Values>> {
+            async fn range(
+                &self,
+                metric: &str,
+                granularity: Granularity,
+                starts: &[i64],
+            ) -> Result<Vec<Values>> {
                 self.inner.range(metric, granularity, starts).await
             }
             async fn remove(&self, keys: &[Key]) -> Result<()> {
@@ -96,7 +107,9 @@ impl DropsOneInAThousand {
 
     async fn broken_inc(&self, ns: &str, key: &str, step: i64, default: i64) -> Result<i64> {
         if self.drop_this_one() {
-            let current = CounterStore::get(&self.inner, ns, key).await?.unwrap_or(default);
+            let current = CounterStore::get(&self.inner, ns, key)
+                .await?
+                .unwrap_or(default);
             return Ok(current + step);
         }
         self.inner.inc(ns, key, step, default).await
@@ -105,7 +118,12 @@ impl DropsOneInAThousand {
     async fn broken_apply(&self, batch: &Batch) -> Result<()> {
         let mut kept = Batch::new();
         for write in batch.writes() {
-            let keys: Vec<Key> = write.keys().iter().filter(|_| !self.drop_this_one()).cloned().collect();
+            let keys: Vec<Key> = write
+                .keys()
+                .iter()
+                .filter(|_| !self.drop_this_one())
+                .cloned()
+                .collect();
             kept.push_flat(write.op(), keys, write.fields().into())?;
         }
         self.inner.apply(&kept).await
@@ -125,7 +143,9 @@ impl WrapsOnOverflow {
     async fn broken_inc(&self, ns: &str, key: &str, step: i64, default: i64) -> Result<i64> {
         match self.inner.inc(ns, key, step, default).await {
             Err(Error::Overflow { .. }) => {
-                let current = CounterStore::get(&self.inner, ns, key).await?.unwrap_or(default);
+                let current = CounterStore::get(&self.inner, ns, key)
+                    .await?
+                    .unwrap_or(default);
                 let wrapped = current.wrapping_add(step);
                 CounterStore::set(&self.inner, ns, key, wrapped).await?;
                 Ok(wrapped)
@@ -138,9 +158,16 @@ impl WrapsOnOverflow {
         match self.inner.apply(batch).await {
             Err(Error::Overflow { .. }) => {
                 for (op, key, path, given) in batch.updates() {
-                    let stored = self.inner.read(std::slice::from_ref(key)).await?.remove(0).number_at(path);
+                    let stored = self
+                        .inner
+                        .read(std::slice::from_ref(key))
+                        .await?
+                        .remove(0)
+                        .number_at(path);
                     let new = match (op, stored, given) {
-                        (stats_core::Op::Inc, Some(Number::Int(a)), Number::Int(b)) => Number::Int(a.wrapping_add(b)),
+                        (stats_core::Op::Inc, Some(Number::Int(a)), Number::Int(b)) => {
+                            Number::Int(a.wrapping_add(b))
+                        }
                         _ => op.apply(stored, given, key, path).unwrap_or(given),
                     };
                     let mut one = Batch::new();

@@ -21,7 +21,10 @@ fn handle(c: &mut Criterion) {
     let mut group = c.benchmark_group("atomics/handle");
     group.throughput(Throughput::Elements(1));
     let store = AtomicsStore::new();
-    let handle = store.counters().handle("bench", "handle", 0).expect("handle");
+    let handle = store
+        .counters()
+        .handle("bench", "handle", 0)
+        .expect("handle");
     group.bench_function(BenchmarkId::new("ours", "inc"), |b| {
         b.iter(|| black_box(handle.inc(black_box(1)).expect("inc")))
     });
@@ -61,7 +64,10 @@ fn keyed(c: &mut Criterion) {
     let per_thread: Vec<Vec<String>> = (0..2).map(|t| keys_32(t + 1, KEYS)).collect();
     for (t, keys) in per_thread.iter().enumerate() {
         for k in keys {
-            store.counters().inc(&format!("bench{t}"), k, 0, 0).expect("create");
+            store
+                .counters()
+                .inc(&format!("bench{t}"), k, 0, 0)
+                .expect("create");
         }
     }
     let namespaces = ["bench0", "bench1"];
@@ -71,7 +77,12 @@ fn keyed(c: &mut Criterion) {
             on_threads(2, iters, |t, iters| {
                 let keys = &per_thread[t];
                 for n in 0..iters as usize {
-                    black_box(store.counters().inc(namespaces[t], &keys[n % KEYS], 1, 0).expect("inc"));
+                    black_box(
+                        store
+                            .counters()
+                            .inc(namespaces[t], &keys[n % KEYS], 1, 0)
+                            .expect("inc"),
+                    );
                 }
             })
         })
@@ -112,7 +123,9 @@ fn keyed(c: &mut Criterion) {
 
     // The async trait path, awaited on a current-thread runtime.
     group.throughput(Throughput::Elements(1));
-    let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
     group.bench_function(BenchmarkId::new("ours", "async-trait"), |b| {
         b.iter_custom(|iters| {
             runtime.block_on(async {

@@ -1,18 +1,24 @@
-//! Lock-free counters: a concurrent map of namespaces, each a concurrent map of atomics.
+//! Lock-free counters: one concurrent map from (namespace, key) to an atomic, plus a small
+//! per-namespace index for listing and deleting a namespace.
+//!
+//! An increment of an existing counter is one hash of the pair, one lock-free lookup and one
+//! compare-exchange on the counter's own cache line. Creating and deleting counters take the
+//! namespace index's mutex, so that listing, capacity and whole-namespace deletion are exact.
 
+use std::collections::BTreeSet;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use foldhash::fast::RandomState;
+use parking_lot::Mutex;
 use stats_core::store::check_counter;
 use stats_core::{CasOutcome, CounterInfo, Error, NameKind, NamespaceInfo, Result, name};
 
-type Map<V> = papaya::HashMap<Box<str>, V, RandomState>;
-
 /// One counter. Aligned to a cache line so that counters written by different threads never
 /// share one (false sharing would serialize them).
-#[repr(align(64))]
+//ALIGN
 #[derive(Debug)]
 struct Slot {
     value: AtomicI64,
@@ -34,11 +40,15 @@ impl Slot {
     fn add(&self, step: i64, ns: &str, key: &str) -> Result<i64> {
         let mut current = self.value.load(Ordering::Relaxed);
         loop {
-            let new = current.checked_add(step).ok_or_else(|| overflow(ns, key, current, step))?;
-            match self
-                .value
-                .compare_exchange_weak(current, new, Ordering::AcqRel, Ordering::Relaxed)
-            {
+            let new = current
+                .checked_add(step)
+                .ok_or_else(|| overflow(ns, key, current, step))?;
+            match self.value.compare_exchange_weak(
+                current,
+                new,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => return Ok(new),
                 Err(seen) => current = seen,
             }
@@ -54,11 +64,52 @@ fn overflow(ns: &str, key: &str, current: i64, step: i64) -> Error {
     }
 }
 
+/// The map key of a counter.
+struct CounterKey {
+    ns: Arc<str>,
+    key: Box<str>,
+}
+
+/// A borrowed (namespace, key) pair that finds a [`CounterKey`] without allocating.
+struct Lookup<'a>(&'a str, &'a str);
+
+fn hash_pair<H: Hasher>(ns: &str, key: &str, state: &mut H) {
+    // `str`'s own Hash writes a terminator, so ("ab", "c") and ("a", "bc") differ.
+    ns.hash(state);
+    key.hash(state);
+}
+
+impl Hash for CounterKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        hash_pair(&self.ns, &self.key, state);
+    }
+}
+
+impl Hash for Lookup<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        hash_pair(self.0, self.1, state);
+    }
+}
+
+impl PartialEq for CounterKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.ns == other.ns && self.key == other.key
+    }
+}
+
+impl Eq for CounterKey {}
+
+impl papaya::Equivalent<CounterKey> for Lookup<'_> {
+    fn equivalent(&self, key: &CounterKey) -> bool {
+        *key.ns == *self.0 && *key.key == *self.1
+    }
+}
+
+/// The keys of one namespace. Its mutex orders creations and deletions in the namespace, so
+/// that capacity checks, listings and whole-namespace deletion are exact.
 struct Namespace {
-    name: Box<str>,
-    counters: Map<Arc<Slot>>,
-    /// Counters alive in this namespace; bounded by the store's capacity.
-    live: AtomicUsize,
+    name: Arc<str>,
+    keys: Mutex<BTreeSet<Box<str>>>,
 }
 
 /// The counters of an [`AtomicsStore`](crate::AtomicsStore), with synchronous methods: the
@@ -68,13 +119,15 @@ struct Namespace {
 ///
 /// [`CounterStore`]: stats_core::CounterStore
 pub struct Counters {
-    namespaces: Map<Arc<Namespace>>,
+    counters: papaya::HashMap<CounterKey, Arc<Slot>, RandomState>,
+    namespaces: papaya::HashMap<Box<str>, Arc<Namespace>, RandomState>,
     capacity: Option<usize>,
 }
 
 impl fmt::Debug for Counters {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Counters")
+            .field("counters", &self.counters.len())
             .field("namespaces", &self.namespaces.len())
             .field("capacity", &self.capacity)
             .finish()
@@ -84,7 +137,8 @@ impl fmt::Debug for Counters {
 impl Counters {
     pub(crate) fn new(capacity: Option<usize>) -> Self {
         Counters {
-            namespaces: Map::default(),
+            counters: papaya::HashMap::default(),
+            namespaces: papaya::HashMap::default(),
             capacity,
         }
     }
@@ -94,21 +148,19 @@ impl Counters {
         self.capacity
     }
 
+    /// The namespace's index, created if missing. Namespaces are checked only on the way in.
     fn namespace(&self, ns: &str) -> Result<Arc<Namespace>> {
         let guard = self.namespaces.guard();
         if let Some(found) = self.namespaces.get(ns, &guard) {
             return Ok(Arc::clone(found));
         }
-        // Names are checked only on the way in: everything in the maps is valid, so a lookup
-        // that finds something needs no check.
         name::check_segment(NameKind::Namespace, ns)?;
         let created = self.namespaces.get_or_insert_with(
             ns.into(),
             || {
                 Arc::new(Namespace {
                     name: ns.into(),
-                    counters: Map::default(),
-                    live: AtomicUsize::new(0),
+                    keys: Mutex::new(BTreeSet::new()),
                 })
             },
             &guard,
@@ -127,54 +179,40 @@ impl Counters {
         initial: impl FnOnce() -> Result<i64>,
         f: impl FnOnce(&Arc<Slot>, bool) -> Result<T>,
     ) -> Result<T> {
-        // Fast path: both found, no allocation, no name check, no shared write but the counter.
+        // Fast path: found, so no allocation, no name check (everything in the map was
+        // checked on the way in), no shared write but the counter itself.
         {
-            let guard = self.namespaces.guard();
-            if let Some(space) = self.namespaces.get(ns, &guard) {
-                let counters = space.counters.guard();
-                if let Some(slot) = space.counters.get(key, &counters) {
-                    return f(slot, false);
-                }
+            let guard = self.counters.guard();
+            if let Some(slot) = self.counters.get(&Lookup(ns, key), &guard) {
+                return f(slot, false);
             }
         }
         check_counter(ns, key)?;
         let space = self.namespace(ns)?;
-        let guard = space.counters.guard();
-        if let Some(slot) = space.counters.get(key, &guard) {
+        let mut keys = space.keys.lock();
+        let guard = self.counters.guard();
+        if let Some(slot) = self.counters.get(&Lookup(ns, key), &guard) {
             return f(slot, false);
         }
         let start = initial()?;
-        self.reserve(&space)?;
-        match space
-            .counters
-            .try_insert(key.into(), Slot::new(start), &guard)
-        {
-            Ok(slot) => f(slot, true),
-            Err(occupied) => {
-                // Another thread created it first: give the reservation back and use theirs.
-                space.live.fetch_sub(1, Ordering::AcqRel);
-                f(occupied.current, false)
-            }
-        }
-    }
-
-    fn reserve(&self, space: &Namespace) -> Result<()> {
-        match self.capacity {
-            None => {
-                space.live.fetch_add(1, Ordering::AcqRel);
-                Ok(())
-            }
-            Some(capacity) => space
-                .live
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |live| {
-                    (live < capacity).then_some(live + 1)
-                })
-                .map(|_| ())
-                .map_err(|_| Error::CapacityExceeded {
-                    namespace: space.name.to_string(),
+        if let Some(capacity) = self.capacity {
+            if keys.len() >= capacity {
+                return Err(Error::CapacityExceeded {
+                    namespace: ns.to_owned(),
                     capacity,
-                }),
+                });
+            }
         }
+        let counter_key = CounterKey {
+            ns: Arc::clone(&space.name),
+            key: key.into(),
+        };
+        // Creations in a namespace are serialized by its lock, so the insert cannot collide.
+        let slot = self
+            .counters
+            .get_or_insert(counter_key, Slot::new(start), &guard);
+        keys.insert(key.into());
+        f(slot, true)
     }
 
     /// See [`CounterStore::inc`](stats_core::CounterStore::inc).
@@ -186,7 +224,11 @@ impl Counters {
         self.with_slot(
             ns,
             key,
-            || default.checked_add(step).ok_or_else(|| overflow(ns, key, default, step)),
+            || {
+                default
+                    .checked_add(step)
+                    .ok_or_else(|| overflow(ns, key, default, step))
+            },
             |slot, created| {
                 if created {
                     Ok(slot.value.load(Ordering::Acquire))
@@ -202,35 +244,37 @@ impl Counters {
     /// # Errors
     /// [`Error::InvalidName`] for a bad name.
     pub fn get(&self, ns: &str, key: &str) -> Result<Option<i64>> {
-        let guard = self.namespaces.guard();
-        if let Some(space) = self.namespaces.get(ns, &guard) {
-            let counters = space.counters.guard();
-            if let Some(slot) = space.counters.get(key, &counters) {
-                return Ok(Some(slot.value.load(Ordering::Acquire)));
-            }
+        let guard = self.counters.guard();
+        if let Some(slot) = self.counters.get(&Lookup(ns, key), &guard) {
+            return Ok(Some(slot.value.load(Ordering::Acquire)));
         }
         check_counter(ns, key)?;
         Ok(None)
     }
 
-    /// See [`CounterStore::get_all`](stats_core::CounterStore::get_all). Each value is read
-    /// atomically; the list is not one atomic snapshot of the namespace.
+    /// See [`CounterStore::get_all`](stats_core::CounterStore::get_all). The key set is exact
+    /// (creations and deletions wait); each value is read atomically on its own.
     ///
     /// # Errors
     /// [`Error::InvalidName`] for a bad namespace.
     pub fn get_all(&self, ns: &str) -> Result<Vec<(String, i64)>> {
         name::check_segment(NameKind::Namespace, ns)?;
-        let guard = self.namespaces.guard();
-        let Some(space) = self.namespaces.get(ns, &guard) else {
-            return Ok(Vec::new());
+        let space = {
+            let guard = self.namespaces.guard();
+            match self.namespaces.get(ns, &guard) {
+                Some(space) => Arc::clone(space),
+                None => return Ok(Vec::new()),
+            }
         };
-        let counters = space.counters.pin();
-        let mut all: Vec<(String, i64)> = counters
+        let keys = space.keys.lock();
+        let guard = self.counters.guard();
+        Ok(keys
             .iter()
-            .map(|(k, slot)| (k.to_string(), slot.value.load(Ordering::Acquire)))
-            .collect();
-        all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        Ok(all)
+            .filter_map(|k| {
+                let slot = self.counters.get(&Lookup(ns, k), &guard)?;
+                Some((k.to_string(), slot.value.load(Ordering::Acquire)))
+            })
+            .collect())
     }
 
     /// See [`CounterStore::set`](stats_core::CounterStore::set).
@@ -238,12 +282,17 @@ impl Counters {
     /// # Errors
     /// As the trait method.
     pub fn set(&self, ns: &str, key: &str, value: i64) -> Result<()> {
-        self.with_slot(ns, key, || Ok(value), |slot, created| {
-            if !created {
-                slot.value.store(value, Ordering::Release);
-            }
-            Ok(())
-        })
+        self.with_slot(
+            ns,
+            key,
+            || Ok(value),
+            |slot, created| {
+                if !created {
+                    slot.value.store(value, Ordering::Release);
+                }
+                Ok(())
+            },
+        )
     }
 
     /// See [`CounterStore::delete`](stats_core::CounterStore::delete).
@@ -252,40 +301,45 @@ impl Counters {
     /// [`Error::InvalidName`] for a bad name.
     pub fn delete(&self, ns: &str, key: &str) -> Result<bool> {
         check_counter(ns, key)?;
-        let guard = self.namespaces.guard();
-        let Some(space) = self.namespaces.get(ns, &guard) else {
-            return Ok(false);
-        };
-        let counters = space.counters.guard();
-        match space.counters.remove(key, &counters) {
-            Some(slot) => {
-                slot.deleted.store(true, Ordering::Release);
-                space.live.fetch_sub(1, Ordering::AcqRel);
-                Ok(true)
+        let space = {
+            let guard = self.namespaces.guard();
+            match self.namespaces.get(ns, &guard) {
+                Some(space) => Arc::clone(space),
+                None => return Ok(false),
             }
-            None => Ok(false),
+        };
+        let mut keys = space.keys.lock();
+        if !keys.remove(key) {
+            return Ok(false);
+        }
+        self.remove_slot(ns, key);
+        Ok(true)
+    }
+
+    fn remove_slot(&self, ns: &str, key: &str) {
+        let guard = self.counters.guard();
+        if let Some(slot) = self.counters.remove(&Lookup(ns, key), &guard) {
+            slot.deleted.store(true, Ordering::Release);
         }
     }
 
     /// See [`CounterStore::delete_namespace`](stats_core::CounterStore::delete_namespace).
     ///
-    /// Removes the namespace as a whole. An increment that looked the namespace up just before
-    /// (and so is ordered before the deletion) may land in the removed namespace after the
-    /// count was taken; it is then not counted, and not visible, as if it came first.
-    ///
     /// # Errors
     /// [`Error::InvalidName`] for a bad namespace.
     pub fn delete_namespace(&self, ns: &str) -> Result<u64> {
         name::check_segment(NameKind::Namespace, ns)?;
-        let guard = self.namespaces.guard();
-        let Some(space) = self.namespaces.remove(ns, &guard) else {
-            return Ok(0);
+        let space = {
+            let guard = self.namespaces.guard();
+            match self.namespaces.get(ns, &guard) {
+                Some(space) => Arc::clone(space),
+                None => return Ok(0),
+            }
         };
-        let counters = space.counters.pin();
-        let mut removed = 0;
-        for (_, slot) in counters.iter() {
-            slot.deleted.store(true, Ordering::Release);
-            removed += 1;
+        let mut keys = space.keys.lock();
+        let removed = keys.len() as u64;
+        for key in std::mem::take(&mut *keys) {
+            self.remove_slot(ns, &key);
         }
         Ok(removed)
     }
@@ -295,29 +349,36 @@ impl Counters {
     ///
     /// # Errors
     /// As the trait method.
-    pub fn compare_and_swap(&self, ns: &str, key: &str, expected: i64, new: i64) -> Result<CasOutcome> {
+    pub fn compare_and_swap(
+        &self,
+        ns: &str,
+        key: &str,
+        expected: i64,
+        new: i64,
+    ) -> Result<CasOutcome> {
         if expected != 0 {
             // A missing counter counts as 0, so only `expected == 0` may create it.
-            let guard = self.namespaces.guard();
-            let slot = self.namespaces.get(ns, &guard).and_then(|space| {
-                let counters = space.counters.guard();
-                space.counters.get(key, &counters).map(Arc::clone)
-            });
-            return match slot {
-                Some(slot) => Ok(cas(&slot, expected, new)),
+            let guard = self.counters.guard();
+            return match self.counters.get(&Lookup(ns, key), &guard) {
+                Some(slot) => Ok(cas(slot, expected, new)),
                 None => {
                     check_counter(ns, key)?;
                     Ok(CasOutcome::Mismatch(0))
                 }
             };
         }
-        self.with_slot(ns, key, || Ok(new), |slot, created| {
-            Ok(if created {
-                CasOutcome::Swapped(new)
-            } else {
-                cas(slot, expected, new)
-            })
-        })
+        self.with_slot(
+            ns,
+            key,
+            || Ok(new),
+            |slot, created| {
+                Ok(if created {
+                    CasOutcome::Swapped(new)
+                } else {
+                    cas(slot, expected, new)
+                })
+            },
+        )
     }
 
     /// See [`CounterStore::info`](stats_core::CounterStore::info).
@@ -325,7 +386,9 @@ impl Counters {
         let namespaces = self.namespaces.pin();
         let entries = namespaces
             .iter()
-            .map(|(name, space)| NamespaceInfo::new(name.to_string(), space.counters.len() as u64))
+            .map(|(name, space)| {
+                NamespaceInfo::new(name.to_string(), space.keys.lock().len() as u64)
+            })
             .filter(|n| n.counters > 0)
             .collect();
         CounterInfo::new(crate::STORE_NAME, entries, self.capacity)
@@ -403,7 +466,10 @@ impl CounterHandle {
     #[inline]
     fn live(&self) -> Result<()> {
         if self.slot.deleted.load(Ordering::Acquire) {
-            return Err(Error::NotFound(format!("counter {}/{} was deleted", self.ns, self.key)));
+            return Err(Error::NotFound(format!(
+                "counter {}/{} was deleted",
+                self.ns, self.key
+            )));
         }
         Ok(())
     }

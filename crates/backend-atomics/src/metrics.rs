@@ -85,13 +85,18 @@ impl Metrics {
                     .map(|k| {
                         let bucket = match self.buckets.get(*k, &guard) {
                             Some(found) => found,
-                            None => self.buckets.get_or_insert_with((*k).clone(), Bucket::default, &guard),
+                            None => self.buckets.get_or_insert_with(
+                                (*k).clone(),
+                                Bucket::default,
+                                &guard,
+                            ),
                         };
                         Arc::clone(bucket)
                     })
                     .collect()
             };
-            let mut locked: Vec<MutexGuard<'_, BucketState>> = buckets.iter().map(|b| b.lock()).collect();
+            let mut locked: Vec<MutexGuard<'_, BucketState>> =
+                buckets.iter().map(|b| b.lock()).collect();
             if locked.iter().any(|state| state.dead) {
                 continue;
             }
@@ -130,7 +135,12 @@ impl Metrics {
     ///
     /// # Errors
     /// [`Error::InvalidName`] or [`Error::InvalidInput`].
-    pub fn range(&self, metric: &str, granularity: Granularity, starts: &[i64]) -> Result<Vec<Values>> {
+    pub fn range(
+        &self,
+        metric: &str,
+        granularity: Granularity,
+        starts: &[i64],
+    ) -> Result<Vec<Values>> {
         check_range(metric, starts)?;
         let Some(&first) = starts.first() else {
             return Ok(Vec::new());
@@ -171,11 +181,17 @@ impl Metrics {
 }
 
 /// Computes every update of the batch against the locked buckets (`locked[i]` is `keys[i]`).
-fn stage<'b>(batch: &'b Batch, keys: &[&Key], locked: &[MutexGuard<'_, BucketState>]) -> Result<Vec<Staged<'b>>> {
+fn stage<'b>(
+    batch: &'b Batch,
+    keys: &[&Key],
+    locked: &[MutexGuard<'_, BucketState>],
+) -> Result<Vec<Staged<'b>>> {
     let mut staged: Vec<Staged<'b>> = keys.iter().map(|_| Staged::default()).collect();
     for write in batch.writes() {
         for key in write.keys() {
-            let i = keys.binary_search(&key).expect("sorted_keys holds every key of the batch");
+            let i = keys
+                .binary_search(&key)
+                .expect("sorted_keys holds every key of the batch");
             let (state, stage) = (&locked[i], &mut staged[i]);
             for (path, given) in write.fields() {
                 let path = path.as_str();
@@ -195,7 +211,12 @@ fn stage<'b>(batch: &'b Batch, keys: &[&Key], locked: &[MutexGuard<'_, BucketSta
 }
 
 /// A new leaf must not sit below another leaf nor where a map is.
-fn check_new_leaf<'b>(key: &Key, path: &'b str, state: &BucketState, stage: &mut Staged<'b>) -> Result<()> {
+fn check_new_leaf<'b>(
+    key: &Key,
+    path: &'b str,
+    state: &BucketState,
+    stage: &mut Staged<'b>,
+) -> Result<()> {
     let conflict = |detail| Error::PathConflict {
         key: key.to_string(),
         path: path.to_owned(),

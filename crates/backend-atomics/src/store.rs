@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use stats_core::{
-    Batch, CasOutcome, Capabilities, CounterInfo, CounterStore, Error, Granularity, Key, MetricStore,
-    Result, Store, ThrottleStore, Values,
+    Batch, Capabilities, CasOutcome, CounterInfo, CounterStore, Error, Granularity, Key,
+    MetricStore, Result, Store, ThrottleStore, Values,
 };
 
 use crate::counters::Counters;
@@ -58,7 +58,9 @@ impl AtomicsStore {
     /// [`Error::InvalidInput`] for a capacity of 0.
     pub fn bounded(capacity: usize) -> Result<Self> {
         if capacity == 0 {
-            return Err(Error::InvalidInput("counter capacity must be at least 1".into()));
+            return Err(Error::InvalidInput(
+                "counter capacity must be at least 1".into(),
+            ));
         }
         Ok(Self::build(Some(capacity)))
     }
@@ -112,7 +114,12 @@ impl MetricStore for AtomicsStore {
         Ok(self.metrics.read(keys))
     }
 
-    async fn range(&self, metric: &str, granularity: Granularity, starts: &[i64]) -> Result<Vec<Values>> {
+    async fn range(
+        &self,
+        metric: &str,
+        granularity: Granularity,
+        starts: &[i64],
+    ) -> Result<Vec<Values>> {
         self.metrics.range(metric, granularity, starts)
     }
 
@@ -148,8 +155,15 @@ impl CounterStore for AtomicsStore {
         self.counters.delete_namespace(namespace)
     }
 
-    async fn compare_and_swap(&self, namespace: &str, key: &str, expected: i64, new: i64) -> Result<CasOutcome> {
-        self.counters.compare_and_swap(namespace, key, expected, new)
+    async fn compare_and_swap(
+        &self,
+        namespace: &str,
+        key: &str,
+        expected: i64,
+        new: i64,
+    ) -> Result<CasOutcome> {
+        self.counters
+            .compare_and_swap(namespace, key, expected, new)
     }
 
     async fn info(&self) -> Result<CounterInfo> {

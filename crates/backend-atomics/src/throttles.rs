@@ -83,7 +83,10 @@ mod tests {
     fn sweeps_expired_keys() {
         let t = Throttles::new();
         for i in 0..3 * SWEEP_AFTER {
-            assert!(t.try_acquire(&format!("k{i}"), Duration::from_millis(1)).unwrap());
+            assert!(
+                t.try_acquire(&format!("k{i}"), Duration::from_millis(1))
+                    .unwrap()
+            );
         }
         std::thread::sleep(Duration::from_millis(5));
         assert!(t.try_acquire("last", Duration::from_secs(60)).unwrap());

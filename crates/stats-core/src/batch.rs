@@ -28,7 +28,13 @@ impl Op {
     /// # Errors
     /// [`Error::Overflow`](crate::Error::Overflow) when an increment leaves the `i64` range or a
     /// float sum becomes infinite.
-    pub fn apply(self, stored: Option<Number>, given: Number, key: &Key, path: &str) -> Result<Number> {
+    pub fn apply(
+        self,
+        stored: Option<Number>,
+        given: Number,
+        key: &Key,
+        path: &str,
+    ) -> Result<Number> {
         Ok(match (self, stored) {
             (Op::Set, _) | (_, None) => given,
             (Op::Inc, Some(s)) => s.checked_add_at(given, &key.to_string(), Some(path))?,
@@ -109,7 +115,12 @@ impl Batch {
     /// # Errors
     /// [`Error::InvalidName`](crate::Error::InvalidName) for a path that is too long or deep.
     /// On error the batch is unchanged.
-    pub fn push(&mut self, op: Op, keys: impl IntoIterator<Item = Key>, values: &Values) -> Result<&mut Self> {
+    pub fn push(
+        &mut self,
+        op: Op,
+        keys: impl IntoIterator<Item = Key>,
+        values: &Values,
+    ) -> Result<&mut Self> {
         let fields = values.flatten_checked()?;
         let keys: Vec<Key> = keys.into_iter().collect();
         self.push_flat(op, keys, fields.into())
@@ -120,7 +131,12 @@ impl Batch {
     ///
     /// # Errors
     /// None today; the signature keeps room for checks.
-    pub fn push_flat(&mut self, op: Op, keys: Vec<Key>, fields: Arc<[(String, Number)]>) -> Result<&mut Self> {
+    pub fn push_flat(
+        &mut self,
+        op: Op,
+        keys: Vec<Key>,
+        fields: Arc<[(String, Number)]>,
+    ) -> Result<&mut Self> {
         if !keys.is_empty() && !fields.is_empty() {
             self.len += keys.len() * fields.len();
             self.writes.push(Write { op, keys, fields });
@@ -132,7 +148,11 @@ impl Batch {
     ///
     /// # Errors
     /// As [`Batch::push`].
-    pub fn inc(&mut self, keys: impl IntoIterator<Item = Key>, values: &Values) -> Result<&mut Self> {
+    pub fn inc(
+        &mut self,
+        keys: impl IntoIterator<Item = Key>,
+        values: &Values,
+    ) -> Result<&mut Self> {
         self.push(Op::Inc, keys, values)
     }
 
@@ -140,7 +160,11 @@ impl Batch {
     ///
     /// # Errors
     /// As [`Batch::push`].
-    pub fn set(&mut self, keys: impl IntoIterator<Item = Key>, values: &Values) -> Result<&mut Self> {
+    pub fn set(
+        &mut self,
+        keys: impl IntoIterator<Item = Key>,
+        values: &Values,
+    ) -> Result<&mut Self> {
         self.push(Op::Set, keys, values)
     }
 
@@ -148,7 +172,11 @@ impl Batch {
     ///
     /// # Errors
     /// As [`Batch::push`].
-    pub fn max(&mut self, keys: impl IntoIterator<Item = Key>, values: &Values) -> Result<&mut Self> {
+    pub fn max(
+        &mut self,
+        keys: impl IntoIterator<Item = Key>,
+        values: &Values,
+    ) -> Result<&mut Self> {
         self.push(Op::Max, keys, values)
     }
 
@@ -156,7 +184,11 @@ impl Batch {
     ///
     /// # Errors
     /// As [`Batch::push`].
-    pub fn min(&mut self, keys: impl IntoIterator<Item = Key>, values: &Values) -> Result<&mut Self> {
+    pub fn min(
+        &mut self,
+        keys: impl IntoIterator<Item = Key>,
+        values: &Values,
+    ) -> Result<&mut Self> {
         self.push(Op::Min, keys, values)
     }
 
@@ -178,9 +210,9 @@ impl Batch {
     /// Every leaf update in application order: `(op, key, path, number)`.
     pub fn updates(&self) -> impl Iterator<Item = (Op, &Key, &str, Number)> + '_ {
         self.writes.iter().flat_map(|w| {
-            w.keys.iter().flat_map(move |k| {
-                w.fields.iter().map(move |(p, n)| (w.op, k, p.as_str(), *n))
-            })
+            w.keys
+                .iter()
+                .flat_map(move |k| w.fields.iter().map(move |(p, n)| (w.op, k, p.as_str(), *n)))
         })
     }
 
@@ -241,7 +273,10 @@ mod tests {
         assert_eq!(Op::Set.apply(Some(i(2)), i(3), &k, "p").unwrap(), i(3));
         assert_eq!(Op::Max.apply(Some(i(2)), i(1), &k, "p").unwrap(), i(2));
         assert_eq!(Op::Min.apply(Some(i(2)), i(1), &k, "p").unwrap(), i(1));
-        let err = Op::Inc.apply(Some(i(i64::MAX)), i(1), &k, "p").unwrap_err().to_string();
+        let err = Op::Inc
+            .apply(Some(i(i64::MAX)), i(1), &k, "p")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("m::status") && err.contains("\"p\""), "{err}");
     }
 }

@@ -181,11 +181,7 @@ impl Error {
     }
 
     /// A [`Error::Backend`] error.
-    pub fn backend(
-        store: &'static str,
-        retryable: bool,
-        source: impl Into<BoxError>,
-    ) -> Self {
+    pub fn backend(store: &'static str, retryable: bool, source: impl Into<BoxError>) -> Self {
         Error::Backend {
             store,
             retryable,

@@ -159,11 +159,11 @@ impl FromStr for Granularity {
         if digits.starts_with('0') {
             return Err(bad("the count must be at least 1, without leading zeros"));
         }
-        let unit = Unit::from_suffix(suffix).ok_or_else(|| bad("unknown unit (one of s m h d w mo q y)"))?;
+        let unit = Unit::from_suffix(suffix)
+            .ok_or_else(|| bad("unknown unit (one of s m h d w mo q y)"))?;
         let count: u32 = digits.parse().map_err(|_| bad("the count is too large"))?;
-        Granularity::new(count, unit).map_err(|_| {
-            bad("the count is larger than the period the unit is counted within")
-        })
+        Granularity::new(count, unit)
+            .map_err(|_| bad("the count is larger than the period the unit is counted within"))
     }
 }
 
@@ -186,7 +186,10 @@ mod tests {
 
     #[test]
     fn parses_and_displays() {
-        for s in ["1s", "15m", "33m", "1h", "5h", "1d", "7d", "1w", "2w", "1mo", "1q", "5y", "60m", "366d"] {
+        for s in [
+            "1s", "15m", "33m", "1h", "5h", "1d", "7d", "1w", "2w", "1mo", "1q", "5y", "60m",
+            "366d",
+        ] {
             let g: Granularity = s.parse().unwrap();
             assert_eq!(g.to_string(), s);
         }
@@ -196,7 +199,24 @@ mod tests {
 
     #[test]
     fn refuses_bad_strings() {
-        for s in ["", "m", "0m", "01m", "-1m", "1", "1x", "1 m", " 1m", "1M", "1mon", "61m", "25h", "5q", "99999999999m", "1.5h"] {
+        for s in [
+            "",
+            "m",
+            "0m",
+            "01m",
+            "-1m",
+            "1",
+            "1x",
+            "1 m",
+            " 1m",
+            "1M",
+            "1mon",
+            "61m",
+            "25h",
+            "5q",
+            "99999999999m",
+            "1.5h",
+        ] {
             let err = s.parse::<Granularity>().unwrap_err();
             assert!(matches!(err, Error::InvalidGranularity { .. }), "{s:?}");
             assert!(err.to_string().contains(&format!("{s:?}")), "{err}");
@@ -205,7 +225,10 @@ mod tests {
 
     #[test]
     fn defaults_are_the_seven() {
-        let names: Vec<String> = Granularity::defaults().iter().map(|g| g.to_string()).collect();
+        let names: Vec<String> = Granularity::defaults()
+            .iter()
+            .map(|g| g.to_string())
+            .collect();
         assert_eq!(names, ["1m", "1h", "1d", "1w", "1mo", "1q", "1y"]);
     }
 }

@@ -140,7 +140,10 @@ mod tests {
         let k = Key::bucket("orders", g, 1_700_000_000).unwrap();
         assert_eq!(k.joined("app"), "app::orders::1h::1700000000");
         assert_eq!(k.to_string(), "orders::1h::1700000000");
-        assert_eq!(Key::status("orders").unwrap().joined("p"), "p::orders::status");
+        assert_eq!(
+            Key::status("orders").unwrap().joined("p"),
+            "p::orders::status"
+        );
         assert_eq!(k.with_bucket(g, -60).start(), Some(-60));
     }
 
@@ -154,7 +157,7 @@ mod tests {
     #[test]
     fn order_is_metric_then_slot() {
         let h = "1h".parse().unwrap();
-        let mut keys = vec![
+        let mut keys = [
             Key::bucket("b", h, 0).unwrap(),
             Key::bucket("a", h, 60).unwrap(),
             Key::status("a").unwrap(),

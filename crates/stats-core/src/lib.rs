@@ -31,7 +31,7 @@ pub use key::{Key, Slot};
 pub use number::Number;
 #[doc(inline)]
 pub use store::{
-    CasOutcome, Capabilities, CounterInfo, CounterStore, MetricStore, MetricStoreExt,
+    Capabilities, CasOutcome, CounterInfo, CounterStore, MetricStore, MetricStoreExt,
     NamespaceInfo, Store, ThrottleStore,
 };
 #[doc(inline)]

@@ -82,7 +82,11 @@ pub fn check_path(path: &str) -> Result<()> {
     for segment in path.split(PATH_SEPARATOR) {
         depth += 1;
         if depth > MAX_DEPTH {
-            return Err(Error::invalid_name(NameKind::Path, path, "is nested too deeply"));
+            return Err(Error::invalid_name(
+                NameKind::Path,
+                path,
+                "is nested too deeply",
+            ));
         }
         check_field(segment)?;
     }
@@ -125,7 +129,16 @@ mod tests {
 
     #[test]
     fn fields() {
-        for good in ["a", "count", "ümlaut", "with space", "a-b_c", "'quote\"", "x:y", "{"] {
+        for good in [
+            "a",
+            "count",
+            "ümlaut",
+            "with space",
+            "a-b_c",
+            "'quote\"",
+            "x:y",
+            "{",
+        ] {
             check_field(good).unwrap();
         }
         for (bad, reason) in [
@@ -161,7 +174,13 @@ mod tests {
         for bad in ["", "a::b", ":a", "a:", "{tag}", "$x", "a\nb"] {
             let err = check_segment(NameKind::Namespace, bad).unwrap_err();
             assert!(
-                matches!(err, Error::InvalidName { kind: NameKind::Namespace, .. }),
+                matches!(
+                    err,
+                    Error::InvalidName {
+                        kind: NameKind::Namespace,
+                        ..
+                    }
+                ),
                 "{bad:?}"
             );
         }
@@ -170,7 +189,9 @@ mod tests {
     #[test]
     fn long_names_are_truncated_in_errors_on_char_boundaries() {
         let long = "é".repeat(300);
-        let err = check_segment(NameKind::Metric, &long).unwrap_err().to_string();
+        let err = check_segment(NameKind::Metric, &long)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("..."));
         assert!(err.len() < 200);
     }

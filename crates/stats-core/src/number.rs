@@ -243,7 +243,10 @@ mod tests {
 
     #[test]
     fn integer_addition_is_checked() {
-        assert_eq!(Number::Int(2).checked_add(3.into()).unwrap(), Number::Int(5));
+        assert_eq!(
+            Number::Int(2).checked_add(3.into()).unwrap(),
+            Number::Int(5)
+        );
         let err = Number::Int(i64::MAX).checked_add(1.into()).unwrap_err();
         assert!(matches!(err, Error::Overflow { .. }), "{err}");
         assert!(Number::Int(i64::MIN).checked_add((-1).into()).is_err());
@@ -251,9 +254,14 @@ mod tests {
 
     #[test]
     fn mixing_gives_float() {
-        let s = Number::Int(1).checked_add(Number::float(0.5).unwrap()).unwrap();
+        let s = Number::Int(1)
+            .checked_add(Number::float(0.5).unwrap())
+            .unwrap();
         assert_eq!(s, Number::Float(1.5));
-        let s = Number::float(0.5).unwrap().checked_add(Number::Int(1)).unwrap();
+        let s = Number::float(0.5)
+            .unwrap()
+            .checked_add(Number::Int(1))
+            .unwrap();
         assert_eq!(s, Number::Float(1.5));
         assert!(
             Number::float(f64::MAX)
@@ -279,22 +287,42 @@ mod tests {
             Number::Int(big).cmp_value(Number::Float(big as f64)),
             Ordering::Less
         );
-        assert_eq!(Number::Int(3).cmp_value(Number::Float(3.0)), Ordering::Equal);
+        assert_eq!(
+            Number::Int(3).cmp_value(Number::Float(3.0)),
+            Ordering::Equal
+        );
         assert_eq!(Number::Int(3).cmp_value(Number::Float(3.5)), Ordering::Less);
-        assert_eq!(Number::Int(-3).cmp_value(Number::Float(-3.5)), Ordering::Greater);
+        assert_eq!(
+            Number::Int(-3).cmp_value(Number::Float(-3.5)),
+            Ordering::Greater
+        );
         assert_eq!(
             Number::Int(i64::MIN).cmp_value(Number::Float(-9.3e18)),
             Ordering::Greater
         );
-        assert_eq!(Number::Float(2.5).cmp_value(Number::Int(2)), Ordering::Greater);
+        assert_eq!(
+            Number::Float(2.5).cmp_value(Number::Int(2)),
+            Ordering::Greater
+        );
         assert_eq!(Number::Int(3).max_value(Number::Float(3.0)), Number::Int(3));
-        assert_eq!(Number::Int(3).max_value(Number::Float(3.5)), Number::Float(3.5));
-        assert_eq!(Number::Int(3).min_value(Number::Float(2.5)), Number::Float(2.5));
+        assert_eq!(
+            Number::Int(3).max_value(Number::Float(3.5)),
+            Number::Float(3.5)
+        );
+        assert_eq!(
+            Number::Int(3).min_value(Number::Float(2.5)),
+            Number::Float(2.5)
+        );
     }
 
     #[test]
     fn json_round_trip_keeps_kind() {
-        for n in [Number::Int(1), Number::Float(1.0), Number::Int(i64::MIN), Number::Float(-0.25)] {
+        for n in [
+            Number::Int(1),
+            Number::Float(1.0),
+            Number::Int(i64::MIN),
+            Number::Float(-0.25),
+        ] {
             let text = serde_json::to_string(&n).unwrap();
             assert_eq!(serde_json::from_str::<Number>(&text).unwrap(), n, "{text}");
         }

@@ -99,7 +99,12 @@ pub trait MetricStore: Store {
     /// # Errors
     /// [`Error::InvalidName`], [`Error::InvalidInput`] for unsorted starts, and the store's own
     /// errors.
-    async fn range(&self, metric: &str, granularity: Granularity, starts: &[i64]) -> Result<Vec<Values>>;
+    async fn range(
+        &self,
+        metric: &str,
+        granularity: Granularity,
+        starts: &[i64],
+    ) -> Result<Vec<Values>>;
 
     /// Deletes whole documents. Missing keys are not an error.
     ///
@@ -207,7 +212,11 @@ pub struct CounterInfo {
 
 impl CounterInfo {
     /// Builds an info value from namespace entries (sorted here) and a capacity.
-    pub fn new(store: &'static str, mut namespaces: Vec<NamespaceInfo>, capacity: Option<usize>) -> Self {
+    pub fn new(
+        store: &'static str,
+        mut namespaces: Vec<NamespaceInfo>,
+        capacity: Option<usize>,
+    ) -> Self {
         namespaces.sort_by(|a, b| a.namespace.cmp(&b.namespace));
         let counters = namespaces.iter().map(|n| n.counters).sum();
         CounterInfo {
@@ -283,7 +292,13 @@ pub trait CounterStore: Store {
     ///
     /// # Errors
     /// [`Error::CapacityExceeded`] when the counter would be created in a full namespace.
-    async fn compare_and_swap(&self, namespace: &str, key: &str, expected: i64, new: i64) -> Result<CasOutcome>;
+    async fn compare_and_swap(
+        &self,
+        namespace: &str,
+        key: &str,
+        expected: i64,
+        new: i64,
+    ) -> Result<CasOutcome>;
 
     /// Counts of namespaces and counters.
     ///
@@ -405,9 +420,18 @@ mod tests {
     fn range_checks() {
         check_range("m", &[1, 2, 3]).unwrap();
         check_range("m", &[]).unwrap();
-        assert!(matches!(check_range("m", &[1, 1]), Err(Error::InvalidInput(_))));
-        assert!(matches!(check_range("m", &[2, 1]), Err(Error::InvalidInput(_))));
-        assert!(matches!(check_range("a::b", &[]), Err(Error::InvalidName { .. })));
+        assert!(matches!(
+            check_range("m", &[1, 1]),
+            Err(Error::InvalidInput(_))
+        ));
+        assert!(matches!(
+            check_range("m", &[2, 1]),
+            Err(Error::InvalidInput(_))
+        ));
+        assert!(matches!(
+            check_range("a::b", &[]),
+            Err(Error::InvalidName { .. })
+        ));
     }
 
     #[test]
@@ -421,6 +445,6 @@ mod tests {
     fn traits_are_object_safe() {
         fn _metric(_: &Arc<dyn MetricStore>) {}
         fn _counter(_: &Arc<dyn CounterStore>) {}
-        fn _throttle(_: &Box<dyn ThrottleStore>) {}
+        fn _throttle(_: Box<dyn ThrottleStore>) {}
     }
 }

@@ -66,7 +66,11 @@ impl Values {
     /// # Errors
     /// [`Error::InvalidName`] if `name` breaks the field name rule; [`Error::InvalidValue`] for a
     /// non-finite float.
-    pub fn insert(&mut self, name: impl Into<String>, value: impl Into<Value>) -> Result<&mut Self> {
+    pub fn insert(
+        &mut self,
+        name: impl Into<String>,
+        value: impl Into<Value>,
+    ) -> Result<&mut Self> {
         let name = name.into();
         name::check_field(&name)?;
         let value = value.into();
@@ -237,7 +241,10 @@ impl TryFrom<serde_json::Value> for Values {
             let serde_json::Value::Object(object) = json else {
                 return Err(Error::InvalidValue {
                     path: (!path.is_empty()).then(|| path.clone()),
-                    reason: format!("expected a map of names to numbers, found {}", kind_of(&json)),
+                    reason: format!(
+                        "expected a map of names to numbers, found {}",
+                        kind_of(&json)
+                    ),
                 });
             };
             let mut values = Values::new();
@@ -256,7 +263,10 @@ impl TryFrom<serde_json::Value> for Values {
                     other => {
                         return Err(Error::InvalidValue {
                             path: Some(path.clone()),
-                            reason: format!("expected a number or a map, found {}", kind_of(&other)),
+                            reason: format!(
+                                "expected a number or a map, found {}",
+                                kind_of(&other)
+                            ),
                         });
                     }
                 };

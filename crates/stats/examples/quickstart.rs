@@ -39,7 +39,10 @@ async fn main() -> stats::Result<()> {
         store.apply(&batch).await?;
     }
     println!("metric \"orders\":");
-    for (key, doc) in [&hour_key, &day_key].into_iter().zip(store.read(&[hour_key.clone(), day_key.clone()]).await?) {
+    for (key, doc) in [&hour_key, &day_key]
+        .into_iter()
+        .zip(store.read(&[hour_key.clone(), day_key.clone()]).await?)
+    {
         println!("  {key}: {doc}");
     }
 

@@ -34,7 +34,7 @@
 
 #[doc(inline)]
 pub use stats_core::{
-    Batch, CasOutcome, Capabilities, CounterInfo, CounterStore, Error, Granularity, Key,
+    Batch, Capabilities, CasOutcome, CounterInfo, CounterStore, Error, Granularity, Key,
     MetricStore, MetricStoreExt, NameKind, NamespaceInfo, Number, Op, Result, Slot, Store,
     ThrottleStore, Unit, Value, Values, Write, name, values,
 };

@@ -7,26 +7,57 @@ use crate::{CasOutcome, CounterStore, Error, NameKind};
 
 macro_rules! ok {
     ($store:expr, $call:expr) => {
-        $call.await.unwrap_or_else(|e| panic!("{}: {} failed: {e}", $store.name(), stringify!($call)))
+        $call
+            .await
+            .unwrap_or_else(|e| panic!("{}: {} failed: {e}", $store.name(), stringify!($call)))
     };
 }
 
 /// `inc` starts a missing counter at `default`, adds `step` and returns the new value.
 pub async fn counter_inc_with_step_and_default(store: Arc<dyn CounterStore>) {
     let ns = unique("inc");
-    assert_eq!(ok!(store, store.inc(&ns, "a", 5, 10)), 15, "{}: first inc is default + step", store.name());
-    assert_eq!(ok!(store, store.inc(&ns, "a", 5, 1000)), 20, "{}: default only applies to a missing counter", store.name());
-    assert_eq!(ok!(store, store.inc(&ns, "a", -25, 0)), -5, "{}: negative steps", store.name());
+    assert_eq!(
+        ok!(store, store.inc(&ns, "a", 5, 10)),
+        15,
+        "{}: first inc is default + step",
+        store.name()
+    );
+    assert_eq!(
+        ok!(store, store.inc(&ns, "a", 5, 1000)),
+        20,
+        "{}: default only applies to a missing counter",
+        store.name()
+    );
+    assert_eq!(
+        ok!(store, store.inc(&ns, "a", -25, 0)),
+        -5,
+        "{}: negative steps",
+        store.name()
+    );
     assert_eq!(ok!(store, store.inc(&ns, "b", 1, 0)), 1);
-    assert_eq!(ok!(store, store.inc(&ns, "c", 0, 7)), 7, "{}: a zero step creates the counter at default", store.name());
+    assert_eq!(
+        ok!(store, store.inc(&ns, "c", 0, 7)),
+        7,
+        "{}: a zero step creates the counter at default",
+        store.name()
+    );
     assert_eq!(ok!(store, store.get(&ns, "c")), Some(7));
 }
 
 /// `get` gives `None` for a missing counter; `get_all` lists a namespace sorted by key.
 pub async fn counter_get_and_get_all(store: Arc<dyn CounterStore>) {
     let ns = unique("get");
-    assert_eq!(ok!(store, store.get(&ns, "missing")), None, "{}: missing counter", store.name());
-    assert!(ok!(store, store.get_all(&ns)).is_empty(), "{}: unknown namespace", store.name());
+    assert_eq!(
+        ok!(store, store.get(&ns, "missing")),
+        None,
+        "{}: missing counter",
+        store.name()
+    );
+    assert!(
+        ok!(store, store.get_all(&ns)).is_empty(),
+        "{}: unknown namespace",
+        store.name()
+    );
     for (k, v) in [("b", 2), ("a", 1), ("c.d", 3), ("é", 4), ("user:7", 5)] {
         ok!(store, store.set(&ns, k, v));
     }
@@ -53,11 +84,21 @@ pub async fn counter_set_and_reset(store: Arc<dyn CounterStore>) {
     ok!(store, store.set(&ns, "a", 42));
     assert_eq!(ok!(store, store.get(&ns, "a")), Some(42));
     ok!(store, store.set(&ns, "a", i64::MIN));
-    assert_eq!(ok!(store, store.get(&ns, "a")), Some(i64::MIN), "{}: the full i64 range", store.name());
+    assert_eq!(
+        ok!(store, store.get(&ns, "a")),
+        Some(i64::MIN),
+        "{}: the full i64 range",
+        store.name()
+    );
     ok!(store, store.reset(&ns, "a", 3));
     assert_eq!(ok!(store, store.get(&ns, "a")), Some(3));
     ok!(store, store.reset(&ns, "fresh", 0));
-    assert_eq!(ok!(store, store.get(&ns, "fresh")), Some(0), "{}: reset creates", store.name());
+    assert_eq!(
+        ok!(store, store.get(&ns, "fresh")),
+        Some(0),
+        "{}: reset creates",
+        store.name()
+    );
     assert_eq!(ok!(store, store.inc(&ns, "a", 1, 100)), 4);
 }
 
@@ -66,11 +107,24 @@ pub async fn counter_delete(store: Arc<dyn CounterStore>) {
     let ns = unique("delete");
     ok!(store, store.set(&ns, "a", 5));
     ok!(store, store.set(&ns, "b", 6));
-    assert!(ok!(store, store.delete(&ns, "a")), "{}: delete of an existing counter returns true", store.name());
-    assert!(!ok!(store, store.delete(&ns, "a")), "{}: delete of a missing counter returns false", store.name());
+    assert!(
+        ok!(store, store.delete(&ns, "a")),
+        "{}: delete of an existing counter returns true",
+        store.name()
+    );
+    assert!(
+        !ok!(store, store.delete(&ns, "a")),
+        "{}: delete of a missing counter returns false",
+        store.name()
+    );
     assert_eq!(ok!(store, store.get(&ns, "a")), None);
     assert_eq!(ok!(store, store.get(&ns, "b")), Some(6));
-    assert_eq!(ok!(store, store.inc(&ns, "a", 1, 10)), 11, "{}: inc after delete starts from default", store.name());
+    assert_eq!(
+        ok!(store, store.inc(&ns, "a", 1, 10)),
+        11,
+        "{}: inc after delete starts from default",
+        store.name()
+    );
 }
 
 /// `delete_namespace` removes one namespace whole and nothing else.
@@ -83,25 +137,69 @@ pub async fn counter_delete_namespace_is_isolated(store: Arc<dyn CounterStore>) 
         ok!(store, store.inc(&longer, k, 1, 0));
         ok!(store, store.inc(&child, k, 1, 0));
     }
-    assert_eq!(ok!(store, store.delete_namespace(&ns)), 3, "{}: delete_namespace returns the count", store.name());
+    assert_eq!(
+        ok!(store, store.delete_namespace(&ns)),
+        3,
+        "{}: delete_namespace returns the count",
+        store.name()
+    );
     assert!(ok!(store, store.get_all(&ns)).is_empty());
     assert_eq!(ok!(store, store.get(&ns, "a")), None);
-    assert_eq!(ok!(store, store.get_all(&longer)).len(), 3, "{}: a namespace sharing a prefix must survive", store.name());
-    assert_eq!(ok!(store, store.get_all(&child)).len(), 3, "{}: a namespace sharing a prefix must survive", store.name());
+    assert_eq!(
+        ok!(store, store.get_all(&longer)).len(),
+        3,
+        "{}: a namespace sharing a prefix must survive",
+        store.name()
+    );
+    assert_eq!(
+        ok!(store, store.get_all(&child)).len(),
+        3,
+        "{}: a namespace sharing a prefix must survive",
+        store.name()
+    );
     assert_eq!(ok!(store, store.delete_namespace(&ns)), 0);
-    assert_eq!(ok!(store, store.inc(&ns, "a", 1, 0)), 1, "{}: a deleted namespace can be used again", store.name());
+    assert_eq!(
+        ok!(store, store.inc(&ns, "a", 1, 0)),
+        1,
+        "{}: a deleted namespace can be used again",
+        store.name()
+    );
 }
 
 /// `compare_and_swap` swaps only on a match and reports the current value otherwise.
 pub async fn counter_compare_and_swap(store: Arc<dyn CounterStore>) {
     let ns = unique("cas");
-    assert_eq!(ok!(store, store.compare_and_swap(&ns, "a", 1, 5)), CasOutcome::Mismatch(0), "{}: a missing counter counts as 0", store.name());
-    assert_eq!(ok!(store, store.get(&ns, "a")), None, "{}: a mismatch must not create the counter", store.name());
-    assert_eq!(ok!(store, store.compare_and_swap(&ns, "a", 0, 5)), CasOutcome::Swapped(5), "{}: expected 0 creates", store.name());
-    assert_eq!(ok!(store, store.compare_and_swap(&ns, "a", 4, 9)), CasOutcome::Mismatch(5));
+    assert_eq!(
+        ok!(store, store.compare_and_swap(&ns, "a", 1, 5)),
+        CasOutcome::Mismatch(0),
+        "{}: a missing counter counts as 0",
+        store.name()
+    );
+    assert_eq!(
+        ok!(store, store.get(&ns, "a")),
+        None,
+        "{}: a mismatch must not create the counter",
+        store.name()
+    );
+    assert_eq!(
+        ok!(store, store.compare_and_swap(&ns, "a", 0, 5)),
+        CasOutcome::Swapped(5),
+        "{}: expected 0 creates",
+        store.name()
+    );
+    assert_eq!(
+        ok!(store, store.compare_and_swap(&ns, "a", 4, 9)),
+        CasOutcome::Mismatch(5)
+    );
     assert_eq!(ok!(store, store.get(&ns, "a")), Some(5));
-    assert_eq!(ok!(store, store.compare_and_swap(&ns, "a", 5, i64::MIN)), CasOutcome::Swapped(i64::MIN));
-    assert_eq!(ok!(store, store.compare_and_swap(&ns, "a", i64::MIN, 0)), CasOutcome::Swapped(0));
+    assert_eq!(
+        ok!(store, store.compare_and_swap(&ns, "a", 5, i64::MIN)),
+        CasOutcome::Swapped(i64::MIN)
+    );
+    assert_eq!(
+        ok!(store, store.compare_and_swap(&ns, "a", i64::MIN, 0)),
+        CasOutcome::Swapped(0)
+    );
     assert_eq!(ok!(store, store.get(&ns, "a")), Some(0));
 }
 
@@ -110,18 +208,36 @@ pub async fn counter_overflow_is_an_error(store: Arc<dyn CounterStore>) {
     let ns = unique("overflow");
     ok!(store, store.set(&ns, "max", i64::MAX));
     ok!(store, store.set(&ns, "min", i64::MIN));
-    for (k, step, expected) in [("max", 1, i64::MAX), ("min", -1, i64::MIN), ("max", i64::MAX, i64::MAX)] {
+    for (k, step, expected) in [
+        ("max", 1, i64::MAX),
+        ("min", -1, i64::MIN),
+        ("max", i64::MAX, i64::MAX),
+    ] {
         let result = store.inc(&ns, k, step, 0).await;
         assert!(
             matches!(result, Err(Error::Overflow { .. })),
             "{}: inc({k}, {step}) past i64 must be Overflow, got {result:?}",
             store.name()
         );
-        assert_eq!(ok!(store, store.get(&ns, k)), Some(expected), "{}: overflow must leave the counter unchanged", store.name());
+        assert_eq!(
+            ok!(store, store.get(&ns, k)),
+            Some(expected),
+            "{}: overflow must leave the counter unchanged",
+            store.name()
+        );
     }
     let result = store.inc(&ns, "new", 1, i64::MAX).await;
-    assert!(matches!(result, Err(Error::Overflow { .. })), "{}: default + step past i64, got {result:?}", store.name());
-    assert_eq!(ok!(store, store.get(&ns, "new")), None, "{}: an overflowing first inc must not create the counter", store.name());
+    assert!(
+        matches!(result, Err(Error::Overflow { .. })),
+        "{}: default + step past i64, got {result:?}",
+        store.name()
+    );
+    assert_eq!(
+        ok!(store, store.get(&ns, "new")),
+        None,
+        "{}: an overflowing first inc must not create the counter",
+        store.name()
+    );
     assert_eq!(ok!(store, store.inc(&ns, "max", -1, 0)), i64::MAX - 1);
 }
 
@@ -152,7 +268,11 @@ pub async fn counter_bad_names_write_nothing(store: Arc<dyn CounterStore>) {
             );
         }
     }
-    assert!(ok!(store, store.get_all(&ns)).is_empty(), "{}: nothing written", store.name());
+    assert!(
+        ok!(store, store.get_all(&ns)).is_empty(),
+        "{}: nothing written",
+        store.name()
+    );
     assert!(store.get_all("a::b").await.is_err());
     assert!(store.delete_namespace("").await.is_err());
 }
@@ -166,9 +286,20 @@ pub async fn counter_info(store: Arc<dyn CounterStore>) {
     let info = ok!(store, store.info());
     assert_eq!(info.store, store.name());
     let mine = info.namespaces.iter().find(|n| n.namespace == ns);
-    assert_eq!(mine.map(|n| n.counters), Some(2), "{}: info must count the namespace's counters", store.name());
+    assert_eq!(
+        mine.map(|n| n.counters),
+        Some(2),
+        "{}: info must count the namespace's counters",
+        store.name()
+    );
     assert!(info.counters >= 2);
-    assert!(info.namespaces.windows(2).all(|w| w[0].namespace < w[1].namespace), "{}: namespaces sorted", store.name());
+    assert!(
+        info.namespaces
+            .windows(2)
+            .all(|w| w[0].namespace < w[1].namespace),
+        "{}: namespaces sorted",
+        store.name()
+    );
     assert_eq!(info.capacity, store.capabilities().counter_capacity);
 }
 
@@ -178,20 +309,49 @@ pub async fn counter_capacity(store: Arc<dyn CounterStore>) {
     let Some(capacity) = store.capabilities().counter_capacity else {
         return;
     };
-    assert!(capacity <= 100_000, "{}: capacity {capacity} is too large to check", store.name());
+    assert!(
+        capacity <= 100_000,
+        "{}: capacity {capacity} is too large to check",
+        store.name()
+    );
     let ns = unique("cap");
     for i in 0..capacity {
         ok!(store, store.inc(&ns, &format!("k{i}"), 1, 0));
     }
     let result = store.inc(&ns, "one-more", 1, 0).await;
-    assert!(matches!(result, Err(Error::CapacityExceeded { .. })), "{}: full namespace, got {result:?}", store.name());
-    assert!(matches!(store.set(&ns, "one-more", 1).await, Err(Error::CapacityExceeded { .. })));
-    assert!(matches!(store.compare_and_swap(&ns, "one-more", 0, 1).await, Err(Error::CapacityExceeded { .. })));
-    assert_eq!(ok!(store, store.inc(&ns, "k0", 1, 0)), 2, "{}: existing counters keep working", store.name());
+    assert!(
+        matches!(result, Err(Error::CapacityExceeded { .. })),
+        "{}: full namespace, got {result:?}",
+        store.name()
+    );
+    assert!(matches!(
+        store.set(&ns, "one-more", 1).await,
+        Err(Error::CapacityExceeded { .. })
+    ));
+    assert!(matches!(
+        store.compare_and_swap(&ns, "one-more", 0, 1).await,
+        Err(Error::CapacityExceeded { .. })
+    ));
+    assert_eq!(
+        ok!(store, store.inc(&ns, "k0", 1, 0)),
+        2,
+        "{}: existing counters keep working",
+        store.name()
+    );
     ok!(store, store.inc(&unique("cap"), "elsewhere", 1, 0));
     assert!(ok!(store, store.delete(&ns, "k1")));
-    assert_eq!(ok!(store, store.inc(&ns, "one-more", 1, 0)), 1, "{}: a deleted counter's slot is reused", store.name());
-    assert_eq!(ok!(store, store.get(&ns, "k0")), Some(2), "{}: reuse must not touch other counters", store.name());
+    assert_eq!(
+        ok!(store, store.inc(&ns, "one-more", 1, 0)),
+        1,
+        "{}: a deleted counter's slot is reused",
+        store.name()
+    );
+    assert_eq!(
+        ok!(store, store.get(&ns, "k0")),
+        Some(2),
+        "{}: reuse must not touch other counters",
+        store.name()
+    );
 }
 
 /// Many tasks incrementing one shared counter and one counter each lose nothing; every
@@ -217,7 +377,12 @@ pub async fn counter_concurrent_increments_are_exact(store: Arc<dyn CounterStore
         seen.extend(t.await.expect("task"));
     }
     let total = (TASKS * INCREMENTS_PER_TASK) as i64;
-    assert_eq!(ok!(store, store.get(&ns, "shared")), Some(total), "{}: lost increments on a shared counter", store.name());
+    assert_eq!(
+        ok!(store, store.get(&ns, "shared")),
+        Some(total),
+        "{}: lost increments on a shared counter",
+        store.name()
+    );
     seen.sort_unstable();
     assert!(
         seen.iter().copied().eq(1..=total),
@@ -246,7 +411,10 @@ pub async fn counter_cas_loop_under_contention_loses_nothing(store: Arc<dyn Coun
             let mut current = ok!(store, store.get(&ns, "c")).unwrap_or(0);
             let mut done = 0;
             while done < PER_TASK {
-                match ok!(store, store.compare_and_swap(&ns, "c", current, current + 1)) {
+                match ok!(
+                    store,
+                    store.compare_and_swap(&ns, "c", current, current + 1)
+                ) {
                     CasOutcome::Swapped(new) => {
                         current = new;
                         done += 1;

@@ -29,7 +29,12 @@ async fn get(store: &dyn MetricStore, keys: &[Key]) -> Vec<Values> {
         .read(keys)
         .await
         .unwrap_or_else(|e| panic!("{}: read failed: {e}", store.name()));
-    assert_eq!(docs.len(), keys.len(), "{}: get must return one document per key", store.name());
+    assert_eq!(
+        docs.len(),
+        keys.len(),
+        "{}: get must return one document per key",
+        store.name()
+    );
     docs
 }
 
@@ -39,7 +44,8 @@ async fn get_one(store: &dyn MetricStore, key: &Key) -> Values {
 
 fn batch(op: Op, keys: &[Key], values: &Values) -> Batch {
     let mut b = Batch::new();
-    b.push(op, keys.iter().cloned(), values).expect("test batch is valid");
+    b.push(op, keys.iter().cloned(), values)
+        .expect("test batch is valid");
     b
 }
 
@@ -47,8 +53,24 @@ fn batch(op: Op, keys: &[Key], values: &Values) -> Batch {
 pub async fn metric_inc_and_get(store: Arc<dyn MetricStore>) {
     let m = unique("inc");
     let (k1, k2) = (key(&m, 0), key(&m, 3600));
-    apply(&*store, &batch(Op::Inc, &[k1.clone(), k2.clone()], &values!({"count": 1, "by": {"a": 2, "b": {"c": 3}}}))).await;
-    apply(&*store, &batch(Op::Inc, &[k1.clone()], &values!({"count": 4, "by": {"b": {"c": -5, "d": 7}}}))).await;
+    apply(
+        &*store,
+        &batch(
+            Op::Inc,
+            &[k1.clone(), k2.clone()],
+            &values!({"count": 1, "by": {"a": 2, "b": {"c": 3}}}),
+        ),
+    )
+    .await;
+    apply(
+        &*store,
+        &batch(
+            Op::Inc,
+            std::slice::from_ref(&k1),
+            &values!({"count": 4, "by": {"b": {"c": -5, "d": 7}}}),
+        ),
+    )
+    .await;
     assert_eq!(
         get_one(&*store, &k1).await,
         values!({"count": 5, "by": {"a": 2, "b": {"c": -2, "d": 7}}}),
@@ -69,14 +91,30 @@ pub async fn metric_get_is_ordered_and_blank_for_missing(store: Arc<dyn MetricSt
     let keys: Vec<Key> = (0..5).map(|i| key(&m, i * 3600)).collect();
     for (i, k) in keys.iter().enumerate() {
         if i % 2 == 0 {
-            apply(&*store, &batch(Op::Inc, std::slice::from_ref(k), &values!({"i": i}))).await;
+            apply(
+                &*store,
+                &batch(Op::Inc, std::slice::from_ref(k), &values!({"i": i})),
+            )
+            .await;
         }
     }
-    let asked = vec![keys[4].clone(), keys[1].clone(), keys[0].clone(), keys[4].clone(), key(&unique("none"), 0)];
+    let asked = vec![
+        keys[4].clone(),
+        keys[1].clone(),
+        keys[0].clone(),
+        keys[4].clone(),
+        key(&unique("none"), 0),
+    ];
     let docs = get(&*store, &asked).await;
     assert_eq!(
         docs,
-        vec![values!({"i": 4}), Values::new(), values!({"i": 0}), values!({"i": 4}), Values::new()],
+        vec![
+            values!({"i": 4}),
+            Values::new(),
+            values!({"i": 0}),
+            values!({"i": 4}),
+            Values::new()
+        ],
         "{}: get must answer in the order asked, with empty values for missing keys",
         store.name()
     );
@@ -86,8 +124,24 @@ pub async fn metric_get_is_ordered_and_blank_for_missing(store: Arc<dyn MetricSt
 /// `set` replaces the leaves it names and leaves the others.
 pub async fn metric_set_overwrites_only_named_leaves(store: Arc<dyn MetricStore>) {
     let k = key(&unique("set"), 0);
-    apply(&*store, &batch(Op::Inc, &[k.clone()], &values!({"a": 5, "b": {"c": 1, "d": 2}}))).await;
-    apply(&*store, &batch(Op::Set, &[k.clone()], &values!({"a": 1, "b": {"c": 9}, "e": 3}))).await;
+    apply(
+        &*store,
+        &batch(
+            Op::Inc,
+            std::slice::from_ref(&k),
+            &values!({"a": 5, "b": {"c": 1, "d": 2}}),
+        ),
+    )
+    .await;
+    apply(
+        &*store,
+        &batch(
+            Op::Set,
+            std::slice::from_ref(&k),
+            &values!({"a": 1, "b": {"c": 9}, "e": 3}),
+        ),
+    )
+    .await;
     assert_eq!(
         get_one(&*store, &k).await,
         values!({"a": 1, "b": {"c": 9, "d": 2}, "e": 3}),
@@ -101,22 +155,66 @@ pub async fn metric_max_min(store: Arc<dyn MetricStore>) {
     let k = key(&unique("maxmin"), 0);
     if !store.capabilities().max_min {
         let err = store.apply(&batch(Op::Max, &[k], &values!({"a": 1}))).await;
-        assert!(matches!(err, Err(Error::Unsupported { .. })), "{}: max without the capability must be Unsupported", store.name());
+        assert!(
+            matches!(err, Err(Error::Unsupported { .. })),
+            "{}: max without the capability must be Unsupported",
+            store.name()
+        );
         return;
     }
     let floats = store.capabilities().floats;
-    apply(&*store, &batch(Op::Max, &[k.clone()], &values!({"hi": 5, "lo": 5}))).await;
-    apply(&*store, &batch(Op::Min, &[k.clone()], &values!({"lo": 3}))).await;
-    apply(&*store, &batch(Op::Max, &[k.clone()], &values!({"hi": 4}))).await;
-    apply(&*store, &batch(Op::Min, &[k.clone()], &values!({"lo": 4, "new": -1}))).await;
+    apply(
+        &*store,
+        &batch(
+            Op::Max,
+            std::slice::from_ref(&k),
+            &values!({"hi": 5, "lo": 5}),
+        ),
+    )
+    .await;
+    apply(
+        &*store,
+        &batch(Op::Min, std::slice::from_ref(&k), &values!({"lo": 3})),
+    )
+    .await;
+    apply(
+        &*store,
+        &batch(Op::Max, std::slice::from_ref(&k), &values!({"hi": 4})),
+    )
+    .await;
+    apply(
+        &*store,
+        &batch(
+            Op::Min,
+            std::slice::from_ref(&k),
+            &values!({"lo": 4, "new": -1}),
+        ),
+    )
+    .await;
     assert_eq!(
         get_one(&*store, &k).await,
         values!({"hi": 5, "lo": 3, "new": -1}),
         "{}: max/min must keep the extreme and take the value on a missing leaf",
         store.name()
     );
-    apply(&*store, &batch(Op::Max, &[k.clone()], &values!({"big": i64::MAX - 1}))).await;
-    apply(&*store, &batch(Op::Max, &[k.clone()], &values!({"big": i64::MAX}))).await;
+    apply(
+        &*store,
+        &batch(
+            Op::Max,
+            std::slice::from_ref(&k),
+            &values!({"big": i64::MAX - 1}),
+        ),
+    )
+    .await;
+    apply(
+        &*store,
+        &batch(
+            Op::Max,
+            std::slice::from_ref(&k),
+            &values!({"big": i64::MAX}),
+        ),
+    )
+    .await;
     assert_eq!(
         get_one(&*store, &k).await.number_at("big"),
         Some(Number::Int(i64::MAX)),
@@ -124,11 +222,29 @@ pub async fn metric_max_min(store: Arc<dyn MetricStore>) {
         store.name()
     );
     if floats {
-        apply(&*store, &batch(Op::Max, &[k.clone()], &values!({"hi": 5.5}))).await;
-        apply(&*store, &batch(Op::Min, &[k.clone()], &values!({"lo": 3.5}))).await;
+        apply(
+            &*store,
+            &batch(Op::Max, std::slice::from_ref(&k), &values!({"hi": 5.5})),
+        )
+        .await;
+        apply(
+            &*store,
+            &batch(Op::Min, std::slice::from_ref(&k), &values!({"lo": 3.5})),
+        )
+        .await;
         let doc = get_one(&*store, &k).await;
-        assert_eq!(doc.number_at("hi"), Some(Number::Float(5.5)), "{}: max of int 5 and 5.5", store.name());
-        assert_eq!(doc.number_at("lo"), Some(Number::Int(3)), "{}: min of int 3 and 3.5", store.name());
+        assert_eq!(
+            doc.number_at("hi"),
+            Some(Number::Float(5.5)),
+            "{}: max of int 5 and 5.5",
+            store.name()
+        );
+        assert_eq!(
+            doc.number_at("lo"),
+            Some(Number::Int(3)),
+            "{}: min of int 3 and 3.5",
+            store.name()
+        );
     }
 }
 
@@ -137,24 +253,92 @@ pub async fn metric_max_min(store: Arc<dyn MetricStore>) {
 pub async fn metric_floats(store: Arc<dyn MetricStore>) {
     let k = key(&unique("floats"), 0);
     if !store.capabilities().floats {
-        let err = store.apply(&batch(Op::Inc, &[k], &values!({"a": 0.5}))).await;
-        assert!(matches!(err, Err(Error::Unsupported { .. })), "{}: floats without the capability must be Unsupported", store.name());
+        let err = store
+            .apply(&batch(Op::Inc, &[k], &values!({"a": 0.5})))
+            .await;
+        assert!(
+            matches!(err, Err(Error::Unsupported { .. })),
+            "{}: floats without the capability must be Unsupported",
+            store.name()
+        );
         return;
     }
-    apply(&*store, &batch(Op::Inc, &[k.clone()], &values!({"f": 0.5, "i": 2, "g": 1.0}))).await;
-    apply(&*store, &batch(Op::Inc, &[k.clone()], &values!({"f": 0.25, "i": 0.5, "g": 2}))).await;
+    apply(
+        &*store,
+        &batch(
+            Op::Inc,
+            std::slice::from_ref(&k),
+            &values!({"f": 0.5, "i": 2, "g": 1.0}),
+        ),
+    )
+    .await;
+    apply(
+        &*store,
+        &batch(
+            Op::Inc,
+            std::slice::from_ref(&k),
+            &values!({"f": 0.25, "i": 0.5, "g": 2}),
+        ),
+    )
+    .await;
     let doc = get_one(&*store, &k).await;
-    assert_eq!(doc.number_at("f"), Some(Number::Float(0.75)), "{}: float + float", store.name());
-    assert_eq!(doc.number_at("i"), Some(Number::Float(2.5)), "{}: int + float must become a float", store.name());
-    assert_eq!(doc.number_at("g"), Some(Number::Float(3.0)), "{}: float + int must stay a float", store.name());
-    apply(&*store, &batch(Op::Inc, &[k.clone()], &values!({"tiny": 1e-300, "neg": -123.456}))).await;
+    assert_eq!(
+        doc.number_at("f"),
+        Some(Number::Float(0.75)),
+        "{}: float + float",
+        store.name()
+    );
+    assert_eq!(
+        doc.number_at("i"),
+        Some(Number::Float(2.5)),
+        "{}: int + float must become a float",
+        store.name()
+    );
+    assert_eq!(
+        doc.number_at("g"),
+        Some(Number::Float(3.0)),
+        "{}: float + int must stay a float",
+        store.name()
+    );
+    apply(
+        &*store,
+        &batch(
+            Op::Inc,
+            std::slice::from_ref(&k),
+            &values!({"tiny": 1e-300, "neg": -123.456}),
+        ),
+    )
+    .await;
     let doc = get_one(&*store, &k).await;
-    assert_eq!(doc.number_at("tiny"), Some(Number::Float(1e-300)), "{}: floats must round-trip exactly", store.name());
-    assert_eq!(doc.number_at("neg"), Some(Number::Float(-123.456)), "{}: floats must round-trip exactly", store.name());
+    assert_eq!(
+        doc.number_at("tiny"),
+        Some(Number::Float(1e-300)),
+        "{}: floats must round-trip exactly",
+        store.name()
+    );
+    assert_eq!(
+        doc.number_at("neg"),
+        Some(Number::Float(-123.456)),
+        "{}: floats must round-trip exactly",
+        store.name()
+    );
     // A set can turn a float leaf back into an integer.
-    apply(&*store, &batch(Op::Set, &[k.clone()], &values!({"f": 7}))).await;
-    apply(&*store, &batch(Op::Inc, &[k.clone()], &values!({"f": 1}))).await;
-    assert_eq!(get_one(&*store, &k).await.number_at("f"), Some(Number::Int(8)), "{}: set of an int on a float leaf", store.name());
+    apply(
+        &*store,
+        &batch(Op::Set, std::slice::from_ref(&k), &values!({"f": 7})),
+    )
+    .await;
+    apply(
+        &*store,
+        &batch(Op::Inc, std::slice::from_ref(&k), &values!({"f": 1})),
+    )
+    .await;
+    assert_eq!(
+        get_one(&*store, &k).await.number_at("f"),
+        Some(Number::Int(8)),
+        "{}: set of an int on a float leaf",
+        store.name()
+    );
 }
 
 /// Writes of one batch take effect in order.
@@ -179,9 +363,22 @@ pub async fn metric_ops_apply_in_batch_order(store: Arc<dyn MetricStore>) {
 /// and the stored number does not wrap.
 pub async fn metric_overflow_writes_nothing_at_the_key(store: Arc<dyn MetricStore>) {
     let k = key(&unique("overflow"), 0);
-    apply(&*store, &batch(Op::Set, &[k.clone()], &values!({"big": i64::MAX, "small": i64::MIN, "other": 1}))).await;
-    for bad in [values!({"a": 1, "big": 1, "z": 1}), values!({"a": 1, "small": -1, "z": 1})] {
-        let result = store.apply(&batch(Op::Inc, &[k.clone()], &bad)).await;
+    apply(
+        &*store,
+        &batch(
+            Op::Set,
+            std::slice::from_ref(&k),
+            &values!({"big": i64::MAX, "small": i64::MIN, "other": 1}),
+        ),
+    )
+    .await;
+    for bad in [
+        values!({"a": 1, "big": 1, "z": 1}),
+        values!({"a": 1, "small": -1, "z": 1}),
+    ] {
+        let result = store
+            .apply(&batch(Op::Inc, std::slice::from_ref(&k), &bad))
+            .await;
         assert!(
             matches!(result, Err(Error::Overflow { .. })),
             "{}: an increment past i64 must be an Overflow error, got {result:?}",
@@ -197,16 +394,49 @@ pub async fn metric_overflow_writes_nothing_at_the_key(store: Arc<dyn MetricStor
     // Overflow from an earlier write of the same batch.
     let mut b = Batch::new();
     b.inc([k.clone()], &values!({"other": 5})).expect("valid");
-    b.inc([k.clone()], &values!({"other": i64::MAX})).expect("valid");
+    b.inc([k.clone()], &values!({"other": i64::MAX}))
+        .expect("valid");
     let result = store.apply(&b).await;
-    assert!(matches!(result, Err(Error::Overflow { .. })), "{}: overflow within a batch, got {result:?}", store.name());
-    assert_eq!(get_one(&*store, &k).await.number_at("other"), Some(Number::Int(1)), "{}: nothing of the batch written", store.name());
+    assert!(
+        matches!(result, Err(Error::Overflow { .. })),
+        "{}: overflow within a batch, got {result:?}",
+        store.name()
+    );
+    assert_eq!(
+        get_one(&*store, &k).await.number_at("other"),
+        Some(Number::Int(1)),
+        "{}: nothing of the batch written",
+        store.name()
+    );
     if store.capabilities().floats {
         let k2 = key(&unique("overflow"), 0);
-        apply(&*store, &batch(Op::Set, &[k2.clone()], &values!({"f": f64::MAX}))).await;
-        let result = store.apply(&batch(Op::Inc, &[k2.clone()], &values!({"f": f64::MAX}))).await;
-        assert!(matches!(result, Err(Error::Overflow { .. })), "{}: a float sum to infinity must be an Overflow, got {result:?}", store.name());
-        assert_eq!(get_one(&*store, &k2).await.number_at("f"), Some(Number::Float(f64::MAX)), "{}: float overflow writes nothing", store.name());
+        apply(
+            &*store,
+            &batch(
+                Op::Set,
+                std::slice::from_ref(&k2),
+                &values!({"f": f64::MAX}),
+            ),
+        )
+        .await;
+        let result = store
+            .apply(&batch(
+                Op::Inc,
+                std::slice::from_ref(&k2),
+                &values!({"f": f64::MAX}),
+            ))
+            .await;
+        assert!(
+            matches!(result, Err(Error::Overflow { .. })),
+            "{}: a float sum to infinity must be an Overflow, got {result:?}",
+            store.name()
+        );
+        assert_eq!(
+            get_one(&*store, &k2).await.number_at("f"),
+            Some(Number::Float(f64::MAX)),
+            "{}: float overflow writes nothing",
+            store.name()
+        );
     }
 }
 
@@ -219,11 +449,24 @@ pub async fn metric_overflow_in_atomic_batch_writes_nothing(store: Arc<dyn Metri
     let m = unique("atomic");
     let keys: Vec<Key> = (0..6).map(|i| key(&m, i * 3600)).collect();
     let full = &keys[3];
-    apply(&*store, &batch(Op::Set, std::slice::from_ref(full), &values!({"n": i64::MAX}))).await;
+    apply(
+        &*store,
+        &batch(
+            Op::Set,
+            std::slice::from_ref(full),
+            &values!({"n": i64::MAX}),
+        ),
+    )
+    .await;
     let mut b = Batch::new();
-    b.inc(keys.iter().cloned(), &values!({"n": 1, "m": 1})).expect("valid");
+    b.inc(keys.iter().cloned(), &values!({"n": 1, "m": 1}))
+        .expect("valid");
     let result = store.apply(&b).await;
-    assert!(matches!(result, Err(Error::Overflow { .. })), "{}: overflow expected, got {result:?}", store.name());
+    assert!(
+        matches!(result, Err(Error::Overflow { .. })),
+        "{}: overflow expected, got {result:?}",
+        store.name()
+    );
     let mut expected = vec![Values::new(); keys.len()];
     expected[3] = values!({"n": i64::MAX});
     assert_eq!(
@@ -238,17 +481,40 @@ pub async fn metric_overflow_in_atomic_batch_writes_nothing(store: Arc<dyn Metri
     b.inc([other.clone()], &values!({"n": 1})).expect("valid");
     b.inc([full.clone()], &values!({"n": 1})).expect("valid");
     b.inc([other.clone()], &values!({"n": 1})).expect("valid");
-    assert!(store.apply(&b).await.is_err(), "{}: overflow expected", store.name());
-    assert_eq!(get_one(&*store, &other).await, Values::new(), "{}: atomic batch half written", store.name());
+    assert!(
+        store.apply(&b).await.is_err(),
+        "{}: overflow expected",
+        store.name()
+    );
+    assert_eq!(
+        get_one(&*store, &other).await,
+        Values::new(),
+        "{}: atomic batch half written",
+        store.name()
+    );
 }
 
 /// A leaf that is a number cannot become a map (or the reverse) by a write; nothing of the
 /// failing batch is written at that key.
 pub async fn metric_path_conflicts_write_nothing(store: Arc<dyn MetricStore>) {
     let k = key(&unique("conflict"), 0);
-    apply(&*store, &batch(Op::Inc, &[k.clone()], &values!({"a": 1, "m": {"x": 1}}))).await;
-    for bad in [values!({"z": 1, "a": {"b": 1}}), values!({"z": 1, "m": 2}), values!({"z": 1, "m": {"x": {"y": 1}}})] {
-        let result = store.apply(&batch(Op::Inc, &[k.clone()], &bad)).await;
+    apply(
+        &*store,
+        &batch(
+            Op::Inc,
+            std::slice::from_ref(&k),
+            &values!({"a": 1, "m": {"x": 1}}),
+        ),
+    )
+    .await;
+    for bad in [
+        values!({"z": 1, "a": {"b": 1}}),
+        values!({"z": 1, "m": 2}),
+        values!({"z": 1, "m": {"x": {"y": 1}}}),
+    ] {
+        let result = store
+            .apply(&batch(Op::Inc, std::slice::from_ref(&k), &bad))
+            .await;
         assert!(
             matches!(result, Err(Error::PathConflict { .. })),
             "{}: writing {bad} over {{a: 1, m: {{x: 1}}}} must be a PathConflict, got {result:?}",
@@ -256,10 +522,16 @@ pub async fn metric_path_conflicts_write_nothing(store: Arc<dyn MetricStore>) {
         );
     }
     let mut b = Batch::new();
-    b.inc([k.clone()], &values!({"z": 1, "n": 1})).expect("valid");
-    b.set([k.clone()], &values!({"n": {"deep": 1}})).expect("valid");
+    b.inc([k.clone()], &values!({"z": 1, "n": 1}))
+        .expect("valid");
+    b.set([k.clone()], &values!({"n": {"deep": 1}}))
+        .expect("valid");
     let result = store.apply(&b).await;
-    assert!(matches!(result, Err(Error::PathConflict { .. })), "{}: conflict within one batch, got {result:?}", store.name());
+    assert!(
+        matches!(result, Err(Error::PathConflict { .. })),
+        "{}: conflict within one batch, got {result:?}",
+        store.name()
+    );
     assert_eq!(
         get_one(&*store, &k).await,
         values!({"a": 1, "m": {"x": 1}}),
@@ -276,11 +548,24 @@ pub async fn metric_range_is_aligned_and_isolated(store: Arc<dyn MetricStore>) {
     let h = hour();
     let mut b = Batch::new();
     for i in [0_i64, 1, 3, 4, 7] {
-        b.inc([Key::bucket(&m, h, i * 3600).expect("valid")], &values!({"n": i})).expect("valid");
+        b.inc(
+            [Key::bucket(&m, h, i * 3600).expect("valid")],
+            &values!({"n": i}),
+        )
+        .expect("valid");
     }
-    b.inc([Key::bucket(&m, day(), 0).expect("valid")], &values!({"day": 1})).expect("valid");
-    b.inc([Key::bucket(&neighbour, h, 3600).expect("valid")], &values!({"other": 1})).expect("valid");
-    b.set([Key::status(&m).expect("valid")], &values!({"status": 1})).expect("valid");
+    b.inc(
+        [Key::bucket(&m, day(), 0).expect("valid")],
+        &values!({"day": 1}),
+    )
+    .expect("valid");
+    b.inc(
+        [Key::bucket(&neighbour, h, 3600).expect("valid")],
+        &values!({"other": 1}),
+    )
+    .expect("valid");
+    b.set([Key::status(&m).expect("valid")], &values!({"status": 1}))
+        .expect("valid");
     apply(&*store, &b).await;
     let starts: Vec<i64> = (-2..=8).map(|i| i * 3600).collect();
     let docs = store
@@ -288,31 +573,64 @@ pub async fn metric_range_is_aligned_and_isolated(store: Arc<dyn MetricStore>) {
         .await
         .unwrap_or_else(|e| panic!("{}: range failed: {e}", store.name()));
     let expected: Vec<Values> = (-2..=8_i64)
-        .map(|i| if [0, 1, 3, 4, 7].contains(&i) { values!({"n": i}) } else { Values::new() })
+        .map(|i| {
+            if [0, 1, 3, 4, 7].contains(&i) {
+                values!({"n": i})
+            } else {
+                Values::new()
+            }
+        })
         .collect();
-    assert_eq!(docs, expected, "{}: range must be aligned with the starts asked", store.name());
-    let sparse = store.range(&m, h, &[3600, 4 * 3600, 100 * 3600]).await.expect("range");
-    assert_eq!(sparse, vec![values!({"n": 1}), values!({"n": 4}), Values::new()], "{}: sparse starts", store.name());
+    assert_eq!(
+        docs,
+        expected,
+        "{}: range must be aligned with the starts asked",
+        store.name()
+    );
+    let sparse = store
+        .range(&m, h, &[3600, 4 * 3600, 100 * 3600])
+        .await
+        .expect("range");
+    assert_eq!(
+        sparse,
+        vec![values!({"n": 1}), values!({"n": 4}), Values::new()],
+        "{}: sparse starts",
+        store.name()
+    );
     assert!(store.range(&m, h, &[]).await.expect("range").is_empty());
     let days = store.range(&m, day(), &[0]).await.expect("range");
-    assert_eq!(days, vec![values!({"day": 1})], "{}: other granularity", store.name());
+    assert_eq!(
+        days,
+        vec![values!({"day": 1})],
+        "{}: other granularity",
+        store.name()
+    );
 }
 
 /// `range` refuses unsorted starts and bad metric keys.
 pub async fn metric_range_refuses_bad_input(store: Arc<dyn MetricStore>) {
     let m = unique("range");
     assert!(
-        matches!(store.range(&m, hour(), &[3600, 0]).await, Err(Error::InvalidInput(_))),
+        matches!(
+            store.range(&m, hour(), &[3600, 0]).await,
+            Err(Error::InvalidInput(_))
+        ),
         "{}: unsorted starts must be refused",
         store.name()
     );
     assert!(
-        matches!(store.range(&m, hour(), &[0, 0]).await, Err(Error::InvalidInput(_))),
+        matches!(
+            store.range(&m, hour(), &[0, 0]).await,
+            Err(Error::InvalidInput(_))
+        ),
         "{}: repeated starts must be refused",
         store.name()
     );
     assert!(
-        matches!(store.range("bad::name", hour(), &[0]).await, Err(Error::InvalidName { .. })),
+        matches!(
+            store.range("bad::name", hour(), &[0]).await,
+            Err(Error::InvalidName { .. })
+        ),
         "{}: a bad metric key must be refused",
         store.name()
     );
@@ -322,20 +640,37 @@ pub async fn metric_range_refuses_bad_input(store: Arc<dyn MetricStore>) {
 pub async fn metric_delete(store: Arc<dyn MetricStore>) {
     let m = unique("delete");
     let keys: Vec<Key> = (0..3).map(|i| key(&m, i * 3600)).collect();
-    apply(&*store, &batch(Op::Inc, &keys, &values!({"a": 1, "b": {"c": 2}}))).await;
+    apply(
+        &*store,
+        &batch(Op::Inc, &keys, &values!({"a": 1, "b": {"c": 2}})),
+    )
+    .await;
     store
         .remove(&[keys[0].clone(), keys[2].clone(), key(&unique("none"), 0)])
         .await
         .unwrap_or_else(|e| panic!("{}: remove failed: {e}", store.name()));
     assert_eq!(
         get(&*store, &keys).await,
-        vec![Values::new(), values!({"a": 1, "b": {"c": 2}}), Values::new()],
+        vec![
+            Values::new(),
+            values!({"a": 1, "b": {"c": 2}}),
+            Values::new()
+        ],
         "{}: delete must remove exactly the keys given",
         store.name()
     );
     // A deleted document starts afresh, even where a leaf becomes a map.
-    apply(&*store, &batch(Op::Inc, &keys[..1], &values!({"a": {"x": 1}}))).await;
-    assert_eq!(get_one(&*store, &keys[0]).await, values!({"a": {"x": 1}}), "{}: write after delete", store.name());
+    apply(
+        &*store,
+        &batch(Op::Inc, &keys[..1], &values!({"a": {"x": 1}})),
+    )
+    .await;
+    assert_eq!(
+        get_one(&*store, &keys[0]).await,
+        values!({"a": {"x": 1}}),
+        "{}: write after delete",
+        store.name()
+    );
     store.remove(&[]).await.expect("empty delete");
 }
 
@@ -344,9 +679,30 @@ pub async fn metric_status_slot_is_apart(store: Arc<dyn MetricStore>) {
     let m = unique("status");
     let status = Key::status(&m).expect("valid");
     let bucket = key(&m, 0);
-    apply(&*store, &batch(Op::Set, &[status.clone()], &values!({"state": 2}))).await;
-    apply(&*store, &batch(Op::Inc, &[bucket.clone()], &values!({"state": 1}))).await;
-    assert_eq!(get(&*store, &[status, bucket]).await, vec![values!({"state": 2}), values!({"state": 1})], "{}: status slot", store.name());
+    apply(
+        &*store,
+        &batch(
+            Op::Set,
+            std::slice::from_ref(&status),
+            &values!({"state": 2}),
+        ),
+    )
+    .await;
+    apply(
+        &*store,
+        &batch(
+            Op::Inc,
+            std::slice::from_ref(&bucket),
+            &values!({"state": 1}),
+        ),
+    )
+    .await;
+    assert_eq!(
+        get(&*store, &[status, bucket]).await,
+        vec![values!({"state": 2}), values!({"state": 1})],
+        "{}: status slot",
+        store.name()
+    );
 }
 
 /// Many tasks incrementing one shared key and one key each lose no increment.
@@ -366,7 +722,10 @@ pub async fn metric_concurrent_increments_are_exact(store: Arc<dyn MetricStore>)
                 b.inc([shared.clone(), own.clone()], &one).expect("valid");
             }
             for _ in 0..INCREMENTS_PER_TASK / PER_BATCH {
-                store.apply(&b).await.unwrap_or_else(|e| panic!("{}: apply failed: {e}", store.name()));
+                store
+                    .apply(&b)
+                    .await
+                    .unwrap_or_else(|e| panic!("{}: apply failed: {e}", store.name()));
             }
         }));
     }
@@ -383,7 +742,12 @@ pub async fn metric_concurrent_increments_are_exact(store: Arc<dyn MetricStore>)
     );
     let owns: Vec<Key> = (0..TASKS).map(|t| key(&m, (t as i64 + 1) * 3600)).collect();
     for doc in get(&*store, &owns).await {
-        assert_eq!(doc, values!({"n": per_task, "nested": {"n": per_task}}), "{}: a task's own key lost increments", store.name());
+        assert_eq!(
+            doc,
+            values!({"n": per_task, "nested": {"n": per_task}}),
+            "{}: a task's own key lost increments",
+            store.name()
+        );
     }
 }
 
@@ -392,9 +756,23 @@ pub async fn metric_read_after_write(store: Arc<dyn MetricStore>) {
     let m = unique("raw");
     let k = key(&m, 0);
     for i in 1..=50_i64 {
-        apply(&*store, &batch(Op::Inc, &[k.clone()], &values!({"n": 1}))).await;
-        assert_eq!(get_one(&*store, &k).await.number_at("n"), Some(Number::Int(i)), "{}: read after write (get)", store.name());
+        apply(
+            &*store,
+            &batch(Op::Inc, std::slice::from_ref(&k), &values!({"n": 1})),
+        )
+        .await;
+        assert_eq!(
+            get_one(&*store, &k).await.number_at("n"),
+            Some(Number::Int(i)),
+            "{}: read after write (get)",
+            store.name()
+        );
         let ranged = store.range(&m, hour(), &[0]).await.expect("range");
-        assert_eq!(ranged[0].number_at("n"), Some(Number::Int(i)), "{}: read after write (range)", store.name());
+        assert_eq!(
+            ranged[0].number_at("n"),
+            Some(Number::Int(i)),
+            "{}: read after write (range)",
+            store.name()
+        );
     }
 }

@@ -52,23 +52,27 @@ pub fn unique(label: &str) -> String {
 #[macro_export]
 macro_rules! metric_store_tests {
     ($setup:path) => {
-        $crate::__testkit_cases!($setup, $crate::testkit::metric_checks, [
-            metric_inc_and_get,
-            metric_get_is_ordered_and_blank_for_missing,
-            metric_set_overwrites_only_named_leaves,
-            metric_max_min,
-            metric_floats,
-            metric_ops_apply_in_batch_order,
-            metric_overflow_writes_nothing_at_the_key,
-            metric_overflow_in_atomic_batch_writes_nothing,
-            metric_path_conflicts_write_nothing,
-            metric_range_is_aligned_and_isolated,
-            metric_range_refuses_bad_input,
-            metric_delete,
-            metric_status_slot_is_apart,
-            metric_concurrent_increments_are_exact,
-            metric_read_after_write,
-        ]);
+        $crate::__testkit_cases!(
+            $setup,
+            $crate::testkit::metric_checks,
+            [
+                metric_inc_and_get,
+                metric_get_is_ordered_and_blank_for_missing,
+                metric_set_overwrites_only_named_leaves,
+                metric_max_min,
+                metric_floats,
+                metric_ops_apply_in_batch_order,
+                metric_overflow_writes_nothing_at_the_key,
+                metric_overflow_in_atomic_batch_writes_nothing,
+                metric_path_conflicts_write_nothing,
+                metric_range_is_aligned_and_isolated,
+                metric_range_refuses_bad_input,
+                metric_delete,
+                metric_status_slot_is_apart,
+                metric_concurrent_increments_are_exact,
+                metric_read_after_write,
+            ]
+        );
     };
 }
 
@@ -78,20 +82,24 @@ macro_rules! metric_store_tests {
 #[macro_export]
 macro_rules! counter_store_tests {
     ($setup:path) => {
-        $crate::__testkit_cases!($setup, $crate::testkit::counter_checks, [
-            counter_inc_with_step_and_default,
-            counter_get_and_get_all,
-            counter_set_and_reset,
-            counter_delete,
-            counter_delete_namespace_is_isolated,
-            counter_compare_and_swap,
-            counter_overflow_is_an_error,
-            counter_bad_names_write_nothing,
-            counter_info,
-            counter_capacity,
-            counter_concurrent_increments_are_exact,
-            counter_cas_loop_under_contention_loses_nothing,
-        ]);
+        $crate::__testkit_cases!(
+            $setup,
+            $crate::testkit::counter_checks,
+            [
+                counter_inc_with_step_and_default,
+                counter_get_and_get_all,
+                counter_set_and_reset,
+                counter_delete,
+                counter_delete_namespace_is_isolated,
+                counter_compare_and_swap,
+                counter_overflow_is_an_error,
+                counter_bad_names_write_nothing,
+                counter_info,
+                counter_capacity,
+                counter_concurrent_increments_are_exact,
+                counter_cas_loop_under_contention_loses_nothing,
+            ]
+        );
     };
 }
 
@@ -101,11 +109,15 @@ macro_rules! counter_store_tests {
 #[macro_export]
 macro_rules! throttle_store_tests {
     ($setup:path) => {
-        $crate::__testkit_cases!($setup, $crate::testkit::throttle_checks, [
-            throttle_acquire_and_expire,
-            throttle_one_winner_per_window,
-            throttle_refuses_bad_input,
-        ]);
+        $crate::__testkit_cases!(
+            $setup,
+            $crate::testkit::throttle_checks,
+            [
+                throttle_acquire_and_expire,
+                throttle_one_winner_per_window,
+                throttle_refuses_bad_input,
+            ]
+        );
     };
 }
 
