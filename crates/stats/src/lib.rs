@@ -45,3 +45,8 @@ pub mod atomics {
     #[doc(inline)]
     pub use stats_backend_atomics::*;
 }
+
+/// The README's examples, compiled as doc tests so that they stay true.
+#[cfg(all(doctest, feature = "atomics"))]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

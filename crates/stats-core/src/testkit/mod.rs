@@ -3,7 +3,7 @@
 //! Each check is a plain `pub async fn(Arc<dyn ...>)` that panics with a message saying what
 //! the store got wrong. A store's tests run them all with one macro line:
 //!
-//! ```ignore
+//! ```text
 //! async fn store() -> std::sync::Arc<MyStore> { /* connect, with a unique prefix */ }
 //! stats_core::metric_store_tests!(store);
 //! stats_core::counter_store_tests!(store);
