@@ -18,7 +18,7 @@ use stats_core::{CasOutcome, CounterInfo, Error, NameKind, NamespaceInfo, Result
 
 /// One counter. Aligned to a cache line so that counters written by different threads never
 /// share one (false sharing would serialize them).
-//ALIGN
+#[repr(align(64))]
 #[derive(Debug)]
 struct Slot {
     value: AtomicI64,
