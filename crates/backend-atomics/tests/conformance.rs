@@ -11,6 +11,7 @@ async fn unbounded() -> Arc<AtomicsStore> {
 stats_core::metric_store_tests!(unbounded);
 stats_core::counter_store_tests!(unbounded);
 stats_core::throttle_store_tests!(unbounded);
+stats_core::tracker_tests!(unbounded);
 
 mod bounded {
     use super::*;

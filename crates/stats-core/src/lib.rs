@@ -14,7 +14,10 @@ pub mod granularity;
 pub mod key;
 pub mod name;
 pub mod number;
+pub mod series;
 pub mod store;
+pub mod time;
+pub mod tracker;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod values;

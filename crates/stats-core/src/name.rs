@@ -23,7 +23,7 @@ use crate::error::{Error, NameKind, Result};
 /// Longest metric key, namespace, counter key or throttle key, in bytes.
 pub const MAX_SEGMENT_LEN: usize = 200;
 /// Longest field name (one level of a value map), in bytes.
-pub const MAX_FIELD_LEN: usize = 128;
+pub const MAX_FIELD_LEN: usize = 200;
 /// Longest flattened value path, in bytes.
 pub const MAX_PATH_LEN: usize = 400;
 /// Deepest nesting of a value map.

@@ -8,6 +8,7 @@
 //! stats_core::metric_store_tests!(store);
 //! stats_core::counter_store_tests!(store);
 //! stats_core::throttle_store_tests!(store);
+//! stats_core::tracker_tests!(store);
 //! ```
 //!
 //! The macros need `tokio` (features `macros`, `rt-multi-thread`) in the caller's
@@ -21,10 +22,12 @@
 mod counter;
 mod metric;
 mod throttle;
+mod tracker;
 
 pub use counter::*;
 pub use metric::*;
 pub use throttle::*;
+pub use tracker::*;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -121,6 +124,26 @@ macro_rules! throttle_store_tests {
     };
 }
 
+/// Instantiates every [`Tracker`](crate::tracker::Tracker) check on a store as a
+/// `#[tokio::test]`.
+///
+/// `$setup` is a path to an `async fn() -> Arc<S>` where `S: MetricStore`.
+#[macro_export]
+macro_rules! tracker_tests {
+    ($setup:path) => {
+        $crate::__testkit_cases!($setup, $crate::testkit::tracker_checks, [
+            tracker_track_fans_out,
+            tracker_assert_overwrites,
+            tracker_max_min,
+            tracker_blanks,
+            tracker_system_index,
+            tracker_beam_and_scan,
+            tracker_values_across_dst,
+            tracker_bad_input_writes_nothing,
+        ]);
+    };
+}
+
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __testkit_cases {
@@ -149,4 +172,9 @@ pub mod counter_checks {
 /// The throttle checks under the names the macro uses.
 pub mod throttle_checks {
     pub use super::throttle::*;
+}
+
+/// The tracker checks under the names the macro uses.
+pub mod tracker_checks {
+    pub use super::tracker::*;
 }
