@@ -40,6 +40,10 @@ pub use store::{
 #[doc(inline)]
 pub use values::{Value, Values};
 
+/// The time library of the public API (instants, zones, weekdays), re-exported so that callers
+/// use the same version.
+pub use jiff;
+
 #[doc(hidden)]
 pub mod __private {
     pub use serde_json;

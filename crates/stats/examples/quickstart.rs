@@ -5,10 +5,11 @@
 use std::sync::Arc;
 
 use stats::atomics::AtomicsStore;
-use stats::{Batch, CasOutcome, CounterStore, Granularity, Key, MetricStore, values};
+use stats::jiff::Timestamp;
+use stats::{Blanks, CasOutcome, Config, CounterStore, Tracker, values};
 
 #[tokio::main]
-async fn main() -> stats::Result<()> {
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let store = Arc::new(AtomicsStore::new());
 
     // Counters: namespaces, increments with a default, compare-and-swap.
@@ -23,28 +24,35 @@ async fn main() -> stats::Result<()> {
         println!("  {key:<4} {value}");
     }
 
-    // Metrics: one event counted into an hour bucket and a day bucket in one batch.
-    let hour: Granularity = "1h".parse()?;
-    let day: Granularity = "1d".parse()?;
-    let at = 1_700_000_000_i64; // 2023-11-14T22:13:20Z
-    let hour_key = Key::bucket("orders", hour, at - at.rem_euclid(3600))?;
-    let day_key = hour_key.with_bucket(day, at - at.rem_euclid(86_400));
-    for (count, amount) in [(1, 12.5), (2, 30.0), (1, 7.25)] {
-        let mut batch = Batch::new();
-        batch.inc(
-            [hour_key.clone(), day_key.clone()],
-            &values!({"count": count, "amount": amount, "by_region": {"eu": count}}),
-        )?;
-        batch.max([hour_key.clone()], &values!({"largest": amount}))?;
-        store.apply(&batch).await?;
+    // Metrics: every event counted into its minute, hour, day, week, month, quarter and year
+    // bucket (in Berlin time) with one store batch.
+    let tracker = Tracker::new(store.clone(), Config::new().time_zone("Europe/Berlin")?);
+    let orders = [
+        ("2024-05-01T09:12:00Z", 1, 12.5, "eu"),
+        ("2024-05-01T09:48:00Z", 2, 30.0, "us"),
+        ("2024-05-01T11:05:00Z", 1, 7.25, "eu"),
+        ("2024-05-01T11:59:00Z", 3, 99.0, "eu"),
+    ];
+    for (at, count, amount, region) in orders {
+        let at: Timestamp = at.parse()?;
+        tracker
+            .track("orders", at, &values!({"count": count, "amount": amount, "by_region": {region: count}}))
+            .await?;
+        tracker.track_max("orders", at, &values!({"largest": amount})).await?;
     }
-    println!("metric \"orders\":");
-    for (key, doc) in [&hour_key, &day_key]
-        .into_iter()
-        .zip(store.read(&[hour_key.clone(), day_key.clone()]).await?)
-    {
-        println!("  {key}: {doc}");
+
+    // One range read gives the hourly series, blanks included.
+    let from: Timestamp = "2024-05-01T09:00:00Z".parse()?;
+    let to: Timestamp = "2024-05-01T12:00:00Z".parse()?;
+    let series = tracker.values("orders", from, to, "1h".parse()?, Blanks::Keep).await?;
+    println!("hourly series of \"orders\" (Europe/Berlin):");
+    let zone = tracker.config().calendar().time_zone().clone();
+    for (at, doc) in series.at.iter().zip(&series.values) {
+        let shown = if doc.is_empty() { "-".to_string() } else { doc.to_string() };
+        println!("  {}  {shown}", at.to_zoned(zone.clone()).strftime("%Y-%m-%d %H:%M %Z"));
     }
+    let day = tracker.values("orders", from, from, "1d".parse()?, Blanks::Keep).await?;
+    println!("the day: {}", day.values[0]);
 
     // A throughput figure for the in-process counter path.
     let handle = store.counters().handle("bench", "events", 0)?;

@@ -33,6 +33,14 @@
 //! ```
 
 #[doc(inline)]
+pub use stats_core::series::Series;
+#[doc(inline)]
+pub use stats_core::time::Calendar;
+#[doc(inline)]
+pub use stats_core::tracker::{Blanks, Config, Status, Tracker};
+#[doc(inline)]
+pub use stats_core::{jiff, series, time, tracker};
+#[doc(inline)]
 pub use stats_core::{
     Batch, Capabilities, CasOutcome, CounterInfo, CounterStore, Error, Granularity, Key,
     MetricStore, MetricStoreExt, NameKind, NamespaceInfo, Number, Op, Result, Slot, Store,
