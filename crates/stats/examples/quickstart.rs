@@ -36,22 +36,39 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (at, count, amount, region) in orders {
         let at: Timestamp = at.parse()?;
         tracker
-            .track("orders", at, &values!({"count": count, "amount": amount, "by_region": {region: count}}))
+            .track(
+                "orders",
+                at,
+                &values!({"count": count, "amount": amount, "by_region": {region: count}}),
+            )
             .await?;
-        tracker.track_max("orders", at, &values!({"largest": amount})).await?;
+        tracker
+            .track_max("orders", at, &values!({"largest": amount}))
+            .await?;
     }
 
     // One range read gives the hourly series, blanks included.
     let from: Timestamp = "2024-05-01T09:00:00Z".parse()?;
     let to: Timestamp = "2024-05-01T12:00:00Z".parse()?;
-    let series = tracker.values("orders", from, to, "1h".parse()?, Blanks::Keep).await?;
+    let series = tracker
+        .values("orders", from, to, "1h".parse()?, Blanks::Keep)
+        .await?;
     println!("hourly series of \"orders\" (Europe/Berlin):");
     let zone = tracker.config().calendar().time_zone().clone();
     for (at, doc) in series.at.iter().zip(&series.values) {
-        let shown = if doc.is_empty() { "-".to_string() } else { doc.to_string() };
-        println!("  {}  {shown}", at.to_zoned(zone.clone()).strftime("%Y-%m-%d %H:%M %Z"));
+        let shown = if doc.is_empty() {
+            "-".to_string()
+        } else {
+            doc.to_string()
+        };
+        println!(
+            "  {}  {shown}",
+            at.to_zoned(zone.clone()).strftime("%Y-%m-%d %H:%M %Z")
+        );
     }
-    let day = tracker.values("orders", from, from, "1d".parse()?, Blanks::Keep).await?;
+    let day = tracker
+        .values("orders", from, from, "1d".parse()?, Blanks::Keep)
+        .await?;
     println!("the day: {}", day.values[0]);
 
     // A throughput figure for the in-process counter path.

@@ -39,13 +39,13 @@ pub use stats_core::time::Calendar;
 #[doc(inline)]
 pub use stats_core::tracker::{Blanks, Config, Status, Tracker};
 #[doc(inline)]
-pub use stats_core::{jiff, series, time, tracker};
-#[doc(inline)]
 pub use stats_core::{
     Batch, Capabilities, CasOutcome, CounterInfo, CounterStore, Error, Granularity, Key,
     MetricStore, MetricStoreExt, NameKind, NamespaceInfo, Number, Op, Result, Slot, Store,
     ThrottleStore, Unit, Value, Values, Write, name, values,
 };
+#[doc(inline)]
+pub use stats_core::{jiff, series, time, tracker};
 
 /// The in-process store (feature `atomics`).
 #[cfg(feature = "atomics")]

@@ -1,0 +1,67 @@
+//! The Redis and Redis Cluster store of `stats`.
+//!
+//! [`RedisStore`] implements [`MetricStore`](stats_core::MetricStore),
+//! [`CounterStore`](stats_core::CounterStore) and [`ThrottleStore`](stats_core::ThrottleStore)
+//! with the `redis` crate on tokio.
+//!
+//! # Layout
+//!
+//! Every key starts with a configurable prefix (default `stats`, see
+//! [`RedisConfig::prefix`]).
+//!
+//! | data | key | type |
+//! |---|---|---|
+//! | a bucket of a metric | `<prefix>::m::{<metric>}::<granularity>::<start>` | hash: field = flattened path (`by.country`), value = the number |
+//! | a metric's status (`beam`) | `<prefix>::m::{<metric>}::status` | hash, as a bucket |
+//! | a counter namespace | `<prefix>::c::{<namespace>}` | hash: field = counter key, value = integer |
+//! | the namespaces with counters | `<prefix>::c::namespaces` | set (for `info`) |
+//! | a throttle | `<prefix>::t::{<key>}` | string with a millisecond TTL (`SET NX PX`) |
+//!
+//! Numbers are stored as text: integers in canonical decimal, floats always with a `.` or an
+//! exponent (`2.0`, `1e-300`), so a leaf keeps its kind: an integer leaf is incremented with
+//! `HINCRBY` (exact, 64-bit, overflow refused by the server); once a float is involved the sum
+//! is taken in `f64` and written back with 17 significant digits, which reads back to the same
+//! `f64`. A nested leaf `a.b` also writes a marker field `a.` (it says `a` is a map); reads skip
+//! markers. The portable name rule keeps `{`, `}` and `::` out of metrics, namespaces and keys,
+//! and `.` out of field names, so no name can break this layout or collide with another.
+//!
+//! # What is atomic
+//!
+//! Every batch of metric writes runs as Lua scripts (`EVALSHA` of scripts loaded once, loaded
+//! again by the driver after a server restart or `SCRIPT FLUSH`). A script checks every update
+//! before writing it and restores every field it touched if one fails (overflow, path
+//! conflict), so a failing script leaves nothing written.
+//!
+//! - On one server the whole batch is one script: **a batch is atomic** (all or nothing, and no
+//!   other client sees part of it).
+//! - On a cluster a script may only touch keys of one hash slot. Bucket keys use the metric as
+//!   hash tag, so all buckets of a metric (every granularity, the status) live in one slot, and
+//!   a batch runs as **one atomic script per metric**, sent concurrently. A batch over several
+//!   metrics can fail for one metric and succeed for another
+//!   ([`Capabilities::atomic_batch`](stats_core::Capabilities::atomic_batch) is false).
+//!   The price of the tag: one very hot metric lands on one node; spread a hot metric over
+//!   several metric keys if one node cannot carry it.
+//! - Counter calls are single-key: `inc` (with its default), `compare_and_swap` and
+//!   `delete_namespace` are scripts, `get`, `set`, `delete` single commands; each is atomic.
+//! - Expiry (see [`RedisConfig::expire`]) is set in the same script as the write.
+//!
+//! Reads (`read`, `range`) are one pipeline of `HGETALL`; `range` computes the keys from the
+//! caller's timeline, and on a cluster all of them live on one node.
+//!
+//! # Connections
+//!
+//! One server: a managed connection that reconnects on its own after the server restarts.
+//! Cluster: the driver's cluster connection, which follows slot moves. A call to a server
+//! that is down fails at once with a retryable [`Error::Unavailable`](stats_core::Error);
+//! one that does not answer fails after the response timeout (default 5 s) with a retryable
+//! [`Error::Timeout`](stats_core::Error).
+
+mod config;
+mod counters;
+mod metrics;
+mod store;
+
+pub use config::{
+    DEFAULT_CONNECTION_TIMEOUT, DEFAULT_PREFIX, DEFAULT_RESPONSE_TIMEOUT, RedisConfig, Target,
+};
+pub use store::{RedisStore, STORE_NAME};
