@@ -78,6 +78,19 @@ pub enum Error {
     #[error("invalid input: {0}")]
     InvalidInput(String),
 
+    /// A series expression (see [`crate::series::Expression`]) does not parse: a syntax error,
+    /// an unknown function or variable, or a function called with the wrong number of arguments.
+    /// Reported when the expression is built, never while evaluating it.
+    #[error("invalid expression {expression:?} at position {position}: {reason}")]
+    InvalidExpression {
+        /// The expression as given.
+        expression: String,
+        /// Byte offset into `expression` where the problem is (its length for an unexpected end).
+        position: usize,
+        /// What is wrong there.
+        reason: String,
+    },
+
     /// Integer arithmetic would leave the `i64` range (or a float would become infinite).
     /// Nothing of the call was written.
     #[error("overflow at {key}{}: {detail}", at_path(path))]

@@ -16,10 +16,10 @@ pub mod name;
 pub mod number;
 pub mod series;
 pub mod store;
-pub mod time;
-pub mod tracker;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod time;
+pub mod tracker;
 pub mod values;
 
 #[doc(inline)]

@@ -10,8 +10,8 @@
 //! - has no control characters (this includes NUL, tab and newline);
 //! - does not start with `$` (MongoDB reserves it for operators).
 //!
-//! A field name (one level of a [`Values`](crate::Values) map) also has no `.`: it is the path
-//! separator of the flattened form. A flattened path is at most [`MAX_PATH_LEN`] bytes and
+//! A field name (one level of a [`Values`](crate::Values) map) also has no `.` (the path
+//! separator of the flattened form) and is not `*` (the wildcard of series paths). A flattened path is at most [`MAX_PATH_LEN`] bytes and
 //! [`MAX_DEPTH`] levels deep.
 //!
 //! A segment (metric key, namespace, counter key, throttle key) also has no `::` (the key
@@ -64,6 +64,13 @@ pub fn check_field(name: &str) -> Result<()> {
             NameKind::Field,
             name,
             "must not contain '.' (the path separator)",
+        ));
+    }
+    if name == "*" {
+        return Err(Error::invalid_name(
+            NameKind::Field,
+            name,
+            "must not be '*' (the wildcard of series paths)",
         ));
     }
     Ok(())
@@ -147,6 +154,7 @@ mod tests {
             ("$set", "'$'"),
             ("nul\0", "control"),
             ("tab\t", "control"),
+            ("*", "wildcard"),
         ] {
             let err = check_field(bad).unwrap_err().to_string();
             assert!(err.contains(reason), "{bad:?}: {err}");

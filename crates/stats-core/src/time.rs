@@ -80,7 +80,8 @@ impl Calendar {
     /// # Errors
     /// [`Error::InvalidInput`] for an unknown zone name.
     pub fn named(zone: &str, week_start: Weekday) -> Result<Self> {
-        let tz = TimeZone::get(zone).map_err(|e| time_error(&format!("unknown time zone {zone:?}"), e))?;
+        let tz = TimeZone::get(zone)
+            .map_err(|e| time_error(&format!("unknown time zone {zone:?}"), e))?;
         Ok(Calendar::new(tz, week_start))
     }
 
@@ -104,10 +105,15 @@ impl Calendar {
         let wall = offset.to_datetime(t);
         let n = i64::from(granularity.count());
         let clock = |h: i64, m: i64, s: i64| -> Result<Timestamp> {
-            let time = Time::new(h as i8, m as i8, s as i8, 0).map_err(|e| time_error("floor", e))?;
+            let time =
+                Time::new(h as i8, m as i8, s as i8, 0).map_err(|e| time_error("floor", e))?;
             self.resolve_prefer(wall.date().to_datetime(time), offset)
         };
-        let (h, m, s) = (i64::from(wall.hour()), i64::from(wall.minute()), i64::from(wall.second()));
+        let (h, m, s) = (
+            i64::from(wall.hour()),
+            i64::from(wall.minute()),
+            i64::from(wall.second()),
+        );
         match granularity.unit() {
             Unit::Second => clock(h, m, s / n * n),
             Unit::Minute => clock(h, m / n * n, 0),
@@ -140,7 +146,12 @@ impl Calendar {
     /// # Errors
     /// [`Error::InvalidInput`] when the timeline would hold more than [`MAX_TIMELINE`] buckets,
     /// or past the supported range of years.
-    pub fn timeline(&self, from: Timestamp, to: Timestamp, granularity: Granularity) -> Result<Vec<Timestamp>> {
+    pub fn timeline(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        granularity: Granularity,
+    ) -> Result<Vec<Timestamp>> {
         let mut out = Vec::new();
         if from > to {
             return Ok(out);
@@ -184,8 +195,11 @@ impl Calendar {
     /// The first day of the year's first full week.
     fn first_week_start(&self, year: i16) -> Result<Date> {
         let jan1 = Date::new(year, 1, 1).map_err(|e| time_error("week", e))?;
-        let ahead = (self.week_start.to_monday_zero_offset() - jan1.weekday().to_monday_zero_offset()).rem_euclid(7);
-        jan1.checked_add(i64::from(ahead).days()).map_err(|e| time_error("week", e))
+        let ahead = (self.week_start.to_monday_zero_offset()
+            - jan1.weekday().to_monday_zero_offset())
+        .rem_euclid(7);
+        jan1.checked_add(i64::from(ahead).days())
+            .map_err(|e| time_error("week", e))
     }
 
     /// The first date of the bucket of a `d`-or-longer granularity holding `date`.
@@ -193,7 +207,10 @@ impl Calendar {
         let n = i64::from(granularity.count());
         let year = date.year();
         let jan1 = Date::new(year, 1, 1).map_err(|e| time_error("floor", e))?;
-        let add_days = |d: Date, days: i64| d.checked_add(days.days()).map_err(|e| time_error("floor", e));
+        let add_days = |d: Date, days: i64| {
+            d.checked_add(days.days())
+                .map_err(|e| time_error("floor", e))
+        };
         match granularity.unit() {
             Unit::Day => add_days(jan1, (i64::from(date.day_of_year()) - 1) / n * n),
             Unit::Week => {
@@ -205,7 +222,11 @@ impl Calendar {
                 add_days(first, weeks / n * n * 7)
             }
             Unit::Month | Unit::Quarter => {
-                let months = if granularity.unit() == Unit::Quarter { 3 * n } else { n };
+                let months = if granularity.unit() == Unit::Quarter {
+                    3 * n
+                } else {
+                    n
+                };
                 let month0 = (i64::from(date.month()) - 1) / months * months;
                 Date::new(year, (month0 + 1) as i8, 1).map_err(|e| time_error("floor", e))
             }
@@ -223,18 +244,27 @@ impl Calendar {
         let n = i64::from(granularity.count());
         let year = date.year();
         let next_jan1 = || Date::new(year + 1, 1, 1).map_err(|e| time_error("next", e));
-        let clip = |d: Date| -> Result<Date> {
-            if d.year() > year { next_jan1() } else { Ok(d) }
+        let clip = |d: Date| -> Result<Date> { if d.year() > year { next_jan1() } else { Ok(d) } };
+        let add_days = |days: i64| {
+            date.checked_add(days.days())
+                .map_err(|e| time_error("next", e))
         };
-        let add_days = |days: i64| date.checked_add(days.days()).map_err(|e| time_error("next", e));
         match granularity.unit() {
             Unit::Day => clip(add_days(n)?),
             Unit::Week => {
                 let first = self.first_week_start(year)?;
-                if date < first { Ok(first) } else { clip(add_days(7 * n)?) }
+                if date < first {
+                    Ok(first)
+                } else {
+                    clip(add_days(7 * n)?)
+                }
             }
             Unit::Month | Unit::Quarter => {
-                let months = if granularity.unit() == Unit::Quarter { 3 * n } else { n };
+                let months = if granularity.unit() == Unit::Quarter {
+                    3 * n
+                } else {
+                    n
+                };
                 let month0 = i64::from(date.month()) - 1 + months;
                 if month0 >= 12 {
                     next_jan1()
@@ -263,7 +293,9 @@ impl Calendar {
                 .to_timestamp(self.next_wall_boundary(offset.to_datetime(t), granularity)?)
                 .map_err(|e| time_error("next", e))?;
             let event = match self.tz.following(t).next() {
-                Some(transition) if transition.timestamp() > t && transition.timestamp() < boundary => {
+                Some(transition)
+                    if transition.timestamp() > t && transition.timestamp() < boundary =>
+                {
                     transition.timestamp()
                 }
                 _ => boundary,
@@ -281,7 +313,11 @@ impl Calendar {
     fn next_wall_boundary(&self, wall: DateTime, granularity: Granularity) -> Result<DateTime> {
         let n = i64::from(granularity.count());
         let date = wall.date();
-        let (h, m, s) = (i64::from(wall.hour()), i64::from(wall.minute()), i64::from(wall.second()));
+        let (h, m, s) = (
+            i64::from(wall.hour()),
+            i64::from(wall.minute()),
+            i64::from(wall.second()),
+        );
         // Seconds since midnight of the boundary; 86,400 means the next midnight.
         let seconds = match granularity.unit() {
             Unit::Second => h * 3600 + m * 60 + (s / n * n + n).min(60),

@@ -53,17 +53,24 @@ impl Config {
     /// # Errors
     /// [`Error::InvalidGranularity`] for a bad string; [`Error::InvalidInput`] for an empty
     /// list or one granularity given twice.
-    pub fn granularities<S: AsRef<str>>(mut self, granularities: impl IntoIterator<Item = S>) -> Result<Self> {
+    pub fn granularities<S: AsRef<str>>(
+        mut self,
+        granularities: impl IntoIterator<Item = S>,
+    ) -> Result<Self> {
         let parsed = granularities
             .into_iter()
             .map(|g| g.as_ref().parse())
             .collect::<Result<Vec<Granularity>>>()?;
         if parsed.is_empty() {
-            return Err(Error::InvalidInput("a tracker needs at least one granularity".into()));
+            return Err(Error::InvalidInput(
+                "a tracker needs at least one granularity".into(),
+            ));
         }
         for (i, g) in parsed.iter().enumerate() {
             if parsed[..i].contains(g) {
-                return Err(Error::InvalidInput(format!("granularity {g} is given twice")));
+                return Err(Error::InvalidInput(format!(
+                    "granularity {g} is given twice"
+                )));
             }
         }
         self.granularities = parsed;
@@ -182,7 +189,14 @@ impl Tracker {
     /// # Errors
     /// [`Error::InvalidName`] for a bad key or value name (nothing is added);
     /// [`Error::InvalidInput`] for an instant outside the supported years.
-    pub fn add_to_batch(&self, batch: &mut Batch, op: Op, key: &str, at: Timestamp, values: &Values) -> Result<()> {
+    pub fn add_to_batch(
+        &self,
+        batch: &mut Batch,
+        op: Op,
+        key: &str,
+        at: Timestamp,
+        values: &Values,
+    ) -> Result<()> {
         let metric = self.config.metric(key);
         let keys = self.bucket_keys(&metric, at)?;
         let system = if self.config.system_index {
@@ -270,26 +284,58 @@ impl Tracker {
     /// # Errors
     /// [`Error::InvalidName`] for a bad key, [`Error::InvalidInput`] for a range of more than
     /// [`MAX_TIMELINE`](crate::time::MAX_TIMELINE) buckets, and the store's errors.
-    pub async fn values(&self, key: &str, from: Timestamp, to: Timestamp, granularity: Granularity, blanks: Blanks) -> Result<Series> {
-        self.read_series(&self.config.metric(key), from, to, granularity, blanks).await
+    pub async fn values(
+        &self,
+        key: &str,
+        from: Timestamp,
+        to: Timestamp,
+        granularity: Granularity,
+        blanks: Blanks,
+    ) -> Result<Series> {
+        self.read_series(&self.config.metric(key), from, to, granularity, blanks)
+            .await
     }
 
     /// The system index's series (see [`Config::system_index`]).
     ///
     /// # Errors
     /// As [`Tracker::values`].
-    pub async fn system_values(&self, from: Timestamp, to: Timestamp, granularity: Granularity, blanks: Blanks) -> Result<Series> {
-        self.read_series(&self.config.metric(SYSTEM_KEY), from, to, granularity, blanks).await
+    pub async fn system_values(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        granularity: Granularity,
+        blanks: Blanks,
+    ) -> Result<Series> {
+        self.read_series(
+            &self.config.metric(SYSTEM_KEY),
+            from,
+            to,
+            granularity,
+            blanks,
+        )
+        .await
     }
 
-    async fn read_series(&self, metric: &str, from: Timestamp, to: Timestamp, granularity: Granularity, blanks: Blanks) -> Result<Series> {
+    async fn read_series(
+        &self,
+        metric: &str,
+        from: Timestamp,
+        to: Timestamp,
+        granularity: Granularity,
+        blanks: Blanks,
+    ) -> Result<Series> {
         name::check_segment(NameKind::Metric, metric)?;
         let at = self.config.calendar.timeline(from, to, granularity)?;
         let starts: Vec<i64> = at.iter().map(|t| t.as_second()).collect();
         let docs = self.store.range(metric, granularity, &starts).await?;
         let (at, values) = match blanks {
             Blanks::Keep => (at, docs),
-            Blanks::Skip => at.into_iter().zip(docs).filter(|(_, d)| !d.is_empty()).unzip(),
+            Blanks::Skip => at
+                .into_iter()
+                .zip(docs)
+                .filter(|(_, d)| !d.is_empty())
+                .unzip(),
         };
         Ok(Series::new(at, values))
     }
@@ -379,7 +425,9 @@ mod tests {
 
     #[test]
     fn escape_round_trips() {
-        for metric in ["orders", "a.b", "$x", "a$b", "100%", "%2E", "%252E.$", "é.é"] {
+        for metric in [
+            "orders", "a.b", "$x", "a$b", "100%", "%2E", "%252E.$", "é.é",
+        ] {
             let escaped = escape_field(metric);
             name::check_field(&escaped).unwrap();
             assert_eq!(unescape_field(&escaped), metric, "{metric}");
@@ -391,13 +439,19 @@ mod tests {
     fn config_validation() {
         assert!(Config::new().granularities(Vec::<&str>::new()).is_err());
         assert!(Config::new().granularities(["1h", "1h"]).is_err());
-        assert!(matches!(Config::new().granularities(["1x"]), Err(Error::InvalidGranularity { .. })));
+        assert!(matches!(
+            Config::new().granularities(["1x"]),
+            Err(Error::InvalidGranularity { .. })
+        ));
         assert!(Config::new().time_zone("Nowhere/Land").is_err());
         assert!(Config::new().prefix("app", "::").is_err());
         assert!(Config::new().prefix("{app}", ":").is_err());
         let c = Config::new().prefix("app", ":").unwrap();
         assert_eq!(c.metric("orders"), "app:orders");
-        let c = Config::new().granularities(["15m", "1d"]).unwrap().week_start(Weekday::Sunday);
+        let c = Config::new()
+            .granularities(["15m", "1d"])
+            .unwrap()
+            .week_start(Weekday::Sunday);
         assert_eq!(c.granularity_list().len(), 2);
         assert_eq!(c.calendar().week_start(), Weekday::Sunday);
     }

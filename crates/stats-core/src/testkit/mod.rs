@@ -131,16 +131,20 @@ macro_rules! throttle_store_tests {
 #[macro_export]
 macro_rules! tracker_tests {
     ($setup:path) => {
-        $crate::__testkit_cases!($setup, $crate::testkit::tracker_checks, [
-            tracker_track_fans_out,
-            tracker_assert_overwrites,
-            tracker_max_min,
-            tracker_blanks,
-            tracker_system_index,
-            tracker_beam_and_scan,
-            tracker_values_across_dst,
-            tracker_bad_input_writes_nothing,
-        ]);
+        $crate::__testkit_cases!(
+            $setup,
+            $crate::testkit::tracker_checks,
+            [
+                tracker_track_fans_out,
+                tracker_assert_overwrites,
+                tracker_max_min,
+                tracker_blanks,
+                tracker_system_index,
+                tracker_beam_and_scan,
+                tracker_values_across_dst,
+                tracker_bad_input_writes_nothing,
+            ]
+        );
     };
 }
 
