@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use stats::atomics::AtomicsStore;
 use stats::jiff::Timestamp;
+use stats::series::ExpressionTransponder;
 use stats::{Blanks, CasOutcome, Config, CounterStore, Tracker, values};
 
 #[tokio::main]
@@ -70,6 +71,35 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .values("orders", from, from, "1d".parse()?, Blanks::Keep)
         .await?;
     println!("the day: {}", day.values[0]);
+
+    // Series analytics: an expression per bucket, aggregates, a timeline, categories.
+    let mut series = series;
+    series.transpond(&ExpressionTransponder::new(
+        ["amount", "count"],
+        "a / b",
+        "per_order",
+    )?)?;
+    println!("average order value per hour:");
+    if let Some(points) = series.timeline("per_order", 1)?.points("per_order") {
+        for point in points {
+            let shown = point
+                .value
+                .map_or("-".to_string(), |v| format!("{:.2}", v.as_f64()));
+            println!(
+                "  {}  {shown}",
+                point.at.to_zoned(zone.clone()).strftime("%H:%M")
+            );
+        }
+    }
+    let total = series.sum("count", 1)?;
+    let largest = series.max("largest", 1)?;
+    println!(
+        "orders in the range: {}, largest order: {}",
+        total[0].map_or("-".into(), |n| n.to_string()),
+        largest[0].map_or("-".into(), |n| n.to_string())
+    );
+    let regions = series.category("by_region.*", 1)?;
+    println!("orders by region: {}", serde_json::to_string(&regions)?);
 
     // A throughput figure for the in-process counter path.
     let handle = store.counters().handle("bench", "events", 0)?;

@@ -10,6 +10,7 @@
 //! | feature | store | crate |
 //! |---|---|---|
 //! | `atomics` (default) | in-process, lock-free | `stats-backend-atomics` |
+//! | `redis` | Redis and Redis Cluster | `stats-backend-redis` |
 //!
 //! The default build pulls no database driver.
 //!
@@ -46,6 +47,13 @@ pub use stats_core::{
 };
 #[doc(inline)]
 pub use stats_core::{jiff, series, time, tracker};
+
+/// The Redis and Redis Cluster store (feature `redis`).
+#[cfg(feature = "redis")]
+pub mod redis {
+    #[doc(inline)]
+    pub use stats_backend_redis::*;
+}
 
 /// The in-process store (feature `atomics`).
 #[cfg(feature = "atomics")]
