@@ -17,8 +17,11 @@ static APPLY: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scri
 struct Group<'b> {
     keys: Vec<&'b Key>,
     index: HashMap<&'b Key, usize>,
-    /// (op, key index, path, value as sent)
-    updates: Vec<(&'static str, usize, &'b str, String)>,
+    /// Per key: the distinct paths written, and each path's position in that list.
+    paths: Vec<Vec<&'b str>>,
+    path_index: Vec<HashMap<&'b str, usize>>,
+    /// (op, key position, path position within the key, value as sent)
+    updates: Vec<(&'static str, usize, usize, String)>,
 }
 
 impl<'b> Group<'b> {
@@ -26,23 +29,33 @@ impl<'b> Group<'b> {
         Group {
             keys: Vec::new(),
             index: HashMap::new(),
+            paths: Vec::new(),
+            path_index: Vec::new(),
             updates: Vec::new(),
         }
     }
 
     fn add(&mut self, op: Op, key: &'b Key, path: &'b str, value: Number) {
         let next = self.keys.len();
-        let i = *self.index.entry(key).or_insert(next);
-        if i == next {
+        let k = *self.index.entry(key).or_insert(next);
+        if k == next {
             self.keys.push(key);
+            self.paths.push(Vec::new());
+            self.path_index.push(HashMap::new());
         }
-        let op = match op {
-            Op::Inc => "i",
-            Op::Set => "s",
-            Op::Max => "x",
-            Op::Min => "n",
+        let next_path = self.paths[k].len();
+        let p = *self.path_index[k].entry(path).or_insert(next_path);
+        if p == next_path {
+            self.paths[k].push(path);
+        }
+        let op = match (op, value) {
+            (Op::Inc, Number::Int(_)) => "i",
+            (Op::Inc, Number::Float(_)) => "f",
+            (Op::Set, _) => "s",
+            (Op::Max, _) => "x",
+            (Op::Min, _) => "n",
         };
-        self.updates.push((op, i + 1, path, encode(value)));
+        self.updates.push((op, k, p, encode(value)));
     }
 }
 
@@ -104,15 +117,22 @@ impl RedisStore {
 
     async fn apply_group(&self, group: Group<'_>) -> Result<()> {
         let mut invocation = APPLY.prepare_invoke();
-        for key in &group.keys {
+        let mut offsets = Vec::with_capacity(group.keys.len());
+        let mut offset = 0;
+        for (key, paths) in group.keys.iter().zip(&group.paths) {
             invocation.key(self.bucket_key(key));
+            invocation.arg(paths.len());
+            for path in paths {
+                invocation.arg(*path);
+            }
+            offsets.push(offset);
+            offset += paths.len();
         }
         invocation.arg(group.updates.len());
-        for (op, index, path, value) in &group.updates {
+        for (op, k, p, value) in &group.updates {
             invocation
                 .arg(*op)
-                .arg(*index)
-                .arg(*path)
+                .arg(offsets[*k] + p + 1)
                 .arg(value.as_str());
         }
         for key in &group.keys {

@@ -1,14 +1,15 @@
 -- Applies one batch (or, on a cluster, the part of it for one metric) atomically.
 --
 -- KEYS: the bucket hashes the batch touches.
--- ARGV[1]: the number of updates U; then U times: op ("i" inc, "s" set, "x" max, "n" min),
---   key index (1-based into KEYS), field path, value; then one expire-at (unix seconds, "0" for
---   none) per key.
+-- ARGV, for each key in KEYS order: the number of distinct paths written at that key, then the
+--   paths. Then the number of updates U, then U times: op ("i" integer inc, "f" float inc, "s"
+--   set, "x" max, "n" min), path index (1-based, counting the paths of all keys in order),
+--   value. Then one expire-at per key (unix seconds, "0" for none).
 -- Values are integers in canonical decimal or floats that contain '.' or 'e'.
 --
--- The script reads every field it needs with one HMGET per key, computes every update in order
--- on that copy (exact 64-bit integer arithmetic on decimal strings, f64 for floats), and only if
--- all of them succeed writes the changed fields back with one HSET per key. A failing update
+-- The script reads the paths with one HMGET per key, computes every update in order on that
+-- copy (exact 64-bit integer arithmetic on decimal strings, f64 for floats), and only if all of
+-- them succeed writes the changed fields back with one HSET per key. A failing update
 -- (overflow, path conflict) returns an error before anything is written.
 -- A field "p." marks that path p is a map (so that a later leaf "p" is refused); reads skip it.
 
@@ -74,7 +75,7 @@ local MIN_MAG = '9223372036854775808'
 local function int_add(a, b)
   if #a <= 15 and #b <= 15 then
     -- Both below 10^15 in magnitude: the double sum is exact.
-    return string.format('%.0f', tonumber(a) + tonumber(b))
+    return string.format('%d', tonumber(a) + tonumber(b))
   end
   local na, ma = split(a)
   local nb, mb = split(b)
@@ -108,117 +109,140 @@ local function num_cmp(a, b)
   if x < y then return -1 elseif x > y then return 1 else return 0 end
 end
 
-local u = tonumber(ARGV[1])
-
--- Every field each key needs: the paths, their map markers and their prefixes.
-local wanted, wanted_set = {}, {}
-for k = 1, #KEYS do wanted[k], wanted_set[k] = {}, {} end
-local function want(k, f)
-  if not wanted_set[k][f] then
-    wanted_set[k][f] = true
-    wanted[k][#wanted[k] + 1] = f
-  end
-end
-for i = 0, u - 1 do
-  local k, path = tonumber(ARGV[3 + 4 * i]), ARGV[4 + 4 * i]
-  want(k, path)
-  want(k, path .. '.')
-  local start = 1
-  while true do
-    local dot = string.find(path, '.', start, true)
-    if not dot then break end
-    want(k, string.sub(path, 1, dot - 1))
-    start = dot + 1
-  end
-end
-
--- The stored values (false when missing), read in chunks (unpack has a stack limit).
-local state = {}
+local pos = 1
+local vals, kinds, changed = {}, {}, {}
+-- Per key: the index of its first path, its path count, and where its paths sit in ARGV.
+local first, count, argbase = {}, {}, {}
+local total = 0
 for k = 1, #KEYS do
-  local s, fields = {}, wanted[k]
-  for c = 1, #fields, CHUNK do
-    local part = { unpack(fields, c, math.min(c + CHUNK - 1, #fields)) }
-    local got = redis.call('HMGET', KEYS[k], unpack(part))
-    for n = 1, #part do s[part[n]] = got[n] end
+  local c = tonumber(ARGV[pos])
+  pos = pos + 1
+  first[k], count[k], argbase[k] = total + 1, c, pos - total - 1
+  for a = 0, c - 1, CHUNK do
+    local last = math.min(a + CHUNK, c)
+    local got = redis.call('HMGET', KEYS[k], unpack(ARGV, pos + a, pos + last - 1))
+    local base = total + a
+    for j = 1, last - a do
+      vals[base + j] = got[j]
+    end
   end
-  state[k] = s
+  pos = pos + c
+  total = total + c
 end
 
-local changed, changed_set = {}, {}
-for k = 1, #KEYS do changed[k], changed_set[k] = {}, {} end
-local function put(k, f, v)
-  state[k][f] = v
-  if not changed_set[k][f] then
-    changed_set[k][f] = true
-    changed[k][#changed[k] + 1] = f
-  end
+-- The key and path of a path index (for errors and new leaves only).
+local function locate(fi)
+  local k = 1
+  while k < #KEYS and fi >= first[k + 1] do k = k + 1 end
+  return k, ARGV[argbase[k] + fi]
 end
 
-local function fail(kind, k, path, detail)
+-- Map markers (and any other field read outside the named paths), by key and field name.
+local extra, extra_changed = {}, {}
+for k = 1, #KEYS do extra[k], extra_changed[k] = {}, {} end
+
+local function exists(k, f)
+  local v = extra[k][f]
+  if v == nil then
+    v = redis.call('HGET', KEYS[k], f)
+    extra[k][f] = v
+  end
+  return v ~= false
+end
+
+local function fail(kind, fi, detail)
+  local k, path = locate(fi)
   return redis.error_reply(kind .. ' ' .. k .. '\t' .. path .. '\t' .. detail)
 end
 
-for i = 0, u - 1 do
-  local op, k, path, given = ARGV[2 + 4 * i], tonumber(ARGV[3 + 4 * i]), ARGV[4 + 4 * i], ARGV[5 + 4 * i]
-  local s = state[k]
-  local cur = s[path]
+local tonumber, format = tonumber, string.format
+local u = tonumber(ARGV[pos])
+pos = pos + 1
+for _ = 1, u do
+  local op, fi, given = ARGV[pos], tonumber(ARGV[pos + 1]), ARGV[pos + 2]
+  pos = pos + 3
+  local cur = vals[fi]
   if not cur then
-    -- A new leaf: it must not be a map already, nor sit below a number.
-    if s[path .. '.'] then
-      return fail('STATSCONFLICT', k, path, 'is a map in the stored document, not a number')
+    -- A new leaf (rare once a bucket exists): it must not be a map already, nor sit below a
+    -- number (a leaf named by this batch or stored); its prefixes get map markers.
+    local k, path = locate(fi)
+    if exists(k, path .. '.') then
+      return fail('STATSCONFLICT', fi, 'is a map in the stored document, not a number')
     end
-    local start, prefixes = 1, {}
+    local start = 1
     while true do
       local dot = string.find(path, '.', start, true)
       if not dot then break end
       local prefix = string.sub(path, 1, dot - 1)
-      if s[prefix] then
-        return fail('STATSCONFLICT', k, path, 'goes below a number in the stored document')
+      local leaf = false
+      for j = first[k], first[k] + count[k] - 1 do
+        if ARGV[argbase[k] + j] == prefix then leaf = vals[j] ~= false; break end
       end
-      prefixes[#prefixes + 1] = prefix
+      if leaf or exists(k, prefix) then
+        return fail('STATSCONFLICT', fi, 'goes below a number in the stored document')
+      end
+      local marker = prefix .. '.'
+      if not exists(k, marker) then
+        extra[k][marker] = '1'
+        extra_changed[k][marker] = true
+      end
       start = dot + 1
     end
-    for _, prefix in ipairs(prefixes) do
-      if not s[prefix .. '.'] then put(k, prefix .. '.', '1') end
+    vals[fi], kinds[fi], changed[fi] = given, op == 'f', true
+  else
+    local float = kinds[fi]
+    if float == nil then
+      float = is_float(cur)
+      kinds[fi] = float
     end
-    put(k, path, given)
-  elseif op == 's' then
-    put(k, path, given)
-  elseif op == 'i' then
-    if not is_float(cur) and not is_float(given) then
-      local r = int_add(cur, given)
-      if not r then return fail('STATSOVERFLOW', k, path, cur .. ' + ' .. given) end
-      put(k, path, r)
-    else
+    if op == 'i' and not float then
+      local r
+      if #cur <= 15 and #given <= 15 then
+        r = format('%d', tonumber(cur) + tonumber(given))
+      else
+        r = int_add(cur, given)
+        if not r then return fail('STATSOVERFLOW', fi, cur .. ' + ' .. given) end
+      end
+      vals[fi], changed[fi] = r, true
+    elseif op == 'i' or op == 'f' then
       local x = tonumber(cur) + tonumber(given)
       if x ~= x or x == math.huge or x == -math.huge then
-        return fail('STATSOVERFLOW', k, path, cur .. ' + ' .. given)
+        return fail('STATSOVERFLOW', fi, cur .. ' + ' .. given)
       end
-      put(k, path, format_float(x))
+      vals[fi], kinds[fi], changed[fi] = format_float(x), true, true
+    elseif op == 's' then
+      vals[fi], kinds[fi], changed[fi] = given, nil, true
+    elseif op == 'x' or op == 'n' then
+      local c = num_cmp(given, cur)
+      if (op == 'x' and c > 0) or (op == 'n' and c < 0) then
+        vals[fi], kinds[fi], changed[fi] = given, nil, true
+      end
+    else
+      return fail('STATSBADOP', fi, op)
     end
-  elseif op == 'x' then
-    if num_cmp(given, cur) > 0 then put(k, path, given) end
-  elseif op == 'n' then
-    if num_cmp(given, cur) < 0 then put(k, path, given) end
-  else
-    return fail('STATSBADOP', k, path, op)
   end
 end
 
 -- Everything succeeded: write the changed fields, then the expiry.
-local ttl_base = 1 + 4 * u
 for k = 1, #KEYS do
-  local fields = changed[k]
-  for c = 1, #fields, CHUNK do
-    local args = {}
-    for n = c, math.min(c + CHUNK - 1, #fields) do
-      args[#args + 1] = fields[n]
-      args[#args + 1] = state[k][fields[n]]
+  local args, n, base = {}, 0, argbase[k]
+  for j = first[k], first[k] + count[k] - 1 do
+    if changed[j] then
+      args[n + 1] = ARGV[base + j]
+      args[n + 2] = vals[j]
+      n = n + 2
     end
-    redis.call('HSET', KEYS[k], unpack(args))
   end
-  local at = ARGV[ttl_base + k]
-  if at and at ~= '0' and #fields > 0 then
+  for f in pairs(extra_changed[k]) do
+    args[n + 1] = f
+    args[n + 2] = '1'
+    n = n + 2
+  end
+  for a = 1, n, 2 * CHUNK do
+    redis.call('HSET', KEYS[k], unpack(args, a, math.min(a + 2 * CHUNK - 1, n)))
+  end
+  local at = ARGV[pos + k - 1]
+  if n > 0 and at ~= '0' then
     redis.call('EXPIREAT', KEYS[k], at)
   end
 end
