@@ -16,7 +16,40 @@ use std::{
 
 use serde_json::{Value, json};
 
+use crate::it::Backend;
+use crate::servers::{self, Provided, Reuse};
 use crate::{Result, workspace};
+
+/// The environment of a bench that needs servers: a fresh server per run (never one from the
+/// environment, so that nothing else shares it while it is measured), and the variables the
+/// bench reads. Returns the servers (stopped when dropped) and the variables.
+fn servers_for(name: &str) -> Result<(Option<Provided>, Vec<(&'static str, String)>)> {
+    let backend = match name {
+        "redis" => Backend::Redis,
+        "sql" => Backend::Postgres,
+        _ => return Ok((None, Vec::new())),
+    };
+    let provided = servers::provide(backend, Reuse::Never)?;
+    let mut env = Vec::new();
+    for (var, value) in provided.env() {
+        match *var {
+            servers::REDIS_URL => env.push(("STATS_BENCH_REDIS_URL", value.clone())),
+            servers::REDIS_SERVER_BIN => {
+                // redis-benchmark ships beside redis-server (Debian: redis-tools).
+                let bench = std::path::Path::new(value).with_file_name("redis-benchmark");
+                let bench = if bench.exists() {
+                    bench.display().to_string()
+                } else {
+                    "redis-benchmark".into()
+                };
+                env.push(("STATS_REDIS_BENCHMARK_BIN", bench));
+            }
+            servers::POSTGRES_URL => env.push(("STATS_BENCH_POSTGRES_URL", value.clone())),
+            _ => {}
+        }
+    }
+    Ok((Some(provided), env))
+}
 
 /// The package holding the criterion benches.
 const PACKAGE: &str = "stats-benches";
@@ -43,12 +76,18 @@ pub(crate) fn run(name: &str, no_run: bool, criterion_args: &[String]) -> Result
         let since = if no_run {
             None
         } else {
+            // Servers the bench talks to, started fresh for it and stopped after it.
+            let provided = servers_for(name)?;
             let started = SystemTime::now();
             let mut cmd = workspace::cargo(["bench", "-p", PACKAGE, "--bench", name]);
+            for (var, value) in &provided.1 {
+                cmd.env(var, value);
+            }
             if !criterion_args.is_empty() {
                 cmd.arg("--").args(criterion_args);
             }
             workspace::run(&mut cmd)?;
+            drop(provided);
             Some(started)
         };
         let criterion_dir = workspace::target_dir().join("criterion");
@@ -79,19 +118,7 @@ pub(crate) fn run(name: &str, no_run: bool, criterion_args: &[String]) -> Result
 /// The bench targets of the benches package, from `cargo metadata` (which reads the
 /// `[[bench]]` entries of benches/Cargo.toml, including any cargo discovers on its own).
 fn bench_targets() -> Result<Vec<String>> {
-    let mut cmd = workspace::cargo(["metadata", "--no-deps", "--format-version", "1"]);
-    let output = cmd
-        .output()
-        .map_err(|err| format!("`cargo metadata` could not be started: {err}"))?;
-    if !output.status.success() {
-        return Err(format!(
-            "`cargo metadata` failed ({}): {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        )
-        .into());
-    }
-    let metadata: Value = serde_json::from_slice(&output.stdout)?;
+    let metadata = workspace::metadata()?;
     let names = bench_targets_of(&metadata, PACKAGE);
     if names.is_empty() {
         return Err(format!("package `{PACKAGE}` has no bench targets").into());

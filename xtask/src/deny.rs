@@ -22,7 +22,7 @@ use std::{
 
 use crate::{Result, workspace};
 
-/// The folder cargo-deny clones the default database (https://github.com/RustSec/advisory-db)
+/// The folder cargo-deny clones the default database (<https://github.com/RustSec/advisory-db>)
 /// into, below `$CARGO_HOME/advisory-dbs`: the repository name and an xxhash of the URL.
 const DEFAULT_DB_DIR: &str = "advisory-db-3157b0e258782691";
 

@@ -1,7 +1,10 @@
 //! Project automation, run as `cargo xtask <command>` (an alias in `.cargo/config.toml`).
 //!
 //! - `cargo xtask ci`: everything CI checks, in order, stopping at the first failure.
-//! - `cargo xtask it <backend|all>`: the integration suites against one backend or all.
+//! - `cargo xtask it <backend|all>`: the integration suites against one backend or all, on
+//!   throwaway servers unless the environment names servers to use.
+//! - `cargo xtask servers <backend|all>`: starts throwaway servers, prints `export` lines
+//!   pointing at them, and stops them when the standard input ends or on Ctrl-C.
 //! - `cargo xtask bench <name|all> [-- <criterion args>]`: criterion benches plus a report of
 //!   each figure against its raw baseline measured in the same run.
 //! - `cargo xtask deny`: `cargo deny check`, falling back to an offline advisory database
@@ -10,7 +13,9 @@
 mod bench;
 mod ci;
 mod deny;
+mod interrupt;
 mod it;
+mod servers;
 mod workspace;
 
 use std::process::ExitCode;
@@ -47,6 +52,13 @@ enum Command {
         #[arg(value_enum)]
         backend: it::Backend,
     },
+    /// Start throwaway servers for a backend (or all), print `export` lines for them, and stop
+    /// them when the standard input ends (Ctrl-D) or on Ctrl-C.
+    Servers {
+        /// The backend whose servers to start.
+        #[arg(value_enum)]
+        backend: it::Backend,
+    },
     /// Run a criterion bench of the `stats-benches` package and report ours vs raw.
     Bench {
         /// The bench target (a `[[bench]]` of benches/Cargo.toml), or `all`.
@@ -65,6 +77,15 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // These commands start servers, which must be stopped even on Ctrl-C.
+    let starts_servers = matches!(
+        cli.command,
+        Command::Ci | Command::It { .. } | Command::Servers { .. }
+    );
+    if let Err(err) = starts_servers.then(interrupt::install).transpose() {
+        eprintln!("error: {err}");
+        return ExitCode::FAILURE;
+    }
     let result = match cli.command {
         Command::Ci => {
             return if ci::run() {
@@ -74,6 +95,7 @@ fn main() -> ExitCode {
             };
         }
         Command::It { backend } => it::run(backend),
+        Command::Servers { backend } => servers::serve(backend),
         Command::Bench {
             name,
             no_run,
@@ -98,6 +120,17 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn servers_takes_a_backend() {
+        let cli = Cli::parse_from(["xtask", "servers", "redis-cluster"]);
+        assert!(matches!(
+            cli.command,
+            Command::Servers {
+                backend: it::Backend::RedisCluster
+            }
+        ));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Where things are (workspace root, target directory) and how child commands run.
 
 use std::{
+    collections::BTreeSet,
     env,
     ffi::OsString,
     path::{Path, PathBuf},
@@ -8,7 +9,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::Result;
+use serde_json::Value;
+
+use crate::{Result, interrupt};
 
 /// The workspace root: the parent of this crate's manifest directory.
 pub(crate) fn root() -> PathBuf {
@@ -68,18 +71,53 @@ pub(crate) fn display(cmd: &Command) -> String {
     shown
 }
 
-/// Runs `cmd` with inherited stdio; an error names the command and its exit status.
+/// Runs `cmd` with inherited stdio; an error names the command and its exit status. After a
+/// Ctrl-C (see [`interrupt`]) it fails, whatever the command did.
 pub(crate) fn run(cmd: &mut Command) -> Result {
+    interrupt::check()?;
     let shown = display(cmd);
     println!("$ {shown}");
     let status = cmd
         .status()
         .map_err(|err| format!("`{shown}` could not be started: {err}"))?;
+    interrupt::check()?;
     if status.success() {
         Ok(())
     } else {
         Err(format!("`{shown}` failed ({status})").into())
     }
+}
+
+/// `cargo metadata --no-deps --format-version 1`: the workspace's own packages and targets.
+pub(crate) fn metadata() -> Result<Value> {
+    let mut cmd = cargo(["metadata", "--no-deps", "--format-version", "1"]);
+    let output = cmd
+        .output()
+        .map_err(|err| format!("`cargo metadata` could not be started: {err}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "`cargo metadata` failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        )
+        .into());
+    }
+    Ok(serde_json::from_slice(&output.stdout)?)
+}
+
+/// The names of the workspace's packages.
+pub(crate) fn packages() -> Result<BTreeSet<String>> {
+    Ok(package_names(&metadata()?))
+}
+
+/// The package names in `cargo metadata` output.
+fn package_names(metadata: &Value) -> BTreeSet<String> {
+    metadata["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|package| package["name"].as_str().map(str::to_owned))
+        .collect()
 }
 
 /// Formats a duration for step timings, e.g. `12.3s` or `2m05s`.
@@ -112,6 +150,17 @@ mod tests {
     fn durations_are_short_and_readable() {
         assert_eq!(format_duration(Duration::from_millis(1234)), "1.2s");
         assert_eq!(format_duration(Duration::from_secs(125)), "2m05s");
+    }
+
+    #[test]
+    fn package_names_are_read_from_metadata() {
+        let metadata = serde_json::json!({"packages": [{"name": "a"}, {"name": "b"}]});
+        assert_eq!(
+            package_names(&metadata).into_iter().collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        let packages = packages().unwrap();
+        assert!(packages.contains("xtask"), "{packages:?}");
     }
 
     #[test]

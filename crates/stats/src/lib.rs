@@ -63,6 +63,6 @@ pub mod atomics {
 }
 
 /// The README's examples, compiled as doc tests so that they stay true.
-#[cfg(all(doctest, feature = "atomics"))]
+#[cfg(all(doctest, feature = "atomics", feature = "redis"))]
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;

@@ -1,0 +1,316 @@
+//! Throwaway servers for the integration suites, and `cargo xtask servers <backend>`.
+//!
+//! Each server runs from the installed binaries (installed with apt-get where missing and
+//! this is root) on a free loopback port, in a fresh directory under the system temporary
+//! directory, never on the standard ports and never touching a server already running there.
+//! Dropping a fixture stops exactly the processes it started (their process groups) and
+//! removes its directory, after a failure or a panic too; see [`process::ServerProcess`].
+//!
+//! [`provide`] is what a backend's suites get: the environment variables that point them at
+//! their servers (from this process's environment when set there, else started here), and the
+//! servers behind them.
+
+mod binaries;
+mod mariadb;
+mod postgres;
+mod process;
+mod redis;
+
+use std::{
+    any::Any,
+    env,
+    io::{self, Write},
+    sync::mpsc,
+    thread,
+    time::{Duration, Instant},
+};
+
+use crate::{Result, interrupt, it::Backend};
+
+pub(crate) use self::{
+    mariadb::MariaDbServer,
+    postgres::PostgresServer,
+    process::TempDir,
+    redis::{RedisCluster, RedisServer},
+};
+
+/// The database each SQL server run gets.
+pub(crate) const DATABASE: &str = "stats_test";
+
+/// The URL of a single Redis server.
+pub(crate) const REDIS_URL: &str = "STATS_TEST_REDIS_URL";
+
+/// The comma-separated URLs of the nodes of a Redis Cluster.
+pub(crate) const REDIS_CLUSTER_URLS: &str = "STATS_TEST_REDIS_CLUSTER_URLS";
+
+/// The `redis-server` binary, for tests that start and stop a server of their own.
+pub(crate) const REDIS_SERVER_BIN: &str = "STATS_REDIS_SERVER_BIN";
+
+/// The URL of a PostgreSQL database.
+pub(crate) const POSTGRES_URL: &str = "STATS_TEST_POSTGRES_URL";
+
+/// The URL of a MySQL or MariaDB database.
+pub(crate) const MYSQL_URL: &str = "STATS_TEST_MYSQL_URL";
+
+/// A directory the SQLite tests may create their database files in.
+pub(crate) const SQLITE_DIR: &str = "STATS_TEST_SQLITE_DIR";
+
+/// Whether [`provide`] takes a URL from this process's environment when one is set there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reuse {
+    /// Use the environment's URL (or directory) when set; start a server only otherwise.
+    Environment,
+    /// Always start fresh servers.
+    Never,
+}
+
+/// What a backend's suites get from outside: environment variables for the child cargo, and
+/// the servers (or directories) behind them, stopped (removed) when this is dropped.
+#[derive(Default)]
+pub(crate) struct Provided {
+    /// `(name, value)` pairs, each set only on the child processes that run the suites.
+    env: Vec<(&'static str, String)>,
+    /// What must live as long as the suites run, dropped in the order it was started.
+    held: Vec<Box<dyn Any>>,
+}
+
+impl Provided {
+    /// The environment variables to set on the child cargo.
+    pub(crate) fn env(&self) -> &[(&'static str, String)] {
+        &self.env
+    }
+
+    /// Sets `name` to `value`, replacing an earlier value.
+    fn set(&mut self, name: &'static str, value: String) {
+        self.env.retain(|(existing, _)| *existing != name);
+        self.env.push((name, value));
+    }
+
+    /// Keeps `fixture` alive until this is dropped.
+    fn hold(&mut self, fixture: impl Any) {
+        self.held.push(Box::new(fixture));
+    }
+
+    /// Takes over everything `other` provides.
+    fn extend(&mut self, other: Self) {
+        for (name, value) in other.env {
+            self.set(name, value);
+        }
+        self.held.extend(other.held);
+    }
+}
+
+/// The servers and environment the suites of `backend` need (every backend's for
+/// [`Backend::All`]); see [`Reuse`] for when URLs come from this process's environment.
+pub(crate) fn provide(backend: Backend, reuse: Reuse) -> Result<Provided> {
+    let mut provided = Provided::default();
+    match backend {
+        Backend::Atomics => {}
+        Backend::Redis => {
+            let bin = redis_server_bin()?;
+            let url = match from_env(REDIS_URL, reuse) {
+                Some(url) => url,
+                None => {
+                    let server = timed("redis-server", || RedisServer::start(&bin))?;
+                    let url = server.url();
+                    provided.hold(server);
+                    url
+                }
+            };
+            provided.set(REDIS_URL, url);
+            provided.set(REDIS_SERVER_BIN, bin.display().to_string());
+        }
+        Backend::RedisCluster => {
+            let bin = redis_server_bin()?;
+            let urls = match from_env(REDIS_CLUSTER_URLS, reuse) {
+                Some(urls) => urls,
+                None => {
+                    let cluster =
+                        timed("a Redis Cluster of 3 masters", || RedisCluster::start(&bin))?;
+                    let urls = cluster.urls();
+                    provided.hold(cluster);
+                    urls
+                }
+            };
+            provided.set(REDIS_CLUSTER_URLS, urls);
+            provided.set(REDIS_SERVER_BIN, bin.display().to_string());
+        }
+        Backend::Postgres => {
+            let url = match from_env(POSTGRES_URL, reuse) {
+                Some(url) => url,
+                None => {
+                    let server = timed("PostgreSQL", PostgresServer::start)?;
+                    let url = server.url();
+                    provided.hold(server);
+                    url
+                }
+            };
+            provided.set(POSTGRES_URL, url);
+        }
+        Backend::Mysql => {
+            let url = match from_env(MYSQL_URL, reuse) {
+                Some(url) => url,
+                None => {
+                    let server = timed("MariaDB", MariaDbServer::start)?;
+                    let url = server.url();
+                    provided.hold(server);
+                    url
+                }
+            };
+            provided.set(MYSQL_URL, url);
+        }
+        Backend::Sqlite => {
+            let dir = match from_env(SQLITE_DIR, reuse) {
+                Some(dir) => dir,
+                None => {
+                    let dir = TempDir::new("sqlite")?;
+                    let path = dir.path().display().to_string();
+                    provided.hold(dir);
+                    path
+                }
+            };
+            provided.set(SQLITE_DIR, dir);
+        }
+        Backend::All => {
+            for &each in Backend::EACH {
+                provided.extend(provide(each, reuse)?);
+            }
+        }
+    }
+    Ok(provided)
+}
+
+/// The value of `name` in this process's environment when `reuse` allows and it is set.
+fn from_env(name: &str, reuse: Reuse) -> Option<String> {
+    if reuse == Reuse::Never {
+        return None;
+    }
+    let value = env::var(name)
+        .ok()
+        .filter(|value| !value.trim().is_empty())?;
+    eprintln!("using {name} from the environment");
+    Some(value)
+}
+
+/// `redis-server`: `$STATS_REDIS_SERVER_BIN` when set, else found or installed.
+fn redis_server_bin() -> Result<std::path::PathBuf> {
+    match env::var_os(REDIS_SERVER_BIN).filter(|bin| !bin.is_empty()) {
+        Some(bin) => Ok(bin.into()),
+        None => redis::server_binary(),
+    }
+}
+
+/// Runs `start` and reports on stderr how long starting `what` took.
+fn timed<T>(what: &str, start: impl FnOnce() -> Result<T>) -> Result<T> {
+    let started = Instant::now();
+    eprintln!("starting {what}...");
+    let value = start().map_err(|err| format!("cannot start {what}: {err}"))?;
+    eprintln!("started {what} in {:.2}s", started.elapsed().as_secs_f64());
+    Ok(value)
+}
+
+/// `cargo xtask servers <backend>`: starts the servers of `backend` (all of them for `all`),
+/// prints `export NAME=value` lines for a shell, and keeps them running until the standard
+/// input ends (Ctrl-D) or Ctrl-C, then stops them.
+pub(crate) fn serve(backend: Backend) -> Result {
+    if backend == Backend::Atomics {
+        return Err("the atomics backend runs in-process and needs no server".into());
+    }
+    let provided = provide(backend, Reuse::Never)?;
+    let mut out = io::stdout().lock();
+    for (name, value) in provided.env() {
+        writeln!(out, "export {name}={}", shell_quote(value))?;
+    }
+    out.flush()?;
+    drop(out);
+    eprintln!("running; end the standard input (Ctrl-D) or press Ctrl-C to stop");
+    wait_for_eof_or_interrupt();
+    eprintln!("stopping...");
+    let started = Instant::now();
+    drop(provided);
+    eprintln!("stopped in {:.2}s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Blocks until the standard input ends (or fails) or a stop is requested by a signal.
+fn wait_for_eof_or_interrupt() {
+    let (done, ended) = mpsc::channel();
+    // Left blocked in its read if a signal comes first; the process ends soon after.
+    thread::spawn(move || {
+        let _ = io::copy(&mut io::stdin().lock(), &mut io::sink());
+        let _ = done.send(());
+    });
+    while !interrupt::requested() {
+        match ended.recv_timeout(Duration::from_millis(100)) {
+            Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+    }
+}
+
+/// `value` as one shell word: unchanged when it holds only characters no shell treats
+/// specially, else in single quotes.
+fn shell_quote(value: &str) -> String {
+    let plain = !value.is_empty()
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-./:,@%+=".contains(c));
+    if plain {
+        value.to_owned()
+    } else {
+        format!("'{}'", value.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_quoted_for_the_shell_only_when_needed() {
+        assert_eq!(
+            shell_quote("redis://127.0.0.1:1/,redis://127.0.0.1:2/"),
+            "redis://127.0.0.1:1/,redis://127.0.0.1:2/"
+        );
+        assert_eq!(shell_quote("/tmp/a b"), "'/tmp/a b'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
+    }
+
+    #[test]
+    fn later_values_replace_earlier_ones() {
+        let mut provided = Provided::default();
+        provided.set(REDIS_SERVER_BIN, "a".into());
+        let mut other = Provided::default();
+        other.set(REDIS_SERVER_BIN, "b".into());
+        other.set(REDIS_URL, "u".into());
+        provided.extend(other);
+        assert_eq!(
+            provided.env(),
+            [(REDIS_SERVER_BIN, "b".into()), (REDIS_URL, "u".into())]
+        );
+    }
+
+    #[test]
+    fn sqlite_gets_a_fresh_directory_removed_afterwards() {
+        let provided = provide(Backend::Sqlite, Reuse::Never).unwrap();
+        let [(name, dir)] = provided.env() else {
+            panic!("{:?}", provided.env());
+        };
+        assert_eq!(*name, SQLITE_DIR);
+        let dir = std::path::PathBuf::from(dir);
+        assert!(dir.is_dir());
+        drop(provided);
+        assert!(!dir.exists());
+    }
+
+    #[test]
+    fn atomics_needs_nothing() {
+        assert!(
+            provide(Backend::Atomics, Reuse::Never)
+                .unwrap()
+                .env()
+                .is_empty()
+        );
+    }
+}

@@ -1,0 +1,147 @@
+//! Throwaway PostgreSQL: `initdb` into a temporary directory, `postgres` on a free loopback
+//! port, run as an unprivileged user when this is root (PostgreSQL refuses to run as root).
+
+use std::{
+    os::unix::{fs::chown, process::CommandExt},
+    path::Path,
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use crate::{
+    Result,
+    servers::{
+        DATABASE,
+        binaries::{self, Account},
+        process::{ServerProcess, TempDir, free_ports, retry_port_clash, run_logged, wait_for},
+    },
+};
+
+/// How long `initdb` and `createdb` may take.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The URL of the test database on a loopback port: superuser `postgres`, trust auth.
+pub(crate) fn url(port: u16) -> String {
+    format!("postgres://postgres@127.0.0.1:{port}/{DATABASE}")
+}
+
+/// A PostgreSQL cluster in a temporary directory with database `stats_test`, served on a free
+/// loopback port without durability (`fsync`, `synchronous_commit` and `full_page_writes`
+/// off); stopped (immediate shutdown) and the directory removed on drop.
+#[derive(Debug)]
+pub(crate) struct PostgresServer {
+    /// The postmaster (dropped first: stopped before its directory is removed).
+    _process: ServerProcess,
+    /// Its port.
+    port: u16,
+    /// Its directory: `data/`, the socket, the logs.
+    _dir: TempDir,
+}
+
+impl PostgresServer {
+    /// Runs `initdb`, starts `postgres`, waits until `pg_isready` says it accepts
+    /// connections and creates the database `stats_test`.
+    pub(crate) fn start() -> Result<Self> {
+        let bin = binaries::postgres_bin_dir()?;
+        let account = binaries::postgres_account()?;
+        let dir = TempDir::new("postgres")?;
+        if let Some(account) = &account {
+            chown(dir.path(), Some(account.uid), Some(account.gid)).map_err(|err| {
+                format!(
+                    "cannot give {} to the user {}: {err}",
+                    dir.path().display(),
+                    account.name
+                )
+            })?;
+        }
+        let data = dir.path().join("data");
+        let mut initdb = Command::new(bin.join("initdb"));
+        initdb
+            .arg("-D")
+            .arg(&data)
+            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8"])
+            .args(["--locale=C", "--no-sync"]);
+        as_account(&mut initdb, account.as_ref(), dir.path());
+        run_logged(initdb, &dir.path().join("initdb.log"), SETUP_TIMEOUT)?;
+
+        let (process, port) = retry_port_clash(|| {
+            let port = free_ports(1, None)?[0];
+            let mut cmd = ServerProcess::command(&bin.join("postgres"));
+            cmd.arg("-D")
+                .arg(&data)
+                .arg("-p")
+                .arg(port.to_string())
+                .arg("-k")
+                .arg(dir.path())
+                .args(["-c", "listen_addresses=127.0.0.1"])
+                .args(["-c", "fsync=off"])
+                .args(["-c", "synchronous_commit=off"])
+                .args(["-c", "full_page_writes=off"]);
+            as_account(&mut cmd, account.as_ref(), dir.path());
+            let log = dir.path().join(format!("postgres-{port}.log"));
+            // SIGQUIT: immediate shutdown, the data is thrown away anyway.
+            let name = format!("postgres on port {port}");
+            let mut process = ServerProcess::spawn(name, cmd, &log, "QUIT")?;
+            let what = format!("postgres on port {port} to accept connections");
+            wait_for(&what, &mut [&mut process], || is_ready(&bin, port))?;
+            Ok((process, port))
+        })?;
+
+        let mut createdb = Command::new(bin.join("createdb"));
+        createdb
+            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres"])
+            .arg(DATABASE);
+        run_logged(createdb, &dir.path().join("createdb.log"), SETUP_TIMEOUT)?;
+        Ok(Self {
+            _process: process,
+            port,
+            _dir: dir,
+        })
+    }
+
+    /// Its URL, `postgres://postgres@127.0.0.1:<port>/stats_test`.
+    pub(crate) fn url(&self) -> String {
+        url(self.port)
+    }
+}
+
+/// Makes `cmd` run as `account` (when given) in `dir`, with that account's name in the
+/// environment, so nothing of root's is used.
+fn as_account(cmd: &mut Command, account: Option<&Account>, dir: &Path) {
+    cmd.current_dir(dir);
+    if let Some(account) = account {
+        cmd.uid(account.uid)
+            .gid(account.gid)
+            .env("HOME", dir)
+            .env("USER", &account.name)
+            .env("LOGNAME", &account.name);
+    }
+}
+
+/// Whether the server on `port` accepts connections, by `pg_isready`.
+fn is_ready(bin: &Path, port: u16) -> Result<(), String> {
+    let status = Command::new(bin.join("pg_isready"))
+        .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-U", "postgres", "-d", "postgres", "-t", "2"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map_err(|err| format!("pg_isready could not be started: {err}"))?;
+    match status.code() {
+        Some(0) => Ok(()),
+        Some(1) => Err("pg_isready: rejecting connections (starting up)".into()),
+        Some(2) => Err("pg_isready: no response".into()),
+        _ => Err(format!("pg_isready: {status}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_url_names_the_test_database() {
+        assert_eq!(url(5544), "postgres://postgres@127.0.0.1:5544/stats_test");
+    }
+}
