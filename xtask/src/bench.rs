@@ -20,14 +20,21 @@ use crate::it::Backend;
 use crate::servers::{self, Provided, Reuse};
 use crate::{Result, workspace};
 
-/// The environment of a bench that needs servers: a fresh server per run (never one from the
-/// environment, so that nothing else shares it while it is measured), and the variables the
-/// bench reads. Returns the servers (stopped when dropped) and the variables.
-fn servers_for(name: &str) -> Result<(Option<Provided>, Vec<(&'static str, String)>)> {
+/// What a bench that needs servers gets: the servers (stopped when this is dropped) and the
+/// variables the bench reads.
+#[derive(Default)]
+struct BenchServers {
+    _servers: Option<Provided>,
+    vars: Vec<(&'static str, String)>,
+}
+
+/// The servers of a bench: a fresh server per run (never one from the environment, so that
+/// nothing else shares it while it is measured), and the variables the bench reads.
+fn servers_for(name: &str) -> Result<BenchServers> {
     let backend = match name {
         "redis" => Backend::Redis,
         "sql" => Backend::Postgres,
-        _ => return Ok((None, Vec::new())),
+        _ => return Ok(BenchServers::default()),
     };
     let provided = servers::provide(backend, Reuse::Never)?;
     let mut env = Vec::new();
@@ -48,7 +55,10 @@ fn servers_for(name: &str) -> Result<(Option<Provided>, Vec<(&'static str, Strin
             _ => {}
         }
     }
-    Ok((Some(provided), env))
+    Ok(BenchServers {
+        _servers: Some(provided),
+        vars: env,
+    })
 }
 
 /// The package holding the criterion benches.
@@ -80,7 +90,7 @@ pub(crate) fn run(name: &str, no_run: bool, criterion_args: &[String]) -> Result
             let provided = servers_for(name)?;
             let started = SystemTime::now();
             let mut cmd = workspace::cargo(["bench", "-p", PACKAGE, "--bench", name]);
-            for (var, value) in &provided.1 {
+            for (var, value) in &provided.vars {
                 cmd.env(var, value);
             }
             if !criterion_args.is_empty() {
