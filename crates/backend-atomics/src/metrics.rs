@@ -56,10 +56,58 @@ fn prefixes(path: &str) -> impl Iterator<Item = &str> {
 }
 
 /// The updates of one batch at one key, computed without touching the bucket.
+///
+/// Leaves sit in a vector, searched linearly while few (a tracked event writes a handful per
+/// bucket) and through an index once many; no allocation for an empty stage.
 #[derive(Default)]
 struct Staged<'b> {
-    leaves: HashMap<&'b str, Number, RandomState>,
+    leaves: Vec<(&'b str, Number)>,
+    index: Option<HashMap<&'b str, usize, RandomState>>,
     maps: HashSet<&'b str, RandomState>,
+}
+
+/// Above this many staged leaves at one key, lookups go through a hash index.
+const LINEAR_LIMIT: usize = 16;
+
+impl<'b> Staged<'b> {
+    fn get(&self, path: &str) -> Option<Number> {
+        match &self.index {
+            Some(index) => index.get(path).map(|&i| self.leaves[i].1),
+            None => self
+                .leaves
+                .iter()
+                .find(|(p, _)| *p == path)
+                .map(|(_, n)| *n),
+        }
+    }
+
+    fn contains(&self, path: &str) -> bool {
+        self.get(path).is_some()
+    }
+
+    fn set(&mut self, path: &'b str, number: Number) {
+        let found = match &self.index {
+            Some(index) => index.get(path).copied(),
+            None => self.leaves.iter().position(|(p, _)| *p == path),
+        };
+        match found {
+            Some(i) => self.leaves[i].1 = number,
+            None => {
+                self.leaves.push((path, number));
+                if let Some(index) = &mut self.index {
+                    index.insert(path, self.leaves.len() - 1);
+                } else if self.leaves.len() > LINEAR_LIMIT {
+                    self.index = Some(
+                        self.leaves
+                            .iter()
+                            .enumerate()
+                            .map(|(i, (p, _))| (*p, i))
+                            .collect(),
+                    );
+                }
+            }
+        }
+    }
 }
 
 impl Metrics {
@@ -195,15 +243,15 @@ fn stage<'b>(
             let (state, stage) = (&locked[i], &mut staged[i]);
             for (path, given) in write.fields() {
                 let path = path.as_str();
-                let stored = match stage.leaves.get(path) {
-                    Some(n) => Some(*n),
+                let stored = match stage.get(path) {
+                    Some(n) => Some(n),
                     None => state.leaves.get(path).copied(),
                 };
                 if stored.is_none() {
                     check_new_leaf(key, path, state, stage)?;
                 }
                 let new = write.op().apply(stored, *given, key, path)?;
-                stage.leaves.insert(path, new);
+                stage.set(path, new);
             }
         }
     }
@@ -226,7 +274,7 @@ fn check_new_leaf<'b>(
         return Err(conflict("is a map in the stored document, not a number"));
     }
     for prefix in prefixes(path) {
-        if state.leaves.contains_key(prefix) || stage.leaves.contains_key(prefix) {
+        if state.leaves.contains_key(prefix) || stage.contains(prefix) {
             return Err(conflict("goes below a number in the stored document"));
         }
     }
@@ -237,6 +285,49 @@ fn check_new_leaf<'b>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn many_leaves_at_one_key_use_the_index_and_stay_exact() {
+        let metrics = Metrics::new();
+        let key = Key::bucket("m", "1h".parse().unwrap(), 0).unwrap();
+        let mut doc = Values::new();
+        for f in 0..100 {
+            doc.insert(format!("f{f}"), f).unwrap();
+        }
+        let mut batch = Batch::new();
+        batch.inc([key.clone()], &doc).unwrap();
+        batch.inc([key.clone()], &doc).unwrap();
+        batch
+            .set([key.clone()], &stats_core::values!({"f7": -1}))
+            .unwrap();
+        batch
+            .inc(
+                [key.clone()],
+                &stats_core::values!({"f7": 2, "g": {"h": 1}}),
+            )
+            .unwrap();
+        metrics.apply(&batch).unwrap();
+        let got = metrics.read(std::slice::from_ref(&key)).remove(0);
+        for f in 0..100_i64 {
+            let expected = if f == 7 { 1 } else { 2 * f };
+            assert_eq!(
+                got.number_at(&format!("f{f}")),
+                Some(Number::Int(expected)),
+                "f{f}"
+            );
+        }
+        assert_eq!(got.number_at("g.h"), Some(Number::Int(1)));
+        let mut conflict = Batch::new();
+        conflict.inc([key.clone()], &doc).unwrap();
+        conflict
+            .inc([key.clone()], &stats_core::values!({"g": 1}))
+            .unwrap();
+        assert!(matches!(
+            metrics.apply(&conflict),
+            Err(Error::PathConflict { .. })
+        ));
+        assert_eq!(metrics.read(std::slice::from_ref(&key)).remove(0), got);
+    }
 
     #[test]
     fn prefixes_at_separators() {

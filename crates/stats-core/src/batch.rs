@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::key::Key;
 use crate::number::Number;
 use crate::values::Values;
@@ -37,7 +37,15 @@ impl Op {
     ) -> Result<Number> {
         Ok(match (self, stored) {
             (Op::Set, _) | (_, None) => given,
-            (Op::Inc, Some(s)) => s.checked_add_at(given, &key.to_string(), Some(path))?,
+            // The key is only formatted when the sum overflows: this is the hot path.
+            (Op::Inc, Some(s)) => s.checked_add(given).map_err(|e| match e {
+                Error::Overflow { detail, .. } => Error::Overflow {
+                    key: key.to_string(),
+                    path: Some(path.to_owned()),
+                    detail,
+                },
+                other => other,
+            })?,
             (Op::Max, Some(s)) => s.max_value(given),
             (Op::Min, Some(s)) => s.min_value(given),
         })

@@ -15,10 +15,52 @@ use crate::name::{self, KEY_SEPARATOR};
 ///
 /// Keys order by metric, then status before buckets, then granularity, then start: sorting a
 /// batch's keys gives every store the same lock order.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone)]
 pub struct Key {
     metric: Arc<str>,
     slot: Slot,
+}
+
+impl Key {
+    /// Compares the metric names, skipping the byte comparison when both keys share one name
+    /// (the keys of one event in every granularity do): the hot path of batching.
+    fn cmp_metric(&self, other: &Self) -> std::cmp::Ordering {
+        if Arc::ptr_eq(&self.metric, &other.metric) {
+            std::cmp::Ordering::Equal
+        } else {
+            self.metric.cmp(&other.metric)
+        }
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        self.slot == other.slot
+            && (Arc::ptr_eq(&self.metric, &other.metric) || self.metric == other.metric)
+    }
+}
+
+impl Eq for Key {}
+
+impl std::hash::Hash for Key {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // Consistent with `eq`: equal keys have equal names and slots.
+        self.metric.hash(state);
+        self.slot.hash(state);
+    }
+}
+
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Key {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.cmp_metric(other)
+            .then_with(|| self.slot.cmp(&other.slot))
+    }
 }
 
 /// Which document of a metric a [`Key`] addresses.
