@@ -137,11 +137,12 @@ local function locate(fi)
   return k, ARGV[argbase[k] + fi]
 end
 
--- Map markers (and any other field read outside the named paths), by key and field name.
+-- Map markers (and any other field read outside the named paths), by key and field name;
+-- created only for keys that get a new leaf.
 local extra, extra_changed = {}, {}
-for k = 1, #KEYS do extra[k], extra_changed[k] = {}, {} end
 
 local function exists(k, f)
+  if not extra[k] then extra[k], extra_changed[k] = {}, {} end
   local v = extra[k][f]
   if v == nil then
     v = redis.call('HGET', KEYS[k], f)
@@ -224,8 +225,9 @@ for _ = 1, u do
 end
 
 -- Everything succeeded: write the changed fields, then the expiry.
+local args = {}
 for k = 1, #KEYS do
-  local args, n, base = {}, 0, argbase[k]
+  local n, base = 0, argbase[k]
   for j = first[k], first[k] + count[k] - 1 do
     if changed[j] then
       args[n + 1] = ARGV[base + j]
@@ -233,7 +235,7 @@ for k = 1, #KEYS do
       n = n + 2
     end
   end
-  for f in pairs(extra_changed[k]) do
+  for f in pairs(extra_changed[k] or {}) do
     args[n + 1] = f
     args[n + 2] = '1'
     n = n + 2
