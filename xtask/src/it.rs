@@ -154,15 +154,6 @@ pub(crate) fn run(backend: Backend) -> Result {
 /// Runs the suites of one concrete backend with its servers, stopping them afterwards.
 fn run_one(backend: Backend) -> Result {
     let suites = tests(backend);
-    // TEMPORARY: remove this `if` (and `package_not_in_workspace_yet`) once the backend
-    // crates are in the workspace.
-    if let Some(package) = package_not_in_workspace_yet(&suites)? {
-        println!(
-            "skipping {}: package {package} is not in the workspace yet",
-            backend.name()
-        );
-        return Ok(());
-    }
     let provided = servers::provide(backend, Reuse::Environment)?;
     for args in suites {
         let mut cmd = workspace::cargo(args);
@@ -173,18 +164,6 @@ fn run_one(backend: Backend) -> Result {
         workspace::run(&mut cmd)?;
     }
     Ok(())
-}
-
-/// TEMPORARY, while the backend crates are being written: the first package the suites select
-/// that the workspace does not have yet. Delete it and its one call in [`run_one`] once they
-/// land: from then on a missing package must fail the run, never skip it.
-fn package_not_in_workspace_yet(suites: &[Vec<&str>]) -> Result<Option<String>> {
-    let present = workspace::packages()?;
-    Ok(suites
-        .iter()
-        .filter_map(|args| package_of(args))
-        .find(|package| !present.contains(*package))
-        .map(str::to_owned))
 }
 
 #[cfg(test)]
@@ -321,17 +300,5 @@ mod tests {
         assert_eq!(package_of(&["test", "-p", "a"]), Some("a"));
         assert_eq!(package_of(&["test", "--package", "b", "--all"]), Some("b"));
         assert_eq!(package_of(&["test", "--workspace"]), None);
-    }
-
-    #[test]
-    fn missing_packages_are_detected() {
-        assert_eq!(
-            package_not_in_workspace_yet(&tests(Backend::Atomics)).unwrap(),
-            None
-        );
-        assert_eq!(
-            package_not_in_workspace_yet(&[vec!["test", "-p", "no-such-package-here"]]).unwrap(),
-            Some("no-such-package-here".into())
-        );
     }
 }

@@ -11,6 +11,7 @@
 //! |---|---|---|
 //! | `atomics` (default) | in-process, lock-free | `stats-backend-atomics` |
 //! | `redis` | Redis and Redis Cluster | `stats-backend-redis` |
+//! | `postgres`, `mysql`, `sqlite` | PostgreSQL, MySQL/MariaDB, SQLite (one store type, `sql::SqlStore`, for the databases enabled) | `stats-backend-sql` |
 //!
 //! The default build pulls no database driver.
 //!
@@ -53,6 +54,14 @@ pub use stats_core::{jiff, series, time, tracker};
 pub mod redis {
     #[doc(inline)]
     pub use stats_backend_redis::*;
+}
+
+/// The SQL store on PostgreSQL, MySQL/MariaDB and SQLite (features `postgres`, `mysql`,
+/// `sqlite`; each compiles in its database's driver).
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
+pub mod sql {
+    #[doc(inline)]
+    pub use stats_backend_sql::*;
 }
 
 /// The in-process store (feature `atomics`).

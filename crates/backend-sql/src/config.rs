@@ -1,0 +1,381 @@
+//! Connection and layout settings.
+
+use std::fmt;
+use std::time::Duration;
+
+use stats_core::{Error, Result};
+
+/// Default table prefix: the tables are `stats_buckets`, `stats_counters` and `stats_throttles`.
+pub const DEFAULT_TABLE_PREFIX: &str = "stats";
+/// Default size of the connection pool.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
+/// Default wait for a free pooled connection; then a call fails with a retryable
+/// [`Error::Timeout`].
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default SQLite busy timeout: how long a write waits for another connection's write lock
+/// before failing with a retryable error.
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default number of times a batch that lost a deadlock or a serialization conflict is run
+/// again before its retryable error is returned.
+pub const DEFAULT_DEADLOCK_RERUNS: u32 = 5;
+/// Longest table prefix, so that every derived name (`<prefix>_throttles_expires_at`) stays
+/// under the identifier limits of all three databases (63 bytes on PostgreSQL).
+pub const MAX_TABLE_PREFIX_LEN: usize = 41;
+
+/// Which database a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Database {
+    /// PostgreSQL (`postgres://` or `postgresql://`).
+    Postgres,
+    /// MySQL or MariaDB (`mysql://` or `mariadb://`).
+    MySql,
+    /// SQLite (`sqlite:path`, `sqlite://path`, `sqlite::memory:`).
+    Sqlite,
+}
+
+impl Database {
+    /// The crate feature that compiles this database's driver in.
+    pub fn feature(self) -> &'static str {
+        match self {
+            Database::Postgres => "postgres",
+            Database::MySql => "mysql",
+            Database::Sqlite => "sqlite",
+        }
+    }
+
+    /// Whether this build has the database's driver.
+    pub fn is_compiled(self) -> bool {
+        match self {
+            Database::Postgres => cfg!(feature = "postgres"),
+            Database::MySql => cfg!(feature = "mysql"),
+            Database::Sqlite => cfg!(feature = "sqlite"),
+        }
+    }
+}
+
+impl fmt::Display for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Database::Postgres => "PostgreSQL",
+            Database::MySql => "MySQL/MariaDB",
+            Database::Sqlite => "SQLite",
+        })
+    }
+}
+
+/// The names of a store's tables, derived from a checked prefix.
+///
+/// A prefix matches `^[a-z_][a-z0-9_]{0,40}$`: lower-case ASCII letters, digits and `_`, not
+/// starting with a digit. So a table name can never carry a quote, a space or a semicolon into
+/// the SQL text it is placed in; it is quoted there as well.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableNames {
+    prefix: String,
+}
+
+impl TableNames {
+    /// Checks a prefix.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] naming the prefix and the pattern it must match. Nothing is sent
+    /// to the database.
+    pub fn new(prefix: &str) -> Result<Self> {
+        let mut bytes = prefix.bytes();
+        let first_ok = bytes
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b == b'_');
+        let rest_ok = bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !first_ok || !rest_ok || prefix.len() > MAX_TABLE_PREFIX_LEN {
+            let shown: String = prefix.chars().take(60).collect();
+            return Err(Error::InvalidInput(format!(
+                "table prefix {shown:?} must match ^[a-z_][a-z0-9_]{{0,40}}$ (lower-case ASCII \
+                 letters, digits and '_', at most {MAX_TABLE_PREFIX_LEN} characters)"
+            )));
+        }
+        Ok(TableNames {
+            prefix: prefix.to_owned(),
+        })
+    }
+
+    /// The prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The table of metric buckets: `<prefix>_buckets`.
+    pub fn buckets(&self) -> String {
+        format!("{}_buckets", self.prefix)
+    }
+
+    /// The table of counters: `<prefix>_counters`.
+    pub fn counters(&self) -> String {
+        format!("{}_counters", self.prefix)
+    }
+
+    /// The table of throttles: `<prefix>_throttles`.
+    pub fn throttles(&self) -> String {
+        format!("{}_throttles", self.prefix)
+    }
+}
+
+/// Settings of a [`SqlStore`](crate::SqlStore).
+///
+/// `Debug` hides passwords, both in the user part of the URL and in a `password=` parameter.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SqlConfig {
+    pub(crate) url: String,
+    pub(crate) database: Database,
+    pub(crate) tables: TableNames,
+    pub(crate) max_connections: u32,
+    pub(crate) min_connections: u32,
+    pub(crate) acquire_timeout: Duration,
+    pub(crate) busy_timeout: Duration,
+    pub(crate) deadlock_reruns: u32,
+}
+
+impl SqlConfig {
+    /// A configuration for the database at `url`: `postgres://user:password@host:port/db`
+    /// (or `postgresql://`), `mysql://user:password@host:port/db` (or `mariadb://`),
+    /// `sqlite:path/to/file.db` (or `sqlite://path`; the file is created if missing) or
+    /// `sqlite::memory:` (one connection, gone when the store is dropped). Parameters are
+    /// the driver's (sqlx's), for example `?sslmode=disable` or `?application_name=...`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for another scheme; [`Error::Unsupported`] when this build lacks
+    /// the database's crate feature (`postgres`, `mysql`, `sqlite`).
+    pub fn from_url(url: &str) -> Result<Self> {
+        let url = url.trim();
+        let lower = url.to_ascii_lowercase();
+        let (database, url) =
+            if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+                (Database::Postgres, url.to_owned())
+            } else if lower.starts_with("mysql://") {
+                (Database::MySql, url.to_owned())
+            } else if lower.starts_with("mariadb://") {
+                (
+                    Database::MySql,
+                    format!("mysql://{}", &url["mariadb://".len()..]),
+                )
+            } else if lower.starts_with("sqlite:") {
+                (Database::Sqlite, url.to_owned())
+            } else {
+                return Err(Error::InvalidInput(format!(
+                    "{} is not a postgres://, mysql://, mariadb:// or sqlite: URL",
+                    redact(url)
+                )));
+            };
+        if !database.is_compiled() {
+            return Err(Error::Unsupported {
+                store: crate::STORE_NAME,
+                operation: match database {
+                    Database::Postgres => "PostgreSQL (build with the `postgres` feature)",
+                    Database::MySql => "MySQL/MariaDB (build with the `mysql` feature)",
+                    Database::Sqlite => "SQLite (build with the `sqlite` feature)",
+                },
+            });
+        }
+        Ok(SqlConfig {
+            url,
+            database,
+            tables: TableNames::new(DEFAULT_TABLE_PREFIX).expect("the default prefix is valid"),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            min_connections: 0,
+            acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
+            busy_timeout: DEFAULT_BUSY_TIMEOUT,
+            deadlock_reruns: DEFAULT_DEADLOCK_RERUNS,
+        })
+    }
+
+    /// The prefix of the table names (default `stats`), so that several applications, or test
+    /// runs, can share a database: the tables are `<prefix>_buckets`, `<prefix>_counters` and
+    /// `<prefix>_throttles`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] unless the prefix matches `^[a-z_][a-z0-9_]{0,40}$`
+    /// (see [`TableNames`]).
+    pub fn table_prefix(mut self, prefix: &str) -> Result<Self> {
+        self.tables = TableNames::new(prefix)?;
+        Ok(self)
+    }
+
+    /// The most connections the pool opens (default 10; at least 1). An in-memory SQLite
+    /// database always uses one.
+    pub fn max_connections(mut self, max: u32) -> Self {
+        self.max_connections = max.max(1);
+        self
+    }
+
+    /// The connections the pool keeps open when idle (default 0).
+    pub fn min_connections(mut self, min: u32) -> Self {
+        self.min_connections = min;
+        self
+    }
+
+    /// How long a call waits for a free pooled connection (default 5 s); then it fails with a
+    /// retryable [`Error::Timeout`].
+    pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
+        self.acquire_timeout = timeout;
+        self
+    }
+
+    /// SQLite only: how long a write waits for another connection's write lock (default 5 s);
+    /// then it fails with a retryable error.
+    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
+        self.busy_timeout = timeout;
+        self
+    }
+
+    /// How many times [`apply`](stats_core::MetricStore::apply) runs a batch again after the
+    /// database rolled it back for a deadlock or a serialization conflict (default 5, with a
+    /// short randomized pause before each). The rollback undid the whole batch, so a rerun
+    /// cannot count twice. With 0 the retryable error is returned at once.
+    ///
+    /// Batches take their row locks in one global order, so they do not deadlock with each
+    /// other; a deadlock needs another writer of the same rows (or MySQL's gap locks).
+    pub fn deadlock_reruns(mut self, reruns: u32) -> Self {
+        self.deadlock_reruns = reruns;
+        self
+    }
+
+    /// The database the URL names.
+    pub fn database(&self) -> Database {
+        self.database
+    }
+
+    /// The table names.
+    pub fn tables(&self) -> &TableNames {
+        &self.tables
+    }
+
+    /// Whether this is an in-memory SQLite database.
+    pub(crate) fn is_sqlite_memory(&self) -> bool {
+        self.database == Database::Sqlite
+            && (self.url.contains(":memory:") || self.url.contains("mode=memory"))
+    }
+}
+
+/// A URL with its password (in the user part or a `password=` parameter) replaced by `***`.
+pub(crate) fn redact(url: &str) -> String {
+    let mut out = match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    };
+    if let Some(q) = out.find('?') {
+        let (head, query) = out.split_at(q + 1);
+        let redacted: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        out = format!("{head}{}", redacted.join("&"));
+    }
+    out
+}
+
+impl fmt::Debug for SqlConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqlConfig")
+            .field("url", &redact(&self.url))
+            .field("database", &self.database)
+            .field("table_prefix", &self.tables.prefix)
+            .field("max_connections", &self.max_connections)
+            .field("min_connections", &self.min_connections)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .field("busy_timeout", &self.busy_timeout)
+            .field("deadlock_reruns", &self.deadlock_reruns)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_follow_the_pattern() {
+        for good in ["stats", "_x", "a1_b2", &"a".repeat(MAX_TABLE_PREFIX_LEN)] {
+            TableNames::new(good).unwrap();
+        }
+        for bad in [
+            "",
+            "1abc",
+            "Stats",
+            "a-b",
+            "a b",
+            "x\"; DROP TABLE t; --",
+            "a`b",
+            "é",
+            "a.b",
+            &"a".repeat(MAX_TABLE_PREFIX_LEN + 1),
+        ] {
+            let err = TableNames::new(bad).unwrap_err();
+            assert!(matches!(err, Error::InvalidInput(_)), "{bad:?}: {err}");
+        }
+        let t = TableNames::new("app").unwrap();
+        assert_eq!(
+            (t.buckets(), t.counters(), t.throttles()),
+            (
+                "app_buckets".into(),
+                "app_counters".into(),
+                "app_throttles".into()
+            )
+        );
+    }
+
+    #[test]
+    fn redaction() {
+        assert_eq!(
+            redact("postgres://u:hunter2@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(
+            redact("postgres://h/db?user=u&password=hunter2&sslmode=disable"),
+            "postgres://h/db?user=u&password=***&sslmode=disable"
+        );
+        assert_eq!(redact("sqlite::memory:"), "sqlite::memory:");
+    }
+
+    #[test]
+    fn urls() {
+        let err = SqlConfig::from_url("http://u:secret@x").unwrap_err();
+        assert!(matches!(err, Error::InvalidInput(_)));
+        assert!(!err.to_string().contains("secret"), "{err}");
+        for (url, db) in [
+            ("postgres://h/db", Database::Postgres),
+            ("postgresql://h/db", Database::Postgres),
+            ("mysql://h/db", Database::MySql),
+            ("mariadb://h/db", Database::MySql),
+            ("sqlite::memory:", Database::Sqlite),
+        ] {
+            match SqlConfig::from_url(url) {
+                Ok(c) => assert_eq!(c.database(), db),
+                Err(Error::Unsupported { .. }) => assert!(!db.is_compiled()),
+                Err(e) => panic!("{url}: {e}"),
+            }
+        }
+    }
+
+    #[cfg(feature = "postgres")]
+    #[test]
+    fn debug_hides_passwords() {
+        let c = SqlConfig::from_url("postgres://user:hunter2@host/db?password=hunter3").unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter"), "{shown}");
+        assert!(shown.contains("user:***@host"), "{shown}");
+    }
+}

@@ -1,0 +1,157 @@
+//! Mapping of driver errors into [`stats_core::Error`].
+//!
+//! | driver error | core error | retryable |
+//! |---|---|---|
+//! | pool timed out | [`Error::Timeout`] | yes |
+//! | I/O, TLS, pool closed, worker crashed; PostgreSQL `57P01`-`57P03`, `53300`, class `08`; MySQL 1040, 1053 | [`Error::Unavailable`] | yes |
+//! | PostgreSQL `40001` (serialization failure), `40P01` (deadlock), `55P03` (lock not available); MySQL 1213 (deadlock), 1205 (lock wait timeout); SQLite `BUSY`, `LOCKED` | [`Error::Backend`] | yes |
+//! | bigint or double out of range: PostgreSQL `22003`, MySQL 1690, SQLite "integer overflow" | [`Error::Overflow`] (with the key and path, see the crate docs) | no |
+//! | our CHECK constraint (a map written as a number or the reverse) | [`Error::PathConflict`] | no |
+//! | bad URL or options | [`Error::InvalidInput`] | no |
+//! | everything else, constraint violations included | [`Error::Backend`] | no |
+
+use std::time::Duration;
+
+use sqlx::error::{DatabaseError, ErrorKind};
+use stats_core::Error;
+
+use crate::store::STORE_NAME;
+
+/// What a failed statement means for the caller.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// An integer or float left its range; the transaction is rolled back.
+    Overflow(String),
+    /// A path is a map in one place and a number in another; the transaction is rolled back.
+    Conflict(String),
+    /// A deadlock or serialization failure: the transaction was rolled back whole and running
+    /// it again may succeed.
+    Rerun(sqlx::Error),
+    /// Anything else, already mapped.
+    Other(Error),
+}
+
+/// The class of a database error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
+enum Class {
+    Overflow,
+    Conflict,
+    /// Rolled back whole; worth running again at once.
+    Rerun,
+    /// Retryable, but it already waited (lock wait timeout, busy timeout).
+    Busy,
+    Unavailable,
+    Other,
+}
+
+fn class(db: &dyn DatabaseError) -> Class {
+    if db.kind() == ErrorKind::CheckViolation {
+        // The only CHECK constraint in our tables is the one a path conflict trips.
+        return Class::Conflict;
+    }
+    #[cfg(feature = "postgres")]
+    if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+        let code = pg.code();
+        return match code {
+            "22003" => Class::Overflow,
+            "40001" | "40P01" => Class::Rerun,
+            "55P03" => Class::Busy,
+            "57P01" | "57P02" | "57P03" | "53300" => Class::Unavailable,
+            _ if code.starts_with("08") => Class::Unavailable,
+            _ => Class::Other,
+        };
+    }
+    #[cfg(feature = "mysql")]
+    if let Some(my) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+        return match my.number() {
+            1690 => Class::Overflow,
+            1213 => Class::Rerun,
+            1205 => Class::Busy,
+            1040 | 1053 => Class::Unavailable,
+            _ => Class::Other,
+        };
+    }
+    #[cfg(feature = "sqlite")]
+    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+        let code: i32 = db.code().and_then(|c| c.parse().ok()).unwrap_or(0);
+        return match code & 0xff {
+            // SQLITE_BUSY, SQLITE_LOCKED (the busy timeout has already been waited).
+            5 | 6 => Class::Busy,
+            _ if db.message() == "integer overflow" => Class::Overflow,
+            _ => Class::Other,
+        };
+    }
+    Class::Other
+}
+
+/// Classifies a failed statement of a metric batch.
+pub(crate) fn classify(e: sqlx::Error, acquire_timeout: Duration) -> Failure {
+    if let sqlx::Error::Database(db) = &e {
+        match class(db.as_ref()) {
+            Class::Overflow => return Failure::Overflow(db.message().to_owned()),
+            Class::Conflict => return Failure::Conflict(db.message().to_owned()),
+            Class::Rerun => return Failure::Rerun(e),
+            _ => {}
+        }
+    }
+    Failure::Other(map(e, acquire_timeout))
+}
+
+/// Maps a driver error that carries no meaning for the call (see the module docs).
+pub(crate) fn map(e: sqlx::Error, acquire_timeout: Duration) -> Error {
+    match e {
+        sqlx::Error::PoolTimedOut => Error::Timeout {
+            store: STORE_NAME,
+            operation: "waiting for a pooled connection",
+            after: acquire_timeout,
+        },
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => Error::Unavailable {
+            store: STORE_NAME,
+            source: Box::new(e),
+        },
+        sqlx::Error::Configuration(source) => {
+            Error::InvalidInput(format!("bad database configuration: {source}"))
+        }
+        sqlx::Error::Database(db) => {
+            let class = class(db.as_ref());
+            let e = sqlx::Error::Database(db);
+            match class {
+                Class::Unavailable => Error::Unavailable {
+                    store: STORE_NAME,
+                    source: Box::new(e),
+                },
+                Class::Rerun | Class::Busy => Error::backend(STORE_NAME, true, e),
+                _ => Error::backend(STORE_NAME, false, e),
+            }
+        }
+        other => Error::backend(STORE_NAME, false, other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_and_io_errors() {
+        let t = Duration::from_secs(3);
+        let e = map(sqlx::Error::PoolTimedOut, t);
+        assert!(matches!(e, Error::Timeout { after, .. } if after == t));
+        assert!(e.is_retryable());
+        let e = map(
+            sqlx::Error::Io(std::io::ErrorKind::ConnectionRefused.into()),
+            t,
+        );
+        assert!(matches!(e, Error::Unavailable { .. }) && e.is_retryable());
+        let e = map(sqlx::Error::PoolClosed, t);
+        assert!(e.is_retryable());
+        let e = map(sqlx::Error::RowNotFound, t);
+        assert!(matches!(e, Error::Backend { .. }) && !e.is_retryable());
+        let e = map(sqlx::Error::Configuration("bad".into()), t);
+        assert!(matches!(e, Error::InvalidInput(_)));
+    }
+}

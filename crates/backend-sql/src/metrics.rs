@@ -1,0 +1,151 @@
+//! [`MetricStore`] on SQL: one row per leaf, batches as upserts in one transaction.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use stats_core::store::check_range;
+use stats_core::{Batch, Error, Granularity, Key, MetricStore, Number, Result, Values};
+
+use crate::dialect::{DocRow, RangeRow, number};
+use crate::error::{Failure, classify};
+use crate::plan::{DocId, Plan, first_error};
+use crate::store::{SqlStore, dispatch};
+
+/// The pause before rerun `n` (1-based): 2, 4, 8, 16, 32 ms, each plus up to as much again,
+/// so that the transactions that collided do not collide again.
+fn backoff(n: u32) -> Duration {
+    let base = 1_u64 << n.min(10);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::from(d.subsec_nanos()))
+        .unwrap_or(0);
+    Duration::from_millis(base + nanos % (base + 1))
+}
+
+impl SqlStore {
+    /// The exact error of a failed batch: its documents read again (the transaction is rolled
+    /// back) and the batch applied to them update by update in memory, which names the first
+    /// key and path that fails. If that finds nothing (the documents changed since), `fallback`.
+    async fn explain(&self, batch: &Batch, fallback: Error) -> Error {
+        let keys = batch.sorted_keys();
+        let owned: Vec<Key> = keys.iter().map(|k| (*k).clone()).collect();
+        match self.read(&owned).await {
+            Ok(docs) => first_error(batch, &keys, docs).err().unwrap_or(fallback),
+            Err(_) => fallback,
+        }
+    }
+}
+
+#[async_trait]
+impl MetricStore for SqlStore {
+    async fn apply(&self, batch: &Batch) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let plan = match Plan::new(batch) {
+            Ok(plan) => plan,
+            Err(certain) => return Err(self.explain(batch, certain).await),
+        };
+        let mut reruns = 0;
+        let failure = loop {
+            let applied: std::result::Result<(), sqlx::Error> =
+                dispatch!(self, db => db.apply(&plan).await);
+            let Err(e) = applied else {
+                return Ok(());
+            };
+            match classify(e, self.config.acquire_timeout) {
+                Failure::Rerun(_) if reruns < self.config.deadlock_reruns => {
+                    reruns += 1;
+                    tokio::time::sleep(backoff(reruns)).await;
+                }
+                failure => break failure,
+            }
+        };
+        Err(match failure {
+            Failure::Rerun(e) => self.error(e),
+            Failure::Overflow(detail) => {
+                let fallback = Error::Overflow {
+                    key: String::new(),
+                    path: None,
+                    detail,
+                };
+                self.explain(batch, fallback).await
+            }
+            Failure::Conflict(_) => {
+                let fallback = Error::PathConflict {
+                    key: String::new(),
+                    path: String::new(),
+                    detail: "is a map in one write and a number in another",
+                };
+                self.explain(batch, fallback).await
+            }
+            Failure::Other(e) => e,
+        })
+    }
+
+    async fn read(&self, keys: &[Key]) -> Result<Vec<Values>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut ids: Vec<DocId<'_>> = keys.iter().map(DocId::of).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let rows: Vec<DocRow> =
+            dispatch!(self, db => db.read(&ids).await).map_err(|e| self.error(e))?;
+        let mut docs: HashMap<(String, String, i64), Vec<(String, Number)>> = HashMap::new();
+        for row in rows {
+            let n = number(row.int, row.float, &row.path)?;
+            docs.entry((row.metric, row.granularity, row.at))
+                .or_default()
+                .push((row.path, n));
+        }
+        keys.iter()
+            .map(|key| {
+                let id = DocId::of(key);
+                match docs.get(&(id.metric.to_owned(), id.granularity, id.at)) {
+                    Some(leaves) => Values::from_flat(leaves.iter().map(|(p, n)| (p.as_str(), *n))),
+                    None => Ok(Values::new()),
+                }
+            })
+            .collect()
+    }
+
+    async fn range(
+        &self,
+        metric: &str,
+        granularity: Granularity,
+        starts: &[i64],
+    ) -> Result<Vec<Values>> {
+        check_range(metric, starts)?;
+        let (Some(&from), Some(&to)) = (starts.first(), starts.last()) else {
+            return Ok(Vec::new());
+        };
+        let granularity = granularity.to_string();
+        let rows: Vec<RangeRow> =
+            dispatch!(self, db => db.range(metric, &granularity, from, to).await)
+                .map_err(|e| self.error(e))?;
+        let mut buckets: HashMap<i64, Vec<(String, Number)>> = HashMap::new();
+        for row in rows {
+            let n = number(row.int, row.float, &row.path)?;
+            buckets.entry(row.at).or_default().push((row.path, n));
+        }
+        starts
+            .iter()
+            .map(|start| match buckets.remove(start) {
+                Some(leaves) => Values::from_flat(leaves),
+                None => Ok(Values::new()),
+            })
+            .collect()
+    }
+
+    async fn remove(&self, keys: &[Key]) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let mut ids: Vec<DocId<'_>> = keys.iter().map(DocId::of).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        dispatch!(self, db => db.remove(&ids).await).map_err(|e| self.error(e))
+    }
+}

@@ -1,0 +1,449 @@
+//! Checks every SQL database runs beside the conformance suite.
+#![allow(dead_code, unreachable_pub)]
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use stats_backend_sql::{SqlConfig, SqlStore};
+use stats_core::{
+    Batch, CounterStore, Error, Key, MetricStore, Number, Store, ThrottleStore, Values,
+};
+
+/// A server URL from the environment, or a clear failure (never a skip).
+pub fn url(var: &str, backend: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!(
+            "{var} is not set. These tests need a real server: run `cargo xtask it {backend}`, \
+             which starts one, or set {var} to a server's URL."
+        )
+    })
+}
+
+/// A table prefix no other run uses: [`stats_core::testkit::unique`] cut to the table pattern
+/// (`^[a-z_][a-z0-9_]{0,40}$`).
+pub fn unique_prefix(label: &str) -> String {
+    let mut out: String = stats_core::testkit::unique(label)
+        .chars()
+        .map(|c| {
+            let c = c.to_ascii_lowercase();
+            if c.is_ascii_lowercase() || c.is_ascii_digit() {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    out.truncate(stats_backend_sql::MAX_TABLE_PREFIX_LEN);
+    out
+}
+
+/// The prefix of this test process's suite tables: every conformance test of the process
+/// shares them (each check uses names of its own), so `setup` runs concurrently from many tests.
+pub fn suite_prefix() -> &'static str {
+    static PREFIX: OnceLock<String> = OnceLock::new();
+    PREFIX.get_or_init(|| unique_prefix("suite"))
+}
+
+/// A store at `url` under `prefix`, with its tables set up.
+pub async fn store_at(config: SqlConfig, prefix: &str) -> Arc<SqlStore> {
+    let config = config.table_prefix(prefix).expect("prefix");
+    let store = SqlStore::connect(config).await.expect("connect");
+    store.setup().await.expect("setup");
+    Arc::new(store)
+}
+
+fn hour() -> stats_core::Granularity {
+    "1h".parse().expect("granularity")
+}
+
+/// `setup` twice in a row, and from eight tasks at once on fresh tables, never fails; the
+/// tables work afterwards.
+pub async fn setup_is_idempotent_and_concurrent(config: SqlConfig) {
+    let prefix = unique_prefix("setup");
+    let store = Arc::new(
+        SqlStore::connect(
+            config
+                .table_prefix(&prefix)
+                .expect("prefix")
+                .max_connections(8),
+        )
+        .await
+        .expect("connect"),
+    );
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.setup().await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("task").expect("concurrent setup");
+    }
+    store.setup().await.expect("setup again");
+    store.setup().await.expect("and again");
+    let key = Key::bucket("m", hour(), 0).expect("key");
+    let mut b = Batch::new();
+    b.inc([key.clone()], &stats_core::values!({"n": 1}))
+        .expect("batch");
+    store.apply(&b).await.expect("apply");
+    assert_eq!(
+        store.read(&[key]).await.expect("read"),
+        vec![stats_core::values!({"n": 1})]
+    );
+    store.drop_tables().await.expect("drop");
+    store.drop_tables().await.expect("drop twice");
+}
+
+/// A table prefix that could smuggle SQL is refused with a typed error before anything is
+/// sent (the URL is never contacted).
+pub async fn hostile_table_names_are_refused(config: SqlConfig) {
+    for hostile in [
+        "stats\"; DROP TABLE stats_buckets; --",
+        "stats`; DROP TABLE x; --",
+        "a b",
+        "Stats",
+        "1stats",
+        "stats-x",
+        "",
+        "é",
+        "a\0b",
+        &"a".repeat(42),
+    ] {
+        let err = config.clone().table_prefix(hostile).unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidInput(_)),
+            "{hostile:?}: expected InvalidInput, got {err:?}"
+        );
+    }
+}
+
+/// Names and values full of SQL and JSON metacharacters round-trip exactly or are refused by
+/// the name rule; none is executed; `LIKE` wildcards match only themselves.
+pub async fn metacharacters_round_trip_or_are_refused(store: Arc<SqlStore>) {
+    let tag = unique_prefix("meta");
+    let specials = [
+        "'",
+        "\"",
+        "\\",
+        "{",
+        "}",
+        "[",
+        "]",
+        ":",
+        ",",
+        "é",
+        "日本",
+        "%",
+        "_",
+        "'; DROP TABLE x; --",
+        "a%b",
+        "a_b",
+        "\\'",
+        "{\"a\":1}",
+        "[1,2]",
+        "x y",
+        "tab\\t",
+    ];
+    let mut written = 0;
+    for (i, s) in specials.iter().enumerate() {
+        let metric = format!("{tag}{s}{i}");
+        let field = format!("f{s}");
+        // A metric key: refused by the segment rule ({ } and a trailing ':') or round-trips.
+        match Key::bucket(&metric, hour(), 3600) {
+            Err(e) => assert!(matches!(e, Error::InvalidName { .. }), "{metric:?}: {e}"),
+            Ok(key) => {
+                let values = Values::new()
+                    .with(field.clone(), 7)
+                    .and_then(|v| {
+                        v.with(
+                            "nested",
+                            Values::new().with(field.clone(), Number::Float(1.5))?,
+                        )
+                    })
+                    .expect("field names with metacharacters are valid");
+                let mut b = Batch::new();
+                b.inc([key.clone()], &values).expect("batch");
+                store.apply(&b).await.expect("apply");
+                assert_eq!(
+                    store.read(std::slice::from_ref(&key)).await.expect("read"),
+                    vec![values.clone()],
+                    "{metric:?}"
+                );
+                assert_eq!(
+                    store
+                        .range(&metric, hour(), &[0, 3600])
+                        .await
+                        .expect("range"),
+                    vec![Values::new(), values],
+                    "{metric:?}"
+                );
+                written += 1;
+            }
+        }
+        // Counters and throttles.
+        let ns = format!("{tag}{s}");
+        let key = format!("k{s}");
+        match stats_core::store::check_counter(&ns, &key) {
+            Err(_) => {
+                let r = store.inc(&ns, &key, 1, 0).await;
+                assert!(matches!(r, Err(Error::InvalidName { .. })), "{ns:?}: {r:?}");
+            }
+            Ok(()) => {
+                assert_eq!(store.inc(&ns, &key, 5, 0).await.expect("inc"), 5, "{ns:?}");
+                assert_eq!(store.get(&ns, &key).await.expect("get"), Some(5));
+                assert_eq!(
+                    store.get_all(&ns).await.expect("get_all"),
+                    vec![(key.clone(), 5)],
+                    "{ns:?}: get_all must match the namespace exactly"
+                );
+                assert_eq!(
+                    store.compare_and_swap(&ns, &key, 5, 6).await.expect("cas"),
+                    stats_core::CasOutcome::Swapped(6)
+                );
+                let throttle = format!("{tag}{s}t");
+                assert!(
+                    store
+                        .try_acquire(&throttle, Duration::from_secs(60))
+                        .await
+                        .expect("acquire")
+                );
+            }
+        }
+    }
+    assert!(
+        written >= specials.len() - 3,
+        "most names are valid metric keys"
+    );
+    // `%` and `_` are LIKE wildcards: a namespace made of them must match only itself.
+    let wild = format!("{tag}w_%");
+    let plain = format!("{tag}wab");
+    store.set(&plain, "k", 1).await.expect("set");
+    store.set(&wild, "k", 2).await.expect("set");
+    assert_eq!(
+        store.get_all(&wild).await.expect("get_all"),
+        vec![("k".to_owned(), 2)]
+    );
+    assert_eq!(store.delete_namespace(&wild).await.expect("delete"), 1);
+    assert_eq!(store.get(&plain, "k").await.expect("get"), Some(1));
+    // Names that differ only in case, accents or trailing spaces are different names.
+    for (a, b) in [("A", "a"), ("é", "e"), ("x", "x "), ("ß", "ss")] {
+        let ns = format!("{tag}-case");
+        store.set(&ns, a, 1).await.expect("set");
+        store.set(&ns, b, 2).await.expect("set");
+        assert_eq!(
+            store.get(&ns, a).await.expect("get"),
+            Some(1),
+            "{a:?} vs {b:?}"
+        );
+        assert_eq!(
+            store.get(&ns, b).await.expect("get"),
+            Some(2),
+            "{a:?} vs {b:?}"
+        );
+        store.delete_namespace(&ns).await.expect("delete");
+    }
+    // The store still works: nothing was executed.
+    let key = Key::bucket(&format!("{tag}after"), hour(), 0).expect("key");
+    let mut b = Batch::new();
+    b.inc([key.clone()], &stats_core::values!({"n": 1}))
+        .expect("batch");
+    store.apply(&b).await.expect("apply after");
+}
+
+/// Eight tasks, each on its own pooled connection, apply batches that upsert the same 100
+/// keys in different orders (and mix increments with maxima); the totals are exact and no batch
+/// fails, although the store is told not to rerun a batch after a deadlock.
+pub async fn concurrent_batches_in_different_orders_do_not_deadlock(config: SqlConfig) {
+    const TASKS: usize = 8;
+    const KEYS: i64 = 100;
+    const BATCHES: usize = 25;
+    let store = store_at(
+        config.max_connections(TASKS as u32).deadlock_reruns(0),
+        &unique_prefix("deadlock"),
+    )
+    .await;
+    let metric = stats_core::testkit::unique("deadlock");
+    let keys: Vec<Key> = (0..KEYS)
+        .map(|i| Key::bucket(&metric, hour(), i * 3600).expect("key"))
+        .collect();
+    let barrier = Arc::new(tokio::sync::Barrier::new(TASKS));
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|t| {
+            let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
+            // Task t writes the keys rotated by t * 13, every other task backwards.
+            let mut order: Vec<Key> = keys.clone();
+            order.rotate_left(t * 13 % keys.len());
+            if t % 2 == 1 {
+                order.reverse();
+            }
+            tokio::spawn(async move {
+                let mut b = Batch::new();
+                for key in &order {
+                    b.inc(
+                        [key.clone()],
+                        &stats_core::values!({"n": 1, "by": {"x": 1}}),
+                    )
+                    .expect("batch");
+                    b.max([key.clone()], &stats_core::values!({"hi": t}))
+                        .expect("batch");
+                }
+                barrier.wait().await;
+                for _ in 0..BATCHES {
+                    store.apply(&b).await.unwrap_or_else(|e| {
+                        panic!(
+                            "task {t}: a batch failed ({}retryable): {e}",
+                            if e.is_retryable() { "" } else { "not " }
+                        )
+                    });
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("task");
+    }
+    let total = (TASKS * BATCHES) as i64;
+    let expected = stats_core::values!({"n": total, "by": {"x": total}, "hi": TASKS - 1});
+    for (key, doc) in keys.iter().zip(store.read(&keys).await.expect("read")) {
+        assert_eq!(doc, expected, "{key}");
+    }
+    store.drop_tables().await.expect("drop");
+}
+
+/// The documented capabilities.
+pub async fn capabilities_are_as_documented(store: Arc<SqlStore>) {
+    let caps = store.capabilities();
+    assert!(caps.floats && caps.max_min && caps.atomic_batch && caps.persistent);
+    assert!(!caps.ttl && !caps.cluster && !caps.idempotent_batch);
+    assert_eq!(caps.counter_capacity, None);
+    assert_eq!(store.name(), "sql");
+}
+
+/// A float leaf stays a float even when its value is whole; integers stay exact at the edges.
+pub async fn numbers_keep_their_kind(store: Arc<SqlStore>) {
+    let key = Key::bucket(&stats_core::testkit::unique("kind"), hour(), 0).expect("key");
+    for v in [
+        stats_core::values!({"x": 1.5, "i": 9_007_199_254_740_993_i64}),
+        stats_core::values!({"x": 1.5, "i": 1}),
+        stats_core::values!({"x": 1}),
+    ] {
+        let mut b = Batch::new();
+        b.inc([key.clone()], &v).expect("batch");
+        store.apply(&b).await.expect("apply");
+    }
+    let doc = store
+        .read(std::slice::from_ref(&key))
+        .await
+        .expect("read")
+        .remove(0);
+    assert_eq!(doc.number_at("x"), Some(Number::Float(4.0)));
+    assert_eq!(doc.number_at("i"), Some(Number::Int(9_007_199_254_740_994)));
+    // max of an integer above 2^53 against the float it rounds to compares exactly.
+    let mut b = Batch::new();
+    b.max(
+        [key.clone()],
+        &stats_core::values!({"i": 9_007_199_254_740_994.0_f64}),
+    )
+    .expect("batch");
+    b.min([key.clone()], &stats_core::values!({"x": 4}))
+        .expect("batch");
+    store.apply(&b).await.expect("apply");
+    let doc = store
+        .read(std::slice::from_ref(&key))
+        .await
+        .expect("read")
+        .remove(0);
+    assert_eq!(
+        doc.number_at("i"),
+        Some(Number::Int(9_007_199_254_740_994)),
+        "a tie keeps the stored number"
+    );
+    assert_eq!(
+        doc.number_at("x"),
+        Some(Number::Float(4.0)),
+        "a tie keeps the stored number"
+    );
+    let mut b = Batch::new();
+    b.max(
+        [key.clone()],
+        &stats_core::values!({"i": 9_007_199_254_740_996.0_f64}),
+    )
+    .expect("batch");
+    b.min([key.clone()], &stats_core::values!({"x": 3}))
+        .expect("batch");
+    store.apply(&b).await.expect("apply");
+    let doc = store.read(&[key]).await.expect("read").remove(0);
+    assert_eq!(
+        doc.number_at("i"),
+        Some(Number::Float(9_007_199_254_740_996.0))
+    );
+    assert_eq!(doc.number_at("x"), Some(Number::Int(3)));
+}
+
+/// A batch larger than one statement (several rounds and chunks) is still one transaction.
+pub async fn large_batches_are_atomic(store: Arc<SqlStore>) {
+    let metric = stats_core::testkit::unique("large");
+    let keys: Vec<Key> = (0..30)
+        .map(|i| Key::bucket(&metric, hour(), i * 3600).expect("key"))
+        .collect();
+    let mut fields = Values::new();
+    for f in 0..100 {
+        fields.insert(format!("f{f}"), 1).expect("field");
+    }
+    let full = keys[29].clone();
+    let mut b = Batch::new();
+    b.set([full.clone()], &stats_core::values!({"f99": i64::MAX}))
+        .expect("batch");
+    let mut b2 = Batch::new();
+    b2.inc(keys.iter().cloned(), &fields).expect("batch");
+    b2.inc(keys.iter().cloned(), &fields).expect("batch");
+    store.apply(&b).await.expect("apply");
+    let err = store.apply(&b2).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Overflow { key, path: Some(p), .. } if *key == full.to_string() && p == "f99"),
+        "{err:?}"
+    );
+    let docs = store.read(&keys).await.expect("read");
+    assert!(
+        docs[..29].iter().all(Values::is_empty),
+        "nothing of the batch written"
+    );
+    assert_eq!(docs[29], stats_core::values!({"f99": i64::MAX}));
+    // Without the overflow the same batch applies whole: 3,000 leaves in 2 rounds.
+    store.remove(&[full]).await.expect("remove");
+    store.apply(&b2).await.expect("apply");
+    for doc in store.read(&keys).await.expect("read") {
+        assert_eq!(doc.len(), 100);
+        assert_eq!(doc.number_at("f7"), Some(Number::Int(2)));
+    }
+}
+
+/// Throttles use the database's clock and expire.
+pub async fn throttles_expire_and_are_purged(store: Arc<SqlStore>) {
+    let key = stats_core::testkit::unique("purge");
+    assert!(
+        store
+            .try_acquire(&key, Duration::from_millis(50))
+            .await
+            .expect("acquire")
+    );
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    assert!(store.purge_expired_throttles().await.expect("purge") >= 1);
+    assert!(
+        store
+            .try_acquire(&key, Duration::from_secs(60))
+            .await
+            .expect("acquire after purge")
+    );
+}
+
+/// A server that is not there gives a retryable error, quickly.
+pub async fn unreachable_server_is_retryable(url: &str) {
+    let config = SqlConfig::from_url(url)
+        .expect("url")
+        .acquire_timeout(Duration::from_secs(2));
+    let started = std::time::Instant::now();
+    let err = SqlStore::connect(config).await.unwrap_err();
+    assert!(err.is_retryable(), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}

@@ -1,0 +1,168 @@
+//! The conformance suite, the tracker checks and the SQL checks against MySQL or MariaDB
+//! (`STATS_TEST_MYSQL_URL`; `cargo xtask it mysql` starts a server and sets it).
+#![cfg(feature = "mysql")]
+
+mod common;
+
+use std::sync::Arc;
+
+use sqlx::Row as _;
+use stats_backend_sql::{SqlConfig, SqlStore};
+use stats_core::{Batch, CounterStore, Key, MetricStore, ThrottleStore, values};
+
+const VAR: &str = "STATS_TEST_MYSQL_URL";
+
+fn url() -> String {
+    common::url(VAR, "mysql")
+}
+
+fn config() -> SqlConfig {
+    SqlConfig::from_url(&url()).expect("URL")
+}
+
+async fn store() -> Arc<SqlStore> {
+    common::store_at(config(), common::suite_prefix()).await
+}
+
+stats_core::metric_store_tests!(store);
+stats_core::counter_store_tests!(store);
+stats_core::throttle_store_tests!(store);
+stats_core::tracker_tests!(store);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_batches_in_different_orders_do_not_deadlock() {
+    common::concurrent_batches_in_different_orders_do_not_deadlock(config()).await;
+}
+
+#[tokio::test]
+async fn setup_is_idempotent_and_concurrent() {
+    common::setup_is_idempotent_and_concurrent(config()).await;
+}
+
+#[tokio::test]
+async fn hostile_table_names_are_refused() {
+    common::hostile_table_names_are_refused(config()).await;
+}
+
+#[tokio::test]
+async fn metacharacters_round_trip_or_are_refused() {
+    common::metacharacters_round_trip_or_are_refused(store().await).await;
+}
+
+#[tokio::test]
+async fn capabilities_are_as_documented() {
+    common::capabilities_are_as_documented(store().await).await;
+}
+
+#[tokio::test]
+async fn numbers_keep_their_kind() {
+    common::numbers_keep_their_kind(store().await).await;
+}
+
+#[tokio::test]
+async fn large_batches_are_atomic() {
+    common::large_batches_are_atomic(store().await).await;
+}
+
+#[tokio::test]
+async fn throttles_expire_and_are_purged() {
+    common::throttles_expire_and_are_purged(store().await).await;
+}
+
+#[tokio::test]
+async fn unreachable_server_is_retryable() {
+    common::unreachable_server_is_retryable("mysql://root@127.0.0.1:1/none").await;
+}
+
+#[tokio::test]
+async fn debug_hides_the_password() {
+    let shown = format!(
+        "{:?}",
+        SqlConfig::from_url("mysql://u:hunter2@127.0.0.1:1/db").unwrap()
+    );
+    assert!(
+        !shown.contains("hunter2") && shown.contains("u:***@"),
+        "{shown}"
+    );
+}
+
+/// The rows are where the crate docs say they are; names are bytes.
+#[tokio::test]
+async fn layout_is_as_documented() {
+    let prefix = common::unique_prefix("layout");
+    let s = common::store_at(config(), &prefix).await;
+    let key = Key::bucket("orders", "1h".parse().unwrap(), 3600).unwrap();
+    let mut batch = Batch::new();
+    batch
+        .inc([key.clone()], &values!({"count": 2, "by": {"eu": 1.5}}))
+        .unwrap();
+    batch
+        .set([Key::status("orders").unwrap()], &values!({"state": 1}))
+        .unwrap();
+    s.apply(&batch).await.unwrap();
+    s.inc("jobs", "done", 3, 0).await.unwrap();
+    assert!(
+        s.try_acquire("lock", std::time::Duration::from_secs(60))
+            .await
+            .unwrap()
+    );
+
+    let pool = sqlx::MySqlPool::connect(&url()).await.unwrap();
+    let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+    let rows = sqlx::query(&format!(
+        "SELECT metric, granularity, at, path, int_value, float_value FROM `{prefix}_buckets` \
+         ORDER BY granularity, path"
+    ))
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let shown: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {:?} {} {} {:?} {:?}",
+                text(r.get(0)),
+                text(r.get(1)),
+                r.get::<i64, _>(2),
+                text(r.get(3)),
+                r.get::<Option<i64>, _>(4),
+                r.get::<Option<f64>, _>(5)
+            )
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            r#"orders "" 0 state Some(1) None"#,
+            r#"orders "1h" 3600 by None None"#,
+            r#"orders "1h" 3600 by.eu None Some(1.5)"#,
+            r#"orders "1h" 3600 count Some(2) None"#,
+        ]
+    );
+    let (ns, counter, value): (Vec<u8>, Vec<u8>, i64) = sqlx::query_as(&format!(
+        "SELECT namespace, counter_key, value FROM `{prefix}_counters`"
+    ))
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (text(ns), text(counter), value),
+        ("jobs".into(), "done".into(), 3)
+    );
+    let (key, expires_at): (Vec<u8>, i64) = sqlx::query_as(&format!(
+        "SELECT throttle_key, expires_at FROM `{prefix}_throttles`"
+    ))
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    assert_eq!(text(key), "lock");
+    assert!(
+        (expires_at - now_ms - 60_000).abs() < 5_000,
+        "{expires_at} vs {now_ms}"
+    );
+    s.drop_tables().await.unwrap();
+}
