@@ -72,6 +72,6 @@ pub mod atomics {
 }
 
 /// The README's examples, compiled as doc tests so that they stay true.
-#[cfg(all(doctest, feature = "atomics", feature = "redis"))]
+#[cfg(all(doctest, feature = "atomics", feature = "redis", feature = "postgres"))]
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
