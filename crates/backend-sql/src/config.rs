@@ -257,21 +257,7 @@ impl SqlConfig {
 
 /// A URL with its password (in the user part or a `password=` parameter) replaced by `***`.
 pub(crate) fn redact(url: &str) -> String {
-    let mut out = match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            match userinfo.find(':') {
-                Some(colon) => format!(
-                    "{}{}:***{}",
-                    &url[..scheme + 3],
-                    &userinfo[..colon],
-                    &url[at..]
-                ),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    };
+    let mut out = stats_core::support::redact_url(url);
     if let Some(q) = out.find('?') {
         let (head, query) = out.split_at(q + 1);
         let redacted: Vec<String> = query

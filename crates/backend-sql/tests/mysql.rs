@@ -24,67 +24,12 @@ async fn store() -> Arc<SqlStore> {
     common::store_at(config(), common::suite_prefix()).await
 }
 
-stats_core::metric_store_tests!(store);
-stats_core::counter_store_tests!(store);
-stats_core::throttle_store_tests!(store);
-stats_core::tracker_tests!(store);
+common::sql_checks!(config: config, store: store);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_batches_in_different_orders_do_not_deadlock() {
-    common::concurrent_batches_in_different_orders_do_not_deadlock(config()).await;
-}
-
-#[tokio::test]
-async fn setup_is_idempotent_and_concurrent() {
-    common::setup_is_idempotent_and_concurrent(config()).await;
-}
-
-#[tokio::test]
-async fn hostile_table_names_are_refused() {
-    common::hostile_table_names_are_refused(config()).await;
-}
-
-#[tokio::test]
-async fn metacharacters_round_trip_or_are_refused() {
-    common::metacharacters_round_trip_or_are_refused(store().await).await;
-}
-
-#[tokio::test]
-async fn capabilities_are_as_documented() {
-    common::capabilities_are_as_documented(store().await).await;
-}
-
-#[tokio::test]
-async fn numbers_keep_their_kind() {
-    common::numbers_keep_their_kind(store().await).await;
-}
-
-#[tokio::test]
-async fn large_batches_are_atomic() {
-    common::large_batches_are_atomic(store().await).await;
-}
-
-#[tokio::test]
-async fn throttles_expire_and_are_purged() {
-    common::throttles_expire_and_are_purged(store().await).await;
-}
-
-#[tokio::test]
-async fn unreachable_server_is_retryable() {
-    common::unreachable_server_is_retryable("mysql://root@127.0.0.1:1/none").await;
-}
-
-#[tokio::test]
-async fn debug_hides_the_password() {
-    let shown = format!(
-        "{:?}",
-        SqlConfig::from_url("mysql://u:hunter2@127.0.0.1:1/db").unwrap()
-    );
-    assert!(
-        !shown.contains("hunter2") && shown.contains("u:***@"),
-        "{shown}"
-    );
-}
+common::server_checks!(
+    unreachable: "mysql://root@127.0.0.1:1/none",
+    with_password: "mysql://u:hunter2@127.0.0.1:1/db",
+);
 
 /// The rows are where the crate docs say they are; names are bytes.
 #[tokio::test]

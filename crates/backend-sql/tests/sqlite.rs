@@ -40,50 +40,7 @@ async fn store() -> Arc<SqlStore> {
     common::store_at(config(), "stats").await
 }
 
-stats_core::metric_store_tests!(store);
-stats_core::counter_store_tests!(store);
-stats_core::throttle_store_tests!(store);
-stats_core::tracker_tests!(store);
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_batches_in_different_orders_do_not_deadlock() {
-    common::concurrent_batches_in_different_orders_do_not_deadlock(config()).await;
-}
-
-#[tokio::test]
-async fn setup_is_idempotent_and_concurrent() {
-    common::setup_is_idempotent_and_concurrent(config()).await;
-}
-
-#[tokio::test]
-async fn hostile_table_names_are_refused() {
-    common::hostile_table_names_are_refused(config()).await;
-}
-
-#[tokio::test]
-async fn metacharacters_round_trip_or_are_refused() {
-    common::metacharacters_round_trip_or_are_refused(store().await).await;
-}
-
-#[tokio::test]
-async fn capabilities_are_as_documented() {
-    common::capabilities_are_as_documented(store().await).await;
-}
-
-#[tokio::test]
-async fn numbers_keep_their_kind() {
-    common::numbers_keep_their_kind(store().await).await;
-}
-
-#[tokio::test]
-async fn large_batches_are_atomic() {
-    common::large_batches_are_atomic(store().await).await;
-}
-
-#[tokio::test]
-async fn throttles_expire_and_are_purged() {
-    common::throttles_expire_and_are_purged(store().await).await;
-}
+common::sql_checks!(config: config, store: store);
 
 /// What was written survives closing the store and opening the file again.
 #[tokio::test]

@@ -16,6 +16,7 @@ pub mod name;
 pub mod number;
 pub mod series;
 pub mod store;
+pub mod support;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod time;

@@ -196,3 +196,274 @@ pub(crate) struct RangeRow {
     pub(crate) int: Option<i64>,
     pub(crate) float: Option<f64>,
 }
+
+/// A text column that sqlx already decodes as a `String` (PostgreSQL, SQLite), for
+/// [`shared_methods`]' `text` argument. MySQL's names are bytes and have a decoder of their own.
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+pub(crate) fn decoded(text: String) -> Result<String, sqlx::Error> {
+    Ok(text)
+}
+
+/// The methods of a dialect's store whose logic is the same in more than one dialect, written
+/// once and generated for each dialect's pool type.
+///
+/// A macro rather than functions generic over `sqlx::Database`: those would need `Executor`
+/// bounds on `&Pool<DB>` and on transactions for every lifetime, `Encode + Type` bounds for
+/// every bound value, `IntoArguments` for the arguments and `Decode` bounds for every column
+/// read, which would outweigh the few lines of logic they share. The expansion is the plain code
+/// each dialect would otherwise spell out, with the dialect's own types. The SQL itself stays in
+/// each dialect's `Sql`.
+///
+/// A dialect module invokes it once:
+///
+/// ```text
+/// super::shared_methods! {
+///     store: Sqlite,                                // the store type: fields `pool` and `sql`
+///     database: Lite,                               // the sqlx database type
+///     bind_text: std::convert::identity,            // how a name is bound (`str::as_bytes`: MySQL)
+///     text: super::decoded,                         // a name column's value to `R<String>`
+///     max_rows: VALUES_ROWS,                        // rows per upsert statement
+///     transaction: begin_with("BEGIN IMMEDIATE"),   // the pool method that begins one
+///     sections: [common, values, swap_and_acquire], // the groups of methods below
+/// }
+/// ```
+///
+/// The sections, and the statements (fields of `self.sql`) they run:
+/// - `common` (every dialect): `close`; `apply`, which runs a plan as one statement or as
+///   several in a transaction, with the dialect's own `upsert`; `range` (`range`); the counter
+///   calls `counter_get`, `counter_get_all`, `counter_set`, `counter_delete`,
+///   `counter_delete_namespace`, `counter_create`, `counter_info` (the statements of the same
+///   names, their parameters in the order name space, key, value); `purge_throttles`
+///   (`throttle_purge`).
+/// - `values` (dialects that bind one parameter per value): `upsert` (`upsert_head`, one
+///   `VALUES` row per leaf, `upsert_tail`), `push_docs` and `read` (`read_head`, the documents
+///   in chunks of [`DOCS_PER_QUERY`]).
+/// - `swap_and_acquire` (dialects with numbered parameters and conditional upserts):
+///   `counter_swap` (`counter_swap`: name space, key, expected, new) and `try_acquire`
+///   (`throttle_acquire`: key, time to live).
+macro_rules! shared_methods {
+    (
+        store: $store:ident,
+        database: $db:ty,
+        bind_text: $bind:path,
+        text: $text:path,
+        max_rows: $max_rows:expr,
+        transaction: $begin:ident $begin_args:tt,
+        sections: [$($section:ident),* $(,)?] $(,)?
+    ) => {
+        $(
+            $crate::dialect::shared_methods!(
+                @$section $store, $db, $bind, $text, $max_rows, $begin $begin_args
+            );
+        )*
+    };
+
+    (@common $store:ident, $db:ty, $bind:path, $text:path, $max_rows:expr,
+        $begin:ident $begin_args:tt) => {
+        impl $store {
+            pub(crate) async fn close(&self) {
+                self.pool.close().await;
+            }
+
+            pub(crate) async fn apply(&self, plan: &Plan<'_>) -> R<()> {
+                if plan.is_one_statement($max_rows) {
+                    return self.upsert(&self.pool, &plan.docs, &plan.rounds[0]).await;
+                }
+                let mut tx = self.pool.$begin $begin_args.await?;
+                for rows in plan.statements($max_rows) {
+                    self.upsert(&mut *tx, &plan.docs, rows).await?;
+                }
+                tx.commit().await
+            }
+
+            pub(crate) async fn range(
+                &self,
+                metric: &str,
+                granularity: &str,
+                from: i64,
+                to: i64,
+            ) -> R<Vec<RangeRow>> {
+                let rows = sqlx::query(&self.sql.range)
+                    .bind($bind(metric))
+                    .bind($bind(granularity))
+                    .bind(from)
+                    .bind(to)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.into_iter()
+                    .map(|r| {
+                        Ok(RangeRow {
+                            at: r.try_get(0)?,
+                            path: $text(r.try_get(1)?)?,
+                            int: r.try_get(2)?,
+                            float: r.try_get(3)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            pub(crate) async fn counter_get(&self, ns: &str, key: &str) -> R<Option<i64>> {
+                sqlx::query_scalar(&self.sql.counter_get)
+                    .bind($bind(ns))
+                    .bind($bind(key))
+                    .fetch_optional(&self.pool)
+                    .await
+            }
+
+            pub(crate) async fn counter_get_all(&self, ns: &str) -> R<Vec<(String, i64)>> {
+                let rows: Vec<(_, i64)> = sqlx::query_as(&self.sql.counter_get_all)
+                    .bind($bind(ns))
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.into_iter().map(|(k, v)| Ok(($text(k)?, v))).collect()
+            }
+
+            pub(crate) async fn counter_set(&self, ns: &str, key: &str, value: i64) -> R<()> {
+                sqlx::query(&self.sql.counter_set)
+                    .bind($bind(ns))
+                    .bind($bind(key))
+                    .bind(value)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            pub(crate) async fn counter_delete(&self, ns: &str, key: &str) -> R<bool> {
+                let done = sqlx::query(&self.sql.counter_delete)
+                    .bind($bind(ns))
+                    .bind($bind(key))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            pub(crate) async fn counter_delete_namespace(&self, ns: &str) -> R<u64> {
+                let done = sqlx::query(&self.sql.counter_delete_namespace)
+                    .bind($bind(ns))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected())
+            }
+
+            pub(crate) async fn counter_create(&self, ns: &str, key: &str, value: i64) -> R<bool> {
+                let done = sqlx::query(&self.sql.counter_create)
+                    .bind($bind(ns))
+                    .bind($bind(key))
+                    .bind(value)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            pub(crate) async fn counter_info(&self) -> R<Vec<(String, i64)>> {
+                let rows: Vec<(_, i64)> = sqlx::query_as(&self.sql.counter_info)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.into_iter().map(|(k, v)| Ok(($text(k)?, v))).collect()
+            }
+
+            pub(crate) async fn purge_throttles(&self) -> R<u64> {
+                let done = sqlx::query(&self.sql.throttle_purge)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected())
+            }
+        }
+    };
+
+    (@values $store:ident, $db:ty, $bind:path, $text:path, $max_rows:expr,
+        $begin:ident $begin_args:tt) => {
+        impl $store {
+            async fn upsert<'e>(
+                &self,
+                executor: impl Executor<'e, Database = $db>,
+                docs: &[DocId<'_>],
+                rows: &[Row<'_>],
+            ) -> R<()> {
+                let mut q = QueryBuilder::<$db>::new(&self.sql.upsert_head);
+                q.push_values(rows, |mut b, row| {
+                    let doc = &docs[row.doc];
+                    b.push_bind($bind(doc.metric))
+                        .push_bind($bind(doc.granularity.as_str()))
+                        .push_bind(doc.at)
+                        .push_bind($bind(row.path))
+                        .push_bind(row.op)
+                        .push_bind(row.int)
+                        .push_bind(row.float);
+                });
+                q.push(&self.sql.upsert_tail);
+                q.build().execute(executor).await?;
+                Ok(())
+            }
+
+            /// `(metric = ? AND granularity = ? AND at = ?) OR ...`
+            fn push_docs<'q>(q: &mut QueryBuilder<'q, $db>, docs: &'q [DocId<'_>]) {
+                for (i, doc) in docs.iter().enumerate() {
+                    if i > 0 {
+                        q.push(" OR ");
+                    }
+                    q.push("(metric = ")
+                        .push_bind($bind(doc.metric))
+                        .push(" AND granularity = ")
+                        .push_bind($bind(doc.granularity.as_str()))
+                        .push(" AND at = ")
+                        .push_bind(doc.at)
+                        .push(")");
+                }
+            }
+
+            pub(crate) async fn read(&self, docs: &[DocId<'_>]) -> R<Vec<DocRow>> {
+                let mut out = Vec::new();
+                for chunk in docs.chunks(DOCS_PER_QUERY) {
+                    let mut q = QueryBuilder::<$db>::new(&self.sql.read_head);
+                    Self::push_docs(&mut q, chunk);
+                    q.push(")");
+                    for r in q.build().fetch_all(&self.pool).await? {
+                        out.push(DocRow {
+                            metric: $text(r.try_get(0)?)?,
+                            granularity: $text(r.try_get(1)?)?,
+                            at: r.try_get(2)?,
+                            path: $text(r.try_get(3)?)?,
+                            int: r.try_get(4)?,
+                            float: r.try_get(5)?,
+                        });
+                    }
+                }
+                Ok(out)
+            }
+        }
+    };
+
+    (@swap_and_acquire $store:ident, $db:ty, $bind:path, $text:path, $max_rows:expr,
+        $begin:ident $begin_args:tt) => {
+        impl $store {
+            pub(crate) async fn counter_swap(
+                &self,
+                ns: &str,
+                key: &str,
+                expected: i64,
+                new: i64,
+            ) -> R<bool> {
+                let done = sqlx::query(&self.sql.counter_swap)
+                    .bind($bind(ns))
+                    .bind($bind(key))
+                    .bind(expected)
+                    .bind(new)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            pub(crate) async fn try_acquire(&self, key: &str, ttl_ms: i64) -> R<bool> {
+                let done = sqlx::query(&self.sql.throttle_acquire)
+                    .bind($bind(key))
+                    .bind(ttl_ms)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            }
+        }
+    };
+}
+#[allow(unused_imports)] // unused when no database feature is on
+pub(crate) use shared_methods;

@@ -210,119 +210,22 @@ impl MySql {
         })
     }
 
-    pub(crate) async fn close(&self) {
-        self.pool.close().await;
-    }
-
     /// DDL commits implicitly in MySQL, so the statements run one by one; `IF NOT EXISTS`
     /// under the server's metadata lock makes concurrent setups safe.
     pub(crate) async fn setup(&self) -> R<()> {
-        for statement in &self.sql.setup {
-            self.pool.execute(statement.as_str()).await?;
-        }
-        Ok(())
+        self.run_each(&self.sql.setup).await
     }
 
     pub(crate) async fn drop_tables(&self) -> R<()> {
-        for statement in &self.sql.drop {
+        self.run_each(&self.sql.drop).await
+    }
+
+    /// Runs DDL `statements` one by one.
+    async fn run_each(&self, statements: &[String]) -> R<()> {
+        for statement in statements {
             self.pool.execute(statement.as_str()).await?;
         }
         Ok(())
-    }
-
-    pub(crate) async fn apply(&self, plan: &Plan<'_>) -> R<()> {
-        if plan.is_one_statement(VALUES_ROWS) {
-            return self.upsert(&self.pool, &plan.docs, &plan.rounds[0]).await;
-        }
-        let mut tx = self.pool.begin().await?;
-        for rows in plan.statements(VALUES_ROWS) {
-            self.upsert(&mut *tx, &plan.docs, rows).await?;
-        }
-        tx.commit().await
-    }
-
-    async fn upsert<'e>(
-        &self,
-        executor: impl Executor<'e, Database = My>,
-        docs: &[DocId<'_>],
-        rows: &[Row<'_>],
-    ) -> R<()> {
-        let mut q = QueryBuilder::<My>::new(&self.sql.upsert_head);
-        q.push_values(rows, |mut b, row| {
-            let doc = &docs[row.doc];
-            b.push_bind(doc.metric.as_bytes())
-                .push_bind(doc.granularity.as_bytes())
-                .push_bind(doc.at)
-                .push_bind(row.path.as_bytes())
-                .push_bind(row.op)
-                .push_bind(row.int)
-                .push_bind(row.float);
-        });
-        q.push(&self.sql.upsert_tail);
-        q.build().execute(executor).await?;
-        Ok(())
-    }
-
-    /// `(metric = ? AND granularity = ? AND at = ?) OR ...`
-    fn push_docs<'q>(q: &mut QueryBuilder<'q, My>, docs: &'q [DocId<'_>]) {
-        for (i, doc) in docs.iter().enumerate() {
-            if i > 0 {
-                q.push(" OR ");
-            }
-            q.push("(metric = ")
-                .push_bind(doc.metric.as_bytes())
-                .push(" AND granularity = ")
-                .push_bind(doc.granularity.as_bytes())
-                .push(" AND at = ")
-                .push_bind(doc.at)
-                .push(")");
-        }
-    }
-
-    pub(crate) async fn read(&self, docs: &[DocId<'_>]) -> R<Vec<DocRow>> {
-        let mut out = Vec::new();
-        for chunk in docs.chunks(DOCS_PER_QUERY) {
-            let mut q = QueryBuilder::<My>::new(&self.sql.read_head);
-            Self::push_docs(&mut q, chunk);
-            q.push(")");
-            for r in q.build().fetch_all(&self.pool).await? {
-                out.push(DocRow {
-                    metric: text(r.try_get(0)?)?,
-                    granularity: text(r.try_get(1)?)?,
-                    at: r.try_get(2)?,
-                    path: text(r.try_get(3)?)?,
-                    int: r.try_get(4)?,
-                    float: r.try_get(5)?,
-                });
-            }
-        }
-        Ok(out)
-    }
-
-    pub(crate) async fn range(
-        &self,
-        metric: &str,
-        granularity: &str,
-        from: i64,
-        to: i64,
-    ) -> R<Vec<RangeRow>> {
-        let rows = sqlx::query(&self.sql.range)
-            .bind(metric.as_bytes())
-            .bind(granularity.as_bytes())
-            .bind(from)
-            .bind(to)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(RangeRow {
-                    at: r.try_get(0)?,
-                    path: text(r.try_get(1)?)?,
-                    int: r.try_get(2)?,
-                    float: r.try_get(3)?,
-                })
-            })
-            .collect()
     }
 
     pub(crate) async fn remove(&self, docs: &[DocId<'_>]) -> R<()> {
@@ -371,49 +274,6 @@ impl MySql {
         Ok(value)
     }
 
-    pub(crate) async fn counter_get(&self, ns: &str, key: &str) -> R<Option<i64>> {
-        sqlx::query_scalar(&self.sql.counter_get)
-            .bind(ns.as_bytes())
-            .bind(key.as_bytes())
-            .fetch_optional(&self.pool)
-            .await
-    }
-
-    pub(crate) async fn counter_get_all(&self, ns: &str) -> R<Vec<(String, i64)>> {
-        let rows: Vec<(Vec<u8>, i64)> = sqlx::query_as(&self.sql.counter_get_all)
-            .bind(ns.as_bytes())
-            .fetch_all(&self.pool)
-            .await?;
-        rows.into_iter().map(|(k, v)| Ok((text(k)?, v))).collect()
-    }
-
-    pub(crate) async fn counter_set(&self, ns: &str, key: &str, value: i64) -> R<()> {
-        sqlx::query(&self.sql.counter_set)
-            .bind(ns.as_bytes())
-            .bind(key.as_bytes())
-            .bind(value)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    pub(crate) async fn counter_delete(&self, ns: &str, key: &str) -> R<bool> {
-        let done = sqlx::query(&self.sql.counter_delete)
-            .bind(ns.as_bytes())
-            .bind(key.as_bytes())
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    pub(crate) async fn counter_delete_namespace(&self, ns: &str) -> R<u64> {
-        let done = sqlx::query(&self.sql.counter_delete_namespace)
-            .bind(ns.as_bytes())
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
-    }
-
     pub(crate) async fn counter_swap(
         &self,
         ns: &str,
@@ -431,23 +291,6 @@ impl MySql {
         Ok(done.rows_affected() > 0)
     }
 
-    pub(crate) async fn counter_create(&self, ns: &str, key: &str, value: i64) -> R<bool> {
-        let done = sqlx::query(&self.sql.counter_create)
-            .bind(ns.as_bytes())
-            .bind(key.as_bytes())
-            .bind(value)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    pub(crate) async fn counter_info(&self) -> R<Vec<(String, i64)>> {
-        let rows: Vec<(Vec<u8>, i64)> = sqlx::query_as(&self.sql.counter_info)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.into_iter().map(|(k, v)| Ok((text(k)?, v))).collect()
-    }
-
     /// Two autocommitted statements, yet one winner per expiry: only an expired row can be
     /// deleted, and of the inserts that follow only the first finds the key free.
     pub(crate) async fn try_acquire(&self, key: &str, ttl_ms: i64) -> R<bool> {
@@ -462,11 +305,14 @@ impl MySql {
             .await?;
         Ok(done.rows_affected() > 0)
     }
+}
 
-    pub(crate) async fn purge_throttles(&self) -> R<u64> {
-        let done = sqlx::query(&self.sql.throttle_purge)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
-    }
+super::shared_methods! {
+    store: MySql,
+    database: My,
+    bind_text: str::as_bytes,
+    text: text,
+    max_rows: VALUES_ROWS,
+    transaction: begin(),
+    sections: [common, values],
 }

@@ -207,41 +207,23 @@ impl Postgres {
         })
     }
 
-    pub(crate) async fn close(&self) {
-        self.pool.close().await;
-    }
-
     pub(crate) async fn setup(&self) -> R<()> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(&self.sql.setup_lock)
-            .bind(&self.lock_name)
-            .execute(&mut *tx)
-            .await?;
-        for statement in &self.sql.setup {
-            tx.execute(statement.as_str()).await?;
-        }
-        tx.commit().await
+        self.run_locked(&self.sql.setup).await
     }
 
     pub(crate) async fn drop_tables(&self) -> R<()> {
+        self.run_locked(&self.sql.drop).await
+    }
+
+    /// Runs DDL `statements` in one transaction under the store's setup lock.
+    async fn run_locked(&self, statements: &[String]) -> R<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(&self.sql.setup_lock)
             .bind(&self.lock_name)
             .execute(&mut *tx)
             .await?;
-        for statement in &self.sql.drop {
+        for statement in statements {
             tx.execute(statement.as_str()).await?;
-        }
-        tx.commit().await
-    }
-
-    pub(crate) async fn apply(&self, plan: &Plan<'_>) -> R<()> {
-        if plan.is_one_statement(MAX_ROWS) {
-            return self.upsert(&self.pool, &plan.docs, &plan.rounds[0]).await;
-        }
-        let mut tx = self.pool.begin().await?;
-        for rows in plan.statements(MAX_ROWS) {
-            self.upsert(&mut *tx, &plan.docs, rows).await?;
         }
         tx.commit().await
     }
@@ -317,32 +299,6 @@ impl Postgres {
             .collect()
     }
 
-    pub(crate) async fn range(
-        &self,
-        metric: &str,
-        granularity: &str,
-        from: i64,
-        to: i64,
-    ) -> R<Vec<RangeRow>> {
-        let rows = sqlx::query(&self.sql.range)
-            .bind(metric)
-            .bind(granularity)
-            .bind(from)
-            .bind(to)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(RangeRow {
-                    at: r.try_get(0)?,
-                    path: r.try_get(1)?,
-                    int: r.try_get(2)?,
-                    float: r.try_get(3)?,
-                })
-            })
-            .collect()
-    }
-
     pub(crate) async fn remove(&self, docs: &[DocId<'_>]) -> R<()> {
         let (metric, granularity, at) = Self::doc_columns(docs);
         sqlx::query(&self.sql.remove)
@@ -380,95 +336,14 @@ impl Postgres {
             }
         }
     }
+}
 
-    pub(crate) async fn counter_get(&self, ns: &str, key: &str) -> R<Option<i64>> {
-        sqlx::query_scalar(&self.sql.counter_get)
-            .bind(ns)
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await
-    }
-
-    pub(crate) async fn counter_get_all(&self, ns: &str) -> R<Vec<(String, i64)>> {
-        sqlx::query_as(&self.sql.counter_get_all)
-            .bind(ns)
-            .fetch_all(&self.pool)
-            .await
-    }
-
-    pub(crate) async fn counter_set(&self, ns: &str, key: &str, value: i64) -> R<()> {
-        sqlx::query(&self.sql.counter_set)
-            .bind(ns)
-            .bind(key)
-            .bind(value)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    pub(crate) async fn counter_delete(&self, ns: &str, key: &str) -> R<bool> {
-        let done = sqlx::query(&self.sql.counter_delete)
-            .bind(ns)
-            .bind(key)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    pub(crate) async fn counter_delete_namespace(&self, ns: &str) -> R<u64> {
-        let done = sqlx::query(&self.sql.counter_delete_namespace)
-            .bind(ns)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
-    }
-
-    pub(crate) async fn counter_swap(
-        &self,
-        ns: &str,
-        key: &str,
-        expected: i64,
-        new: i64,
-    ) -> R<bool> {
-        let done = sqlx::query(&self.sql.counter_swap)
-            .bind(ns)
-            .bind(key)
-            .bind(expected)
-            .bind(new)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    pub(crate) async fn counter_create(&self, ns: &str, key: &str, value: i64) -> R<bool> {
-        let done = sqlx::query(&self.sql.counter_create)
-            .bind(ns)
-            .bind(key)
-            .bind(value)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    pub(crate) async fn counter_info(&self) -> R<Vec<(String, i64)>> {
-        sqlx::query_as(&self.sql.counter_info)
-            .fetch_all(&self.pool)
-            .await
-    }
-
-    pub(crate) async fn try_acquire(&self, key: &str, ttl_ms: i64) -> R<bool> {
-        let done = sqlx::query(&self.sql.throttle_acquire)
-            .bind(key)
-            .bind(ttl_ms)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    pub(crate) async fn purge_throttles(&self) -> R<u64> {
-        let done = sqlx::query(&self.sql.throttle_purge)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
-    }
+super::shared_methods! {
+    store: Postgres,
+    database: Pg,
+    bind_text: std::convert::identity,
+    text: super::decoded,
+    max_rows: MAX_ROWS,
+    transaction: begin(),
+    sections: [common, swap_and_acquire],
 }

@@ -230,119 +230,21 @@ impl Sqlite {
         })
     }
 
-    pub(crate) async fn close(&self) {
-        self.pool.close().await;
-    }
-
     pub(crate) async fn setup(&self) -> R<()> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        for statement in &self.sql.setup {
-            tx.execute(statement.as_str()).await?;
-        }
-        tx.commit().await
+        self.run_in_transaction(&self.sql.setup).await
     }
 
     pub(crate) async fn drop_tables(&self) -> R<()> {
+        self.run_in_transaction(&self.sql.drop).await
+    }
+
+    /// Runs DDL `statements` in one transaction.
+    async fn run_in_transaction(&self, statements: &[String]) -> R<()> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        for statement in &self.sql.drop {
+        for statement in statements {
             tx.execute(statement.as_str()).await?;
         }
         tx.commit().await
-    }
-
-    pub(crate) async fn apply(&self, plan: &Plan<'_>) -> R<()> {
-        if plan.is_one_statement(VALUES_ROWS) {
-            return self.upsert(&self.pool, &plan.docs, &plan.rounds[0]).await;
-        }
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        for rows in plan.statements(VALUES_ROWS) {
-            self.upsert(&mut *tx, &plan.docs, rows).await?;
-        }
-        tx.commit().await
-    }
-
-    async fn upsert<'e>(
-        &self,
-        executor: impl Executor<'e, Database = Lite>,
-        docs: &[DocId<'_>],
-        rows: &[Row<'_>],
-    ) -> R<()> {
-        let mut q = QueryBuilder::<Lite>::new(&self.sql.upsert_head);
-        q.push_values(rows, |mut b, row| {
-            let doc = &docs[row.doc];
-            b.push_bind(doc.metric)
-                .push_bind(doc.granularity.as_str())
-                .push_bind(doc.at)
-                .push_bind(row.path)
-                .push_bind(row.op)
-                .push_bind(row.int)
-                .push_bind(row.float);
-        });
-        q.push(&self.sql.upsert_tail);
-        q.build().execute(executor).await?;
-        Ok(())
-    }
-
-    /// `(metric = ? AND granularity = ? AND at = ?) OR ...`
-    fn push_docs<'q>(q: &mut QueryBuilder<'q, Lite>, docs: &'q [DocId<'_>]) {
-        for (i, doc) in docs.iter().enumerate() {
-            if i > 0 {
-                q.push(" OR ");
-            }
-            q.push("(metric = ")
-                .push_bind(doc.metric)
-                .push(" AND granularity = ")
-                .push_bind(doc.granularity.as_str())
-                .push(" AND at = ")
-                .push_bind(doc.at)
-                .push(")");
-        }
-    }
-
-    pub(crate) async fn read(&self, docs: &[DocId<'_>]) -> R<Vec<DocRow>> {
-        let mut out = Vec::new();
-        for chunk in docs.chunks(DOCS_PER_QUERY) {
-            let mut q = QueryBuilder::<Lite>::new(&self.sql.read_head);
-            Self::push_docs(&mut q, chunk);
-            q.push(")");
-            for r in q.build().fetch_all(&self.pool).await? {
-                out.push(DocRow {
-                    metric: r.try_get(0)?,
-                    granularity: r.try_get(1)?,
-                    at: r.try_get(2)?,
-                    path: r.try_get(3)?,
-                    int: r.try_get(4)?,
-                    float: r.try_get(5)?,
-                });
-            }
-        }
-        Ok(out)
-    }
-
-    pub(crate) async fn range(
-        &self,
-        metric: &str,
-        granularity: &str,
-        from: i64,
-        to: i64,
-    ) -> R<Vec<RangeRow>> {
-        let rows = sqlx::query(&self.sql.range)
-            .bind(metric)
-            .bind(granularity)
-            .bind(from)
-            .bind(to)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(RangeRow {
-                    at: r.try_get(0)?,
-                    path: r.try_get(1)?,
-                    int: r.try_get(2)?,
-                    float: r.try_get(3)?,
-                })
-            })
-            .collect()
     }
 
     pub(crate) async fn remove(&self, docs: &[DocId<'_>]) -> R<()> {
@@ -383,95 +285,14 @@ impl Sqlite {
             }
         }
     }
+}
 
-    pub(crate) async fn counter_get(&self, ns: &str, key: &str) -> R<Option<i64>> {
-        sqlx::query_scalar(&self.sql.counter_get)
-            .bind(ns)
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await
-    }
-
-    pub(crate) async fn counter_get_all(&self, ns: &str) -> R<Vec<(String, i64)>> {
-        sqlx::query_as(&self.sql.counter_get_all)
-            .bind(ns)
-            .fetch_all(&self.pool)
-            .await
-    }
-
-    pub(crate) async fn counter_set(&self, ns: &str, key: &str, value: i64) -> R<()> {
-        sqlx::query(&self.sql.counter_set)
-            .bind(ns)
-            .bind(key)
-            .bind(value)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    pub(crate) async fn counter_delete(&self, ns: &str, key: &str) -> R<bool> {
-        let done = sqlx::query(&self.sql.counter_delete)
-            .bind(ns)
-            .bind(key)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    pub(crate) async fn counter_delete_namespace(&self, ns: &str) -> R<u64> {
-        let done = sqlx::query(&self.sql.counter_delete_namespace)
-            .bind(ns)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
-    }
-
-    pub(crate) async fn counter_swap(
-        &self,
-        ns: &str,
-        key: &str,
-        expected: i64,
-        new: i64,
-    ) -> R<bool> {
-        let done = sqlx::query(&self.sql.counter_swap)
-            .bind(ns)
-            .bind(key)
-            .bind(expected)
-            .bind(new)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    pub(crate) async fn counter_create(&self, ns: &str, key: &str, value: i64) -> R<bool> {
-        let done = sqlx::query(&self.sql.counter_create)
-            .bind(ns)
-            .bind(key)
-            .bind(value)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    pub(crate) async fn counter_info(&self) -> R<Vec<(String, i64)>> {
-        sqlx::query_as(&self.sql.counter_info)
-            .fetch_all(&self.pool)
-            .await
-    }
-
-    pub(crate) async fn try_acquire(&self, key: &str, ttl_ms: i64) -> R<bool> {
-        let done = sqlx::query(&self.sql.throttle_acquire)
-            .bind(key)
-            .bind(ttl_ms)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    pub(crate) async fn purge_throttles(&self) -> R<u64> {
-        let done = sqlx::query(&self.sql.throttle_purge)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
-    }
+super::shared_methods! {
+    store: Sqlite,
+    database: Lite,
+    bind_text: std::convert::identity,
+    text: super::decoded,
+    max_rows: VALUES_ROWS,
+    transaction: begin_with("BEGIN IMMEDIATE"),
+    sections: [common, values, swap_and_acquire],
 }

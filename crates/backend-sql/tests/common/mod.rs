@@ -9,6 +9,87 @@ use stats_core::{
     Batch, CounterStore, Error, Key, MetricStore, Number, Store, ThrottleStore, Values,
 };
 
+/// The tests every database runs: the conformance suite and the tracker checks against
+/// `store` (an `async fn() -> Arc<SqlStore>`), and the SQL checks of this module against
+/// `store` or `config` (a `fn() -> SqlConfig` of a fresh store). Each becomes a `#[tokio::test]`
+/// of the invoking file, under the name of the check it runs.
+macro_rules! sql_checks {
+    (config: $config:path, store: $store:path $(,)?) => {
+        stats_core::metric_store_tests!($store);
+        stats_core::counter_store_tests!($store);
+        stats_core::throttle_store_tests!($store);
+        stats_core::tracker_tests!($store);
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn concurrent_batches_in_different_orders_do_not_deadlock() {
+            common::concurrent_batches_in_different_orders_do_not_deadlock($config()).await;
+        }
+
+        #[tokio::test]
+        async fn setup_is_idempotent_and_concurrent() {
+            common::setup_is_idempotent_and_concurrent($config()).await;
+        }
+
+        #[tokio::test]
+        async fn hostile_table_names_are_refused() {
+            common::hostile_table_names_are_refused($config()).await;
+        }
+
+        #[tokio::test]
+        async fn metacharacters_round_trip_or_are_refused() {
+            common::metacharacters_round_trip_or_are_refused($store().await).await;
+        }
+
+        #[tokio::test]
+        async fn capabilities_are_as_documented() {
+            common::capabilities_are_as_documented($store().await).await;
+        }
+
+        #[tokio::test]
+        async fn numbers_keep_their_kind() {
+            common::numbers_keep_their_kind($store().await).await;
+        }
+
+        #[tokio::test]
+        async fn large_batches_are_atomic() {
+            common::large_batches_are_atomic($store().await).await;
+        }
+
+        #[tokio::test]
+        async fn throttles_expire_and_are_purged() {
+            common::throttles_expire_and_are_purged($store().await).await;
+        }
+    };
+}
+pub(crate) use sql_checks;
+
+/// The tests of the databases behind a server: `unreachable` is a URL of the database's scheme
+/// where no server listens, `with_password` a URL whose userinfo has the password `hunter2`
+/// and the user `u`. (SQLite has no server and does not invoke it.)
+#[allow(unused_macros)]
+macro_rules! server_checks {
+    (unreachable: $unreachable:literal, with_password: $with_password:literal $(,)?) => {
+        #[tokio::test]
+        async fn unreachable_server_is_retryable() {
+            common::unreachable_server_is_retryable($unreachable).await;
+        }
+
+        #[tokio::test]
+        async fn debug_hides_the_password() {
+            let shown = format!(
+                "{:?}",
+                stats_backend_sql::SqlConfig::from_url($with_password).unwrap()
+            );
+            assert!(
+                !shown.contains("hunter2") && shown.contains("u:***@"),
+                "{shown}"
+            );
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use server_checks;
+
 /// A server URL from the environment, or a clear failure (never a skip).
 pub fn url(var: &str, backend: &str) -> String {
     std::env::var(var).unwrap_or_else(|_| {
