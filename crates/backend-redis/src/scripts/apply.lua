@@ -14,9 +14,11 @@
 -- A field "p." marks that path p is a map (so that a later leaf "p" is refused); reads skip it.
 
 local CHUNK = 1000
+local ARGV, KEYS = ARGV, KEYS
+local tonumber, format, find, sub, unpack = tonumber, string.format, string.find, string.sub, unpack
 
 local function is_float(s)
-  return string.find(s, '[%.eE]') ~= nil
+  return find(s, '[%.eE]') ~= nil
 end
 
 local function format_float(x)
@@ -156,7 +158,6 @@ local function fail(kind, fi, detail)
   return redis.error_reply(kind .. ' ' .. k .. '\t' .. path .. '\t' .. detail)
 end
 
-local tonumber, format = tonumber, string.format
 local u = tonumber(ARGV[pos])
 pos = pos + 1
 for _ = 1, u do
