@@ -82,6 +82,12 @@ macro_rules! forward {
             async fn remove(&self, keys: &[Key]) -> Result<()> {
                 self.inner.remove(keys).await
             }
+            async fn remove_metric(&self, metric: &str) -> Result<u64> {
+                self.inner.remove_metric(metric).await
+            }
+            async fn purge(&self, granularity: Granularity, before: i64) -> Result<u64> {
+                self.inner.purge(granularity, before).await
+            }
         }
 
         #[async_trait]
@@ -124,7 +130,7 @@ impl DropsOneInAThousand {
                 .filter(|_| !self.drop_this_one())
                 .cloned()
                 .collect();
-            kept.push_flat(write.op(), keys, write.fields().into())?;
+            kept.push_flat(write.op(), keys, write.fields().clone());
         }
         self.inner.apply(&kept).await
     }
@@ -195,7 +201,7 @@ impl WritesHalfABatch {
         for write in batch.writes() {
             for key in write.keys() {
                 let mut one = Batch::new();
-                one.push_flat(write.op(), vec![key.clone()], write.fields().into())?;
+                one.push_flat(write.op(), [key.clone()], write.fields().clone());
                 self.inner.apply(&one).await?;
             }
         }

@@ -12,8 +12,12 @@ use std::sync::Arc;
 
 use foldhash::fast::RandomState;
 use parking_lot::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use jiff::Timestamp;
+use stats_core::retention::Retention;
 use stats_core::store::check_range;
-use stats_core::{Batch, Error, Granularity, Key, Number, Result, Values};
+use stats_core::{Batch, Error, Granularity, Key, NameKind, Number, Result, Slot, Values, name};
 
 #[derive(Default)]
 struct BucketState {
@@ -40,12 +44,19 @@ type Bucket = Arc<Mutex<BucketState>>;
 /// [`MetricStore`](stats_core::MetricStore) method of the same name.
 pub struct Metrics {
     buckets: papaya::HashMap<Key, Bucket, RandomState>,
+    retention: Retention,
+    /// Unix second at or after which the next write sweeps expired buckets.
+    next_sweep: AtomicI64,
 }
+
+/// How often a write sweeps expired buckets when a retention is set.
+pub(crate) const SWEEP_INTERVAL: i64 = 60;
 
 impl fmt::Debug for Metrics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Metrics")
             .field("documents", &self.buckets.len())
+            .field("retention", &self.retention)
             .finish()
     }
 }
@@ -111,19 +122,42 @@ impl<'b> Staged<'b> {
 }
 
 impl Metrics {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(retention: Retention) -> Self {
         Metrics {
             buckets: papaya::HashMap::default(),
+            retention,
+            next_sweep: AtomicI64::new(i64::MIN),
         }
     }
 
-    /// See [`MetricStore::apply`](stats_core::MetricStore::apply). All or nothing.
+    /// See [`MetricStore::apply`](stats_core::MetricStore::apply). All or nothing: a refused
+    /// batch leaves nothing behind, not even an empty document.
+    ///
+    /// With a retention set, the first write after every minute also
+    /// removes the expired buckets first (see [`Metrics::purge_expired`]).
     ///
     /// # Errors
     /// [`Error::Overflow`] or [`Error::PathConflict`]; nothing is written.
     pub fn apply(&self, batch: &Batch) -> Result<()> {
         if batch.is_empty() {
             return Ok(());
+        }
+        if !self.retention.is_empty() {
+            let now = Timestamp::now();
+            let due = self.next_sweep.load(Ordering::Relaxed);
+            if now.as_second() >= due
+                && self
+                    .next_sweep
+                    .compare_exchange(
+                        due,
+                        now.as_second() + SWEEP_INTERVAL,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    )
+                    .is_ok()
+            {
+                self.purge_expired(now);
+            }
         }
         let keys = batch.sorted_keys();
         loop {
@@ -148,7 +182,13 @@ impl Metrics {
             if locked.iter().any(|state| state.dead) {
                 continue;
             }
-            let staged = stage(batch, &keys, &locked)?;
+            let staged = match stage(batch, &keys, &locked) {
+                Ok(staged) => staged,
+                Err(e) => {
+                    self.drop_empty(&keys, &buckets, &mut locked);
+                    return Err(e);
+                }
+            };
             for (state, staged) in locked.iter_mut().zip(staged) {
                 for map in staged.maps {
                     if !state.maps.contains(map) {
@@ -215,6 +255,72 @@ impl Metrics {
                 bucket.lock().dead = true;
             }
         }
+    }
+
+    /// Removes the buckets of a refused batch that hold nothing (the ones it created), while
+    /// their locks are held: a batch waiting on one of them sees it dead and starts over.
+    fn drop_empty(
+        &self,
+        keys: &[&Key],
+        buckets: &[Bucket],
+        locked: &mut [MutexGuard<'_, BucketState>],
+    ) {
+        let guard = self.buckets.guard();
+        for ((key, bucket), state) in keys.iter().zip(buckets).zip(locked.iter_mut()) {
+            if state.leaves.is_empty() && state.maps.is_empty() {
+                state.dead = true;
+                let _ =
+                    self.buckets
+                        .remove_if(*key, |_, current| Arc::ptr_eq(current, bucket), &guard);
+            }
+        }
+    }
+
+    /// Removes the documents whose keys match, marking each dead under its lock; returns how
+    /// many. Visits every document: the cost grows with the store, not with the match.
+    fn remove_where(&self, matches: impl Fn(&Key) -> bool) -> u64 {
+        let guard = self.buckets.guard();
+        let doomed: Vec<Key> = self
+            .buckets
+            .iter(&guard)
+            .filter(|(k, _)| matches(k))
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut removed = 0;
+        for key in &doomed {
+            if let Some(bucket) = self.buckets.remove(key, &guard) {
+                bucket.lock().dead = true;
+                removed += 1;
+            }
+        }
+        removed
+    }
+
+    /// See [`MetricStore::remove_metric`](stats_core::MetricStore::remove_metric).
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`] for a bad metric key.
+    pub fn remove_metric(&self, metric: &str) -> Result<u64> {
+        name::check_segment(NameKind::Metric, metric)?;
+        Ok(self.remove_where(|k| k.metric() == metric))
+    }
+
+    /// See [`MetricStore::purge`](stats_core::MetricStore::purge).
+    pub fn purge(&self, granularity: Granularity, before: i64) -> u64 {
+        self.remove_where(|k| {
+            matches!(k.slot(), Slot::Bucket { granularity: g, start } if g == granularity && start < before)
+        })
+    }
+
+    /// Removes every bucket that has expired at `now` under the store's retention (see
+    /// [`AtomicsStore::retention`](crate::AtomicsStore::retention)); returns how many. Writes
+    /// do this by themselves once a minute; call it to sweep at a time of your choosing.
+    pub fn purge_expired(&self, now: Timestamp) -> u64 {
+        self.retention
+            .cutoffs(now)
+            .into_iter()
+            .map(|(g, before)| self.purge(g, before))
+            .sum()
     }
 
     /// How many documents the store holds.
@@ -288,7 +394,7 @@ mod tests {
 
     #[test]
     fn many_leaves_at_one_key_use_the_index_and_stay_exact() {
-        let metrics = Metrics::new();
+        let metrics = Metrics::new(Retention::new());
         let key = Key::bucket("m", "1h".parse().unwrap(), 0).unwrap();
         let mut doc = Values::new();
         for f in 0..100 {
@@ -327,6 +433,70 @@ mod tests {
             Err(Error::PathConflict { .. })
         ));
         assert_eq!(metrics.read(std::slice::from_ref(&key)).remove(0), got);
+    }
+
+    #[test]
+    fn a_refused_batch_leaves_no_document_behind() {
+        let metrics = Metrics::new(Retention::new());
+        let h = "1h".parse().unwrap();
+        let full = Key::bucket("m", h, 0).unwrap();
+        metrics
+            .apply(
+                Batch::new()
+                    .inc([full.clone()], &stats_core::values!({"n": i64::MAX}))
+                    .unwrap(),
+            )
+            .unwrap();
+        for round in 0..100 {
+            let mut batch = Batch::new();
+            let fresh: Vec<Key> = (0..10)
+                .map(|i| full.with_bucket(h, 3600 * (1 + i + 10 * round)))
+                .collect();
+            batch.inc(fresh, &stats_core::values!({"n": 1})).unwrap();
+            batch
+                .inc([full.clone()], &stats_core::values!({"n": 1}))
+                .unwrap();
+            assert!(matches!(metrics.apply(&batch), Err(Error::Overflow { .. })));
+        }
+        assert_eq!(
+            metrics.len(),
+            1,
+            "refused batches must not create documents"
+        );
+    }
+
+    #[test]
+    fn retention_sweeps_on_write_and_on_demand() {
+        let m: Granularity = "1m".parse().unwrap();
+        let metrics = Metrics::new(
+            Retention::new()
+                .keep(m, std::time::Duration::from_secs(3600))
+                .unwrap(),
+        );
+        let now = Timestamp::now().as_second() / 60 * 60;
+        let old = Key::bucket("m", m, now - 7200).unwrap();
+        let h = old.with_bucket("1h".parse().unwrap(), now - 7200);
+        let mut batch = Batch::new();
+        batch
+            .inc([old.clone(), h.clone()], &stats_core::values!({"n": 1}))
+            .unwrap();
+        // The first write sweeps before applying, so the old minute bucket survives it...
+        metrics.apply(&batch).unwrap();
+        assert_eq!(metrics.len(), 2);
+        // ...and the explicit sweep removes it, keeping the hour bucket (no retention).
+        assert_eq!(metrics.purge_expired(Timestamp::now()), 1);
+        assert_eq!(metrics.len(), 1);
+        assert!(metrics.read(&[old])[0].is_empty());
+        // The next write within the minute does not sweep again.
+        let recent = Key::bucket("m", m, now).unwrap();
+        metrics
+            .apply(
+                Batch::new()
+                    .inc([recent], &stats_core::values!({"n": 1}))
+                    .unwrap(),
+            )
+            .unwrap();
+        assert_eq!(metrics.len(), 2);
     }
 
     #[test]

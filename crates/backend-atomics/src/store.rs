@@ -8,6 +8,8 @@ use stats_core::{
     MetricStore, Result, Store, ThrottleStore, Values,
 };
 
+use stats_core::retention::Retention;
+
 use crate::counters::Counters;
 use crate::metrics::Metrics;
 use crate::throttles::Throttles;
@@ -65,10 +67,30 @@ impl AtomicsStore {
         Ok(Self::build(Some(capacity)))
     }
 
+    /// Keeps the buckets of each granularity only as long as `retention` says (counted from
+    /// the bucket start). The first write after every minute sweeps the expired buckets
+    /// ([`Metrics::purge_expired`] sweeps on demand; [`MetricStore::purge`] removes any range).
+    /// Without it, every bucket is kept until removed: minute buckets of a long-running
+    /// process grow without bound, so set one there.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use stats_backend_atomics::AtomicsStore;
+    /// use stats_core::retention::Retention;
+    /// let store = AtomicsStore::new().retention(
+    ///     Retention::new().keep("1m".parse()?, Duration::from_secs(3 * 3600))?,
+    /// );
+    /// # Ok::<(), stats_core::Error>(())
+    /// ```
+    pub fn retention(mut self, retention: Retention) -> Self {
+        self.metrics = Metrics::new(retention);
+        self
+    }
+
     fn build(capacity: Option<usize>) -> Self {
         AtomicsStore {
             counters: Counters::new(capacity),
-            metrics: Metrics::new(),
+            metrics: Metrics::new(Retention::new()),
             throttles: Throttles::new(),
         }
     }
@@ -126,6 +148,14 @@ impl MetricStore for AtomicsStore {
     async fn remove(&self, keys: &[Key]) -> Result<()> {
         self.metrics.remove(keys);
         Ok(())
+    }
+
+    async fn remove_metric(&self, metric: &str) -> Result<u64> {
+        self.metrics.remove_metric(metric)
+    }
+
+    async fn purge(&self, granularity: Granularity, before: i64) -> Result<u64> {
+        Ok(self.metrics.purge(granularity, before))
     }
 }
 

@@ -52,13 +52,81 @@ impl Op {
     }
 }
 
+/// The flattened leaves of one write: `(path, number)` pairs in path order, every path checked
+/// against the name rule, every number finite (and `-0.0` normalised), no path given twice and
+/// none below another. Cloning shares the pairs (no copy), so one event's leaves can go to many
+/// keys and many batches.
+///
+/// The only ways to build one check all of that, so a store can rely on it.
+///
+/// ```
+/// use stats_core::{Fields, Number, values};
+/// let fields = Fields::from_values(&values!({"count": 1, "latency": {"sum": 0.5}}))?;
+/// assert_eq!(fields[1], ("latency.sum".to_owned(), Number::Float(0.5)));
+///
+/// let same = Fields::from_pairs([("latency.sum", Number::Float(0.5)), ("count", Number::Int(1))])?;
+/// assert_eq!(same, fields);
+/// assert!(Fields::from_pairs([("a.", Number::Int(1))]).is_err());
+/// assert!(Fields::from_pairs([("a", Number::Float(f64::NAN))]).is_err());
+/// # Ok::<(), stats_core::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Fields(Arc<[(String, Number)]>);
+
+impl Fields {
+    /// The leaves of a map (see [`Values::flatten`]).
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`] for a path that is too long or too deep.
+    pub fn from_values(values: &Values) -> Result<Self> {
+        Ok(Fields(values.flatten_checked()?.into()))
+    }
+
+    /// Leaves from `(path, number)` pairs in any order.
+    ///
+    /// # Errors
+    /// As [`Values::from_flat`]: [`Error::InvalidName`] for a bad path,
+    /// [`Error::InvalidValue`] for a non-finite float or a path given twice,
+    /// [`Error::PathConflict`] for a path below another (`a` and `a.b`).
+    pub fn from_pairs<P: AsRef<str>>(pairs: impl IntoIterator<Item = (P, Number)>) -> Result<Self> {
+        Fields::from_values(&Values::from_flat(pairs)?)
+    }
+
+    /// The pairs, in path order.
+    pub fn as_slice(&self) -> &[(String, Number)] {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Fields {
+    type Target = [(String, Number)];
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl<'a> IntoIterator for &'a Fields {
+    type Item = &'a (String, Number);
+    type IntoIter = std::slice::Iter<'a, (String, Number)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl TryFrom<&Values> for Fields {
+    type Error = Error;
+    fn try_from(values: &Values) -> Result<Self> {
+        Fields::from_values(values)
+    }
+}
+
 /// One operation of a [`Batch`]: the same flattened values applied to one or more keys
 /// (typically one metric's buckets in every granularity).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Write {
     op: Op,
     keys: Vec<Key>,
-    fields: Arc<[(String, Number)]>,
+    fields: Fields,
 }
 
 impl Write {
@@ -72,9 +140,8 @@ impl Write {
         &self.keys
     }
 
-    /// The leaves as flattened `(path, number)` pairs in path order; every path is checked and
-    /// every number finite.
-    pub fn fields(&self) -> &[(String, Number)] {
+    /// The leaves, shared: pass them to [`Batch::push_flat`] to write them again without a copy.
+    pub fn fields(&self) -> &Fields {
         &self.fields
     }
 }
@@ -129,27 +196,44 @@ impl Batch {
         keys: impl IntoIterator<Item = Key>,
         values: &Values,
     ) -> Result<&mut Self> {
-        let fields = values.flatten_checked()?;
-        let keys: Vec<Key> = keys.into_iter().collect();
-        self.push_flat(op, keys, fields.into())
+        let fields = Fields::from_values(values)?;
+        self.push_flat(op, keys, fields);
+        Ok(self)
     }
 
-    /// Adds a write of already flattened, checked leaves (as taken from another batch's
-    /// [`Write::fields`]), sharing them without a copy.
+    /// Adds a write of leaves that are already flattened and checked (a [`Fields`], for
+    /// example another batch's [`Write::fields`]), sharing them without a copy. Cannot fail:
+    /// keys and fields are valid by construction.
     ///
-    /// # Errors
-    /// None today; the signature keeps room for checks.
+    /// ```
+    /// use stats_core::{Batch, Fields, Key, Op, values};
+    /// let fields = Fields::from_values(&values!({"count": 1}))?;
+    /// let hour = Key::bucket("orders", "1h".parse()?, 1_700_002_800)?;
+    /// let day = hour.with_bucket("1d".parse()?, 1_699_920_000);
+    /// let mut batch = Batch::new();
+    /// batch.push_flat(Op::Inc, [hour], fields.clone()).push_flat(Op::Inc, [day], fields);
+    /// assert_eq!(batch.len(), 2);
+    /// # Ok::<(), stats_core::Error>(())
+    /// ```
     pub fn push_flat(
         &mut self,
         op: Op,
-        keys: Vec<Key>,
-        fields: Arc<[(String, Number)]>,
-    ) -> Result<&mut Self> {
+        keys: impl IntoIterator<Item = Key>,
+        fields: Fields,
+    ) -> &mut Self {
+        let keys: Vec<Key> = keys.into_iter().collect();
         if !keys.is_empty() && !fields.is_empty() {
             self.len += keys.len() * fields.len();
             self.writes.push(Write { op, keys, fields });
         }
-        Ok(self)
+        self
+    }
+
+    /// Appends every write of `other`, sharing its fields.
+    pub fn append(&mut self, other: Batch) -> &mut Self {
+        self.len += other.len;
+        self.writes.extend(other.writes);
+        self
     }
 
     /// Adds increments (see [`Batch::push`]).
@@ -260,11 +344,11 @@ mod tests {
         assert_eq!(
             shown,
             [
-                "Inc b::1h::0 x 2",
-                "Inc b::1h::0 y 1",
-                "Inc a::1h::0 x 2",
-                "Inc a::1h::0 y 1",
-                "Set a::1h::0 x 5"
+                "Inc b::1h::1970-01-01T00:00:00Z x 2",
+                "Inc b::1h::1970-01-01T00:00:00Z y 1",
+                "Inc a::1h::1970-01-01T00:00:00Z x 2",
+                "Inc a::1h::1970-01-01T00:00:00Z y 1",
+                "Set a::1h::1970-01-01T00:00:00Z x 5"
             ]
         );
         assert_eq!(batch.len(), 5);

@@ -1,5 +1,6 @@
 //! The one error type of every store and every layer above them.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// What kind of name a [`Error::InvalidName`] is about.
@@ -18,6 +19,11 @@ pub enum NameKind {
     Counter,
     /// A throttle key.
     Throttle,
+    /// A store's key prefix (the Redis `key_prefix`), put before every key the store writes.
+    KeyPrefix,
+    /// A tracker's metric prefix ([`Config::metric_prefix`](crate::tracker::Config::metric_prefix)),
+    /// joined to every metric key the tracker writes.
+    MetricPrefix,
 }
 
 impl fmt::Display for NameKind {
@@ -29,6 +35,8 @@ impl fmt::Display for NameKind {
             NameKind::Namespace => "namespace",
             NameKind::Counter => "counter key",
             NameKind::Throttle => "throttle key",
+            NameKind::KeyPrefix => "key prefix",
+            NameKind::MetricPrefix => "metric prefix",
         })
     }
 }
@@ -51,8 +59,9 @@ pub enum Error {
         kind: NameKind,
         /// The offending name (possibly truncated for very long input).
         name: String,
-        /// Which part of the rule it breaks.
-        reason: &'static str,
+        /// Which part of the rule it breaks (with the limit and the actual size where it is
+        /// about a length).
+        reason: Cow<'static, str>,
     },
 
     /// A value is not a finite number, or a document is not a map of names to numbers.
@@ -202,7 +211,9 @@ impl Error {
         }
     }
 
-    pub(crate) fn invalid_name(kind: NameKind, name: &str, reason: &'static str) -> Self {
+    /// An [`Error::InvalidName`], with a very long name shortened (on a character boundary) so
+    /// that the message stays readable.
+    pub fn invalid_name(kind: NameKind, name: &str, reason: impl Into<Cow<'static, str>>) -> Self {
         const SHOWN: usize = 80;
         let name = if name.len() > SHOWN {
             let mut end = SHOWN;
@@ -213,7 +224,22 @@ impl Error {
         } else {
             name.to_owned()
         };
-        Error::InvalidName { kind, name, reason }
+        Error::InvalidName {
+            kind,
+            name,
+            reason: reason.into(),
+        }
+    }
+
+    /// The [`Error::Overflow`] of a counter: every store reports it the same way,
+    /// `overflow at <namespace>/<key>: <current> + <step>` (with `default` standing for the
+    /// value a missing counter starts at).
+    pub fn counter_overflow(namespace: &str, key: &str, current: i64, step: i64) -> Self {
+        Error::Overflow {
+            key: format!("{namespace}/{key}"),
+            path: None,
+            detail: format!("{current} + {step} leaves the i64 range"),
+        }
     }
 }
 

@@ -166,9 +166,25 @@ fn checked_metric(metric: &str) -> Result<Arc<str>> {
     Ok(Arc::from(metric))
 }
 
+/// For messages: the metric, the granularity and the bucket start as a UTC time
+/// (`orders::1h::2024-11-03T05:00:00Z`), or `orders::status`. A start outside the years a
+/// time can show is printed as unix seconds. Stores use [`Key::joined`], never this.
 impl fmt::Display for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.joined(""))
+        match self.slot {
+            Slot::Status => write!(f, "{}{KEY_SEPARATOR}{STATUS_SEGMENT}", self.metric),
+            Slot::Bucket { granularity, start } => {
+                write!(
+                    f,
+                    "{}{KEY_SEPARATOR}{granularity}{KEY_SEPARATOR}",
+                    self.metric
+                )?;
+                match jiff::Timestamp::from_second(start) {
+                    Ok(t) => write!(f, "{t}"),
+                    Err(_) => write!(f, "{start}"),
+                }
+            }
+        }
     }
 }
 
@@ -181,7 +197,11 @@ mod tests {
         let g = "1h".parse().unwrap();
         let k = Key::bucket("orders", g, 1_700_000_000).unwrap();
         assert_eq!(k.joined("app"), "app::orders::1h::1700000000");
-        assert_eq!(k.to_string(), "orders::1h::1700000000");
+        assert_eq!(k.to_string(), "orders::1h::2023-11-14T22:13:20Z");
+        assert_eq!(
+            k.with_bucket(g, i64::MIN).to_string(),
+            format!("orders::1h::{}", i64::MIN)
+        );
         assert_eq!(
             Key::status("orders").unwrap().joined("p"),
             "p::orders::status"
@@ -206,7 +226,7 @@ mod tests {
             Key::bucket("a", h, 0).unwrap(),
         ];
         keys.sort();
-        let shown: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+        let shown: Vec<String> = keys.iter().map(|k| k.joined("")).collect();
         assert_eq!(shown, ["a::status", "a::1h::0", "a::1h::60", "b::1h::0"]);
     }
 }

@@ -14,6 +14,7 @@ pub mod granularity;
 pub mod key;
 pub mod name;
 pub mod number;
+pub mod retention;
 pub mod series;
 pub mod store;
 pub mod support;
@@ -24,7 +25,7 @@ pub mod tracker;
 pub mod values;
 
 #[doc(inline)]
-pub use batch::{Batch, Op, Write};
+pub use batch::{Batch, Fields, Op, Write};
 #[doc(inline)]
 pub use error::{Error, NameKind, Result};
 #[doc(inline)]

@@ -33,12 +33,21 @@ pub const PATH_SEPARATOR: char = '.';
 /// The separator of joined keys (`prefix::metric::granularity::start`).
 pub const KEY_SEPARATOR: &str = "::";
 
+/// The "too long" error, with the limit and the actual length.
+pub(crate) fn too_long(kind: NameKind, name: &str, max: usize) -> Error {
+    Error::invalid_name(
+        kind,
+        name,
+        format!("is too long: {} bytes, at most {max}", name.len()),
+    )
+}
+
 fn common(kind: NameKind, name: &str, max: usize) -> Result<()> {
     if name.is_empty() {
         return Err(Error::invalid_name(kind, name, "must not be empty"));
     }
     if name.len() > max {
-        return Err(Error::invalid_name(kind, name, "is too long"));
+        return Err(too_long(kind, name, max));
     }
     if name.chars().any(char::is_control) {
         return Err(Error::invalid_name(
@@ -83,7 +92,7 @@ pub fn check_field(name: &str) -> Result<()> {
 /// [`Error::InvalidName`] naming the path or the offending segment.
 pub fn check_path(path: &str) -> Result<()> {
     if path.len() > MAX_PATH_LEN {
-        return Err(Error::invalid_name(NameKind::Path, path, "is too long"));
+        return Err(too_long(NameKind::Path, path, MAX_PATH_LEN));
     }
     let mut depth = 0;
     for segment in path.split(PATH_SEPARATOR) {
@@ -92,10 +101,16 @@ pub fn check_path(path: &str) -> Result<()> {
             return Err(Error::invalid_name(
                 NameKind::Path,
                 path,
-                "is nested too deeply",
+                format!("is nested too deeply: at most {MAX_DEPTH} levels"),
             ));
         }
-        check_field(segment)?;
+        check_field(segment).map_err(|e| match e {
+            // Name the whole path, and which segment breaks the rule.
+            Error::InvalidName { reason, name, .. } => {
+                Error::invalid_name(NameKind::Path, path, format!("segment {name:?} {reason}"))
+            }
+            other => other,
+        })?;
     }
     Ok(())
 }

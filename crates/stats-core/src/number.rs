@@ -13,9 +13,24 @@ use crate::error::{Error, Result};
 /// never a wrap. An integer combined with a float gives a float. NaN and infinities cannot be
 /// constructed ([`Number::float`] refuses them) and no operation produces them.
 ///
-/// Equality is by kind and value: `Int(1) != Float(1.0)`. Use [`Number::cmp_value`] to
-/// compare numerically across kinds.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// Negative zero is normalised: [`Number::float`] (and so every way into a [`Values`](crate::Values)
+/// or a [`Batch`](crate::Batch)) turns `-0.0` into `0.0`, because some stores (MySQL, SQLite)
+/// cannot keep the sign of zero; every store therefore reads back `0.0`.
+///
+/// Equality is by kind and exact value (floats compare bit for bit): `Int(1) != Float(1.0)`.
+/// Use [`Number::cmp_value`] to compare numerically across kinds.
+///
+/// ```
+/// use stats_core::Number;
+/// assert_eq!(Number::from(3), Number::Int(3));
+/// assert_eq!(Number::float(2.5)?, Number::Float(2.5));
+/// assert!(Number::float(f64::NAN).is_err());
+/// assert!(Number::float(-0.0)?.as_f64().is_sign_positive());
+/// assert!(Number::try_from(u64::MAX).is_err()); // beyond i64: refused, never rounded
+/// assert_eq!(Number::try_from(7_usize)?, Number::Int(7));
+/// # Ok::<(), stats_core::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy)]
 pub enum Number {
     /// An exact integer.
     Int(i64),
@@ -24,13 +39,14 @@ pub enum Number {
 }
 
 impl Number {
-    /// A float number.
+    /// A float number; `-0.0` becomes `0.0`.
     ///
     /// # Errors
     /// [`Error::InvalidValue`] for NaN or an infinity.
     pub fn float(value: f64) -> Result<Self> {
         if value.is_finite() {
-            Ok(Number::Float(value))
+            // `-0.0 + 0.0 == 0.0`: drops the sign of zero and leaves every other value alone.
+            Ok(Number::Float(value + 0.0))
         } else {
             Err(Error::InvalidValue {
                 path: None,
@@ -39,7 +55,8 @@ impl Number {
         }
     }
 
-    /// Checks the finiteness invariant (a `Float` built directly may break it).
+    /// Checks the finiteness invariant (a `Float` built directly may break it) and normalises
+    /// `-0.0` to `0.0`.
     ///
     /// # Errors
     /// [`Error::InvalidValue`] for NaN or an infinity.
@@ -131,6 +148,28 @@ impl Number {
     }
 }
 
+impl PartialEq for Number {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Number::Int(a), Number::Int(b)) => a == b,
+            (Number::Float(a), Number::Float(b)) => a.to_bits() == b.to_bits(),
+            _ => false,
+        }
+    }
+}
+
+// Bitwise equality of floats is reflexive (even for a NaN built directly).
+impl Eq for Number {}
+
+impl std::hash::Hash for Number {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        match self {
+            Number::Int(i) => (0_u8, i).hash(state),
+            Number::Float(f) => (1_u8, f.to_bits()).hash(state),
+        }
+    }
+}
+
 /// Compares an integer with a finite float exactly.
 fn cmp_int_float(i: i64, f: f64) -> Ordering {
     // 2^63 is exactly representable; every float at or above it exceeds every i64.
@@ -171,28 +210,53 @@ impl From<i32> for Number {
     }
 }
 
-impl From<u32> for Number {
-    fn from(value: u32) -> Self {
-        Number::Int(value.into())
+macro_rules! from_small_int {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Number {
+            fn from(value: $t) -> Self {
+                Number::Int(value.into())
+            }
+        }
+    )*};
+}
+
+from_small_int!(u32, i16, u16, i8, u8);
+
+macro_rules! try_from_wide_int {
+    ($($t:ty),*) => {$(
+        impl TryFrom<$t> for Number {
+            type Error = Error;
+            /// # Errors
+            /// [`Error::InvalidValue`] for a value outside the `i64` range (never rounded).
+            fn try_from(value: $t) -> Result<Self> {
+                i64::try_from(value)
+                    .map(Number::Int)
+                    .map_err(|_| Error::InvalidValue {
+                        path: None,
+                        reason: format!("{value} is outside the i64 range"),
+                    })
+            }
+        }
+    )*};
+}
+
+try_from_wide_int!(u64, usize, isize, i128, u128);
+
+impl TryFrom<f32> for Number {
+    type Error = Error;
+    /// # Errors
+    /// [`Error::InvalidValue`] for NaN or an infinity.
+    fn try_from(value: f32) -> Result<Self> {
+        Number::float(value.into())
     }
 }
 
 impl TryFrom<f64> for Number {
     type Error = Error;
+    /// # Errors
+    /// [`Error::InvalidValue`] for NaN or an infinity.
     fn try_from(value: f64) -> Result<Self> {
         Number::float(value)
-    }
-}
-
-impl TryFrom<u64> for Number {
-    type Error = Error;
-    fn try_from(value: u64) -> Result<Self> {
-        i64::try_from(value)
-            .map(Number::Int)
-            .map_err(|_| Error::InvalidValue {
-                path: None,
-                reason: format!("{value} is larger than i64::MAX"),
-            })
     }
 }
 

@@ -111,6 +111,22 @@ pub trait MetricStore: Store {
     /// # Errors
     /// The store's own errors.
     async fn remove(&self, keys: &[Key]) -> Result<()>;
+
+    /// Deletes every document of one metric: its buckets in every granularity and its status
+    /// slot; returns how many documents there were. Other metrics are untouched, including ones
+    /// whose name starts with this one.
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`] for a bad metric key, and the store's own errors.
+    async fn remove_metric(&self, metric: &str) -> Result<u64>;
+
+    /// Deletes the buckets of `granularity`, of every metric, that start before `before` (unix
+    /// seconds); returns how many there were. The sweep behind retention (see
+    /// [`Retention`](crate::retention::Retention)); status slots are never purged.
+    ///
+    /// # Errors
+    /// The store's own errors.
+    async fn purge(&self, granularity: Granularity, before: i64) -> Result<u64>;
 }
 
 /// Checks the arguments of [`MetricStore::range`]: a valid metric key and strictly ascending
@@ -325,11 +341,17 @@ pub trait ThrottleStore: Store {
     ///
     /// # Errors
     /// [`Error::InvalidName`] for a bad key, [`Error::InvalidInput`] for a TTL under one
-    /// millisecond.
+    /// millisecond or over [`MAX_TTL`].
     async fn try_acquire(&self, key: &str, ttl: Duration) -> Result<bool>;
 }
 
-/// Checks a throttle key and TTL.
+/// The longest TTL a throttle (or a retention period) may have: 100 years. Every store can
+/// hold an expiry this far ahead (as milliseconds since 1970 it is far inside `i64`, and inside
+/// every database's interval and timestamp types); longer ones are refused with
+/// [`Error::InvalidInput`] before anything is sent.
+pub const MAX_TTL: Duration = Duration::from_secs(100 * 366 * 86_400);
+
+/// Checks a throttle key and TTL: a valid key, a TTL of at least 1 ms and at most [`MAX_TTL`].
 ///
 /// # Errors
 /// [`Error::InvalidName`] or [`Error::InvalidInput`].
@@ -338,6 +360,17 @@ pub fn check_throttle(key: &str, ttl: Duration) -> Result<()> {
     if ttl < Duration::from_millis(1) {
         return Err(Error::InvalidInput(format!(
             "throttle TTL must be at least 1 ms, got {ttl:?}"
+        )));
+    }
+    check_ttl_max("throttle TTL", ttl)
+}
+
+/// Refuses a duration over [`MAX_TTL`], naming what it is.
+pub(crate) fn check_ttl_max(what: &str, ttl: Duration) -> Result<()> {
+    if ttl > MAX_TTL {
+        return Err(Error::InvalidInput(format!(
+            "{what} must be at most {} days (100 years), got {ttl:?}",
+            MAX_TTL.as_secs() / 86_400
         )));
     }
     Ok(())
@@ -367,6 +400,12 @@ macro_rules! forward_store {
             }
             async fn remove(&self, keys: &[Key]) -> Result<()> {
                 (**self).remove(keys).await
+            }
+            async fn remove_metric(&self, metric: &str) -> Result<u64> {
+                (**self).remove_metric(metric).await
+            }
+            async fn purge(&self, granularity: Granularity, before: i64) -> Result<u64> {
+                (**self).purge(granularity, before).await
             }
         }
 
@@ -437,6 +476,9 @@ mod tests {
     #[test]
     fn throttle_checks() {
         check_throttle("k", Duration::from_millis(1)).unwrap();
+        check_throttle("k", MAX_TTL).unwrap();
+        let err = check_throttle("k", Duration::MAX).unwrap_err().to_string();
+        assert!(err.contains("at most 36600 days"), "{err}");
         assert!(check_throttle("k", Duration::from_micros(999)).is_err());
         assert!(check_throttle("", Duration::from_secs(1)).is_err());
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use jiff::civil::Weekday;
 
-use crate::batch::{Batch, Op};
+use crate::batch::{Batch, Fields, Op};
 use crate::error::{Error, NameKind, Result};
 use crate::granularity::Granularity;
 use crate::key::Key;
@@ -16,8 +16,23 @@ use crate::store::MetricStore;
 use crate::time::Calendar;
 use crate::values::{Value, Values};
 
-/// The metric key of the system index (see [`Config::system_index`]).
+/// The metric key of the system index (see [`Config::system_index`]). Reserved: the tracker
+/// refuses it as a caller's key ([`Error::InvalidName`]), so that no user metric can mix its
+/// data with the index.
 pub const SYSTEM_KEY: &str = "__system__key__";
+
+/// Checks a caller's metric key: the segment rule, and not the reserved [`SYSTEM_KEY`].
+fn check_user_key(key: &str) -> Result<()> {
+    name::check_segment(NameKind::Metric, key)?;
+    if key == SYSTEM_KEY {
+        return Err(Error::invalid_name(
+            NameKind::Metric,
+            key,
+            "is reserved for the tracker's system index",
+        ));
+    }
+    Ok(())
+}
 
 /// Tracker configuration: a plain value, no global state.
 ///
@@ -103,16 +118,36 @@ impl Config {
         self
     }
 
-    /// A prefix joined to every metric key with `separator` (`prefix("shop", ":")` stores
-    /// `orders` as `shop:orders`), so several applications can share one store.
+    /// A metric prefix joined to every metric key with `separator`
+    /// (`metric_prefix("shop", ":")` stores `orders` as `shop:orders`), so that several
+    /// applications can share one store. Not to be confused with a store's key prefix (the
+    /// Redis `key_prefix`, the SQL `table_prefix`), which the store puts in front of
+    /// everything it writes.
+    ///
+    /// ```
+    /// use stats_core::tracker::Config;
+    /// let config = Config::new().metric_prefix("shop", ":")?;
+    /// assert_eq!(config.metric("orders"), "shop:orders");
+    /// assert!(Config::new().metric_prefix("shop", "::").is_err()); // '::' separates key parts
+    /// # Ok::<(), stats_core::Error>(())
+    /// ```
     ///
     /// # Errors
-    /// [`Error::InvalidName`] when the joined form breaks the segment rule (a separator of
-    /// `::`, a prefix with `{`, ...).
-    pub fn prefix(mut self, prefix: &str, separator: &str) -> Result<Self> {
+    /// [`Error::InvalidName`] (kind [`NameKind::MetricPrefix`]) naming the prefix and separator
+    /// when the prefix breaks the segment rule or the joined form would (a separator with `::`,
+    /// a prefix with `{`, ...).
+    pub fn metric_prefix(mut self, prefix: &str, separator: &str) -> Result<Self> {
         let joined = format!("{prefix}{separator}");
-        name::check_segment(NameKind::Metric, &format!("{joined}x"))?;
-        name::check_segment(NameKind::Metric, prefix)?;
+        let as_prefix = |e: Error| match e {
+            Error::InvalidName { reason, .. } => Error::invalid_name(
+                NameKind::MetricPrefix,
+                &joined,
+                format!("(prefix {prefix:?} with separator {separator:?}) {reason}"),
+            ),
+            other => other,
+        };
+        name::check_segment(NameKind::MetricPrefix, prefix).map_err(as_prefix)?;
+        name::check_segment(NameKind::MetricPrefix, &format!("{joined}x")).map_err(as_prefix)?;
         self.prefix = Some(joined);
         Ok(self)
     }
@@ -127,7 +162,7 @@ impl Config {
         &self.calendar
     }
 
-    /// The stored metric key for a caller's key (with the prefix, if any).
+    /// The stored metric key for a caller's key (with the metric prefix, if any).
     pub fn metric(&self, key: &str) -> String {
         match &self.prefix {
             Some(p) => format!("{p}{key}"),
@@ -197,31 +232,67 @@ impl Tracker {
         at: Timestamp,
         values: &Values,
     ) -> Result<()> {
+        check_user_key(key)?;
+        let fields = Fields::from_values(values)?;
         let metric = self.config.metric(key);
         let keys = self.bucket_keys(&metric, at)?;
+        // Everything that can fail is done: from here on nothing fails, so a failure above
+        // added nothing to the batch.
         let system = if self.config.system_index {
             let system_metric = Key::status(&self.config.metric(SYSTEM_KEY))?;
             let system_keys: Vec<Key> = keys
                 .iter()
                 .filter_map(|k| Some(system_metric.with_bucket(k.granularity()?, k.start()?)))
                 .collect();
-            let mut counted = Values::new();
-            counted.insert("count", 1)?;
-            counted.insert("keys", Values::new().with(escape_field(&metric), 1)?)?;
+            let counted = Fields::from_pairs([
+                ("count".to_owned(), Number::Int(1)),
+                (format!("keys.{}", escape_field(&metric)), Number::Int(1)),
+            ])?;
             Some((system_keys, counted))
         } else {
             None
         };
-        // Build into a scratch batch first so that a failure adds nothing.
-        let mut scratch = Batch::new();
-        scratch.push(op, keys, values)?;
+        batch.push_flat(op, keys, fields);
         if let Some((keys, counted)) = system {
-            scratch.inc(keys, &counted)?;
-        }
-        for write in scratch.writes() {
-            batch.push_flat(write.op(), write.keys().to_vec(), write.fields().into())?;
+            batch.push_flat(Op::Inc, keys, counted);
         }
         Ok(())
+    }
+
+    /// Counts many events in one store batch (one round trip for a network store): each
+    /// `(key, at, values)` is incremented as [`Tracker::track`] would.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use stats_core::{tracker::{Config, Tracker}, values, MetricStore};
+    /// # async fn demo(store: Arc<dyn MetricStore>) -> stats_core::Result<()> {
+    /// let tracker = Tracker::new(store, Config::new());
+    /// let at = "2024-05-01T12:00:00Z".parse().unwrap();
+    /// let (a, b) = (values!({"count": 1}), values!({"count": 1, "ms": 12.5}));
+    /// tracker.track_many([("logins", at, &a), ("orders", at, &b)]).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Tracker::track`]; a bad event refuses the whole call before anything is written.
+    pub async fn track_many<'v, K: AsRef<str>>(
+        &self,
+        events: impl IntoIterator<Item = (K, Timestamp, &'v Values)>,
+    ) -> Result<()> {
+        let mut batch = Batch::new();
+        for (key, at, values) in events {
+            self.add_to_batch(&mut batch, Op::Inc, key.as_ref(), at, values)?;
+        }
+        self.apply(&batch).await
+    }
+
+    /// Applies a batch built with [`Tracker::add_to_batch`] (or by hand) to the tracker's
+    /// store, without importing the store traits.
+    ///
+    /// # Errors
+    /// As [`MetricStore::apply`].
+    pub async fn apply(&self, batch: &Batch) -> Result<()> {
+        self.store.apply(batch).await
     }
 
     fn bucket_keys(&self, metric: &str, at: Timestamp) -> Result<Vec<Key>> {
@@ -241,6 +312,22 @@ impl Tracker {
         let mut batch = Batch::new();
         self.add_to_batch(&mut batch, op, key, at, values)?;
         self.store.apply(&batch).await
+    }
+
+    /// [`Tracker::track`] at the current time.
+    ///
+    /// # Errors
+    /// As [`Tracker::track`].
+    pub async fn track_now(&self, key: &str, values: &Values) -> Result<()> {
+        self.track(key, Timestamp::now(), values).await
+    }
+
+    /// [`Tracker::assert`] at the current time.
+    ///
+    /// # Errors
+    /// As [`Tracker::track`].
+    pub async fn assert_now(&self, key: &str, values: &Values) -> Result<()> {
+        self.assert(key, Timestamp::now(), values).await
     }
 
     /// Increments `values` in every configured granularity's bucket holding `at`, in one
@@ -277,13 +364,19 @@ impl Tracker {
         self.write(Op::Min, key, at, values).await
     }
 
-    /// The series of `key` at `granularity` for the buckets that writes in `[from, to]` produce,
-    /// read with one range read. Blank buckets are empty documents, or left out with
-    /// [`Blanks::Skip`]. The granularity need not be configured (unconfigured ones read blank).
+    /// The series of `key` at `granularity`: every bucket that a write at an instant from
+    /// `from` to `to` (both inclusive) would land in, read with one range read. `from` and `to`
+    /// need not be bucket starts: the first bucket is the one holding `from`. Blank buckets are
+    /// empty documents, or left out with [`Blanks::Skip`]. The granularity need not be
+    /// configured (unconfigured ones read blank).
+    ///
+    /// The bucket starts are instants ([`Series::at`]); [`Series::at_zoned`] shows them in the
+    /// tracker's zone (`tracker.config().calendar().time_zone()`).
     ///
     /// # Errors
-    /// [`Error::InvalidName`] for a bad key, [`Error::InvalidInput`] for a range of more than
-    /// [`MAX_TIMELINE`](crate::time::MAX_TIMELINE) buckets, and the store's errors.
+    /// [`Error::InvalidName`] for a bad key, [`Error::InvalidInput`] when `from` is after `to`
+    /// or the range has more than [`MAX_TIMELINE`](crate::time::MAX_TIMELINE) buckets, and the
+    /// store's errors.
     pub async fn values(
         &self,
         key: &str,
@@ -292,8 +385,38 @@ impl Tracker {
         granularity: Granularity,
         blanks: Blanks,
     ) -> Result<Series> {
+        check_user_key(key)?;
         self.read_series(&self.config.metric(key), from, to, granularity, blanks)
             .await
+    }
+
+    /// The sum of the leaf at `path` over the buckets [`Tracker::values`] would return (`None`
+    /// when no bucket has it): "how many orders this week" in one call.
+    ///
+    /// # Errors
+    /// As [`Tracker::values`]; [`Error::InvalidName`] for a bad path; [`Error::Overflow`] when
+    /// the integer sum leaves the `i64` range.
+    pub async fn total(
+        &self,
+        key: &str,
+        from: Timestamp,
+        to: Timestamp,
+        granularity: Granularity,
+        path: &str,
+    ) -> Result<Option<Number>> {
+        self.values(key, from, to, granularity, Blanks::Skip)
+            .await?
+            .total(path)
+    }
+
+    /// Removes every bucket and the status of `key`, in every granularity; returns how many
+    /// documents were removed. The system index keeps its counts.
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`] for a bad key, and the store's errors.
+    pub async fn remove(&self, key: &str) -> Result<u64> {
+        check_user_key(key)?;
+        self.store.remove_metric(&self.config.metric(key)).await
     }
 
     /// The system index's series (see [`Config::system_index`]).
@@ -326,6 +449,11 @@ impl Tracker {
         blanks: Blanks,
     ) -> Result<Series> {
         name::check_segment(NameKind::Metric, metric)?;
+        if from > to {
+            return Err(Error::InvalidInput(format!(
+                "the range starts after it ends: from {from} to {to}"
+            )));
+        }
         let at = self.config.calendar.timeline(from, to, granularity)?;
         let starts: Vec<i64> = at.iter().map(|t| t.as_second()).collect();
         let docs = self.store.range(metric, granularity, &starts).await?;
@@ -337,7 +465,7 @@ impl Tracker {
                 .filter(|(_, d)| !d.is_empty())
                 .unzip(),
         };
-        Ok(Series::new(at, values))
+        Series::new(at, values)
     }
 
     /// Records the latest status values of `key`, kept apart from its time series. A beam sets
@@ -346,6 +474,7 @@ impl Tracker {
     /// # Errors
     /// As [`Tracker::track`].
     pub async fn beam(&self, key: &str, at: Timestamp, values: &Values) -> Result<()> {
+        check_user_key(key)?;
         let status = Key::status(&self.config.metric(key))?;
         let mut doc = Values::new();
         doc.insert("at", at.as_second())?;
@@ -360,6 +489,7 @@ impl Tracker {
     /// # Errors
     /// [`Error::InvalidName`] for a bad key, and the store's errors.
     pub async fn scan(&self, key: &str) -> Result<Option<Status>> {
+        check_user_key(key)?;
         let status = Key::status(&self.config.metric(key))?;
         let mut doc = self.store.read(&[status]).await?.pop().unwrap_or_default();
         let Some(Number::Int(at)) = doc.number_at("at") else {
@@ -377,7 +507,8 @@ impl Tracker {
     }
 }
 
-/// A metric key as a field name of the system index: `%`, `.` and a leading `$` escaped.
+/// A metric key as a field name of the system index: `%`, `.` and a leading `$` escaped (and
+/// a key that is just `*`, the series wildcard).
 pub fn escape_field(metric: &str) -> String {
     let mut out = String::with_capacity(metric.len());
     for (i, c) in metric.char_indices() {
@@ -385,13 +516,15 @@ pub fn escape_field(metric: &str) -> String {
             '%' => out.push_str("%25"),
             '.' => out.push_str("%2E"),
             '$' if i == 0 => out.push_str("%24"),
+            // A field may not be the series wildcard.
+            '*' if metric == "*" => out.push_str("%2A"),
             c => out.push(c),
         }
     }
     out
 }
 
-/// The inverse of [`escape_field`]: decodes `%25`, `%2E` and `%24`; any other `%` stays.
+/// The inverse of [`escape_field`]: decodes `%25`, `%2E`, `%24` and `%2A`; any other `%` stays.
 pub fn unescape_field(field: &str) -> String {
     let mut out = String::with_capacity(field.len());
     let mut rest = field;
@@ -402,6 +535,7 @@ pub fn unescape_field(field: &str) -> String {
             Some("%25") => Some('%'),
             Some("%2E") => Some('.'),
             Some("%24") => Some('$'),
+            Some("%2A") => Some('*'),
             _ => None,
         };
         match decoded {
@@ -426,7 +560,7 @@ mod tests {
     #[test]
     fn escape_round_trips() {
         for metric in [
-            "orders", "a.b", "$x", "a$b", "100%", "%2E", "%252E.$", "é.é",
+            "orders", "a.b", "$x", "a$b", "100%", "%2E", "%252E.$", "é.é", "*", "a*",
         ] {
             let escaped = escape_field(metric);
             name::check_field(&escaped).unwrap();
@@ -444,9 +578,21 @@ mod tests {
             Err(Error::InvalidGranularity { .. })
         ));
         assert!(Config::new().time_zone("Nowhere/Land").is_err());
-        assert!(Config::new().prefix("app", "::").is_err());
-        assert!(Config::new().prefix("{app}", ":").is_err());
-        let c = Config::new().prefix("app", ":").unwrap();
+        assert!(Config::new().metric_prefix("app", "::").is_err());
+        let err = Config::new().metric_prefix("{app}", ":").unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                Error::InvalidName {
+                    kind: NameKind::MetricPrefix,
+                    name,
+                    ..
+                } if name == "{app}:"
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("metric prefix"), "{err}");
+        let c = Config::new().metric_prefix("app", ":").unwrap();
         assert_eq!(c.metric("orders"), "app:orders");
         let c = Config::new()
             .granularities(["15m", "1d"])

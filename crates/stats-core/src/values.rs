@@ -11,7 +11,7 @@ use crate::name::{self, PATH_SEPARATOR};
 use crate::number::Number;
 
 /// One entry of a [`Values`] map: a number or a nested map.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Value {
     /// A leaf.
     Number(Number),
@@ -22,6 +22,21 @@ pub enum Value {
 impl<T: Into<Number>> From<T> for Value {
     fn from(n: T) -> Self {
         Value::Number(n.into())
+    }
+}
+
+/// A float from runtime data: checked when it goes into a map ([`Values::insert`] refuses NaN
+/// and infinities with [`Error::InvalidValue`]).
+impl From<f64> for Value {
+    fn from(f: f64) -> Self {
+        Value::Number(Number::Float(f))
+    }
+}
+
+/// See `From<f64>`.
+impl From<f32> for Value {
+    fn from(f: f32) -> Self {
+        Value::Number(Number::Float(f.into()))
     }
 }
 
@@ -40,7 +55,7 @@ impl From<Values> for Value {
 ///
 /// JSON form: an object whose leaves are numbers, e.g. `{"count": 3, "duration": {"sum": 1.5}}`.
 /// Integers that fit `i64` are integers; numbers with a fraction or exponent are floats.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Values {
     map: BTreeMap<String, Value>,
 }
@@ -73,10 +88,10 @@ impl Values {
     ) -> Result<&mut Self> {
         let name = name.into();
         name::check_field(&name)?;
-        let value = value.into();
-        if let Value::Number(n) = value {
-            n.validate()?;
-        }
+        let value = match value.into() {
+            Value::Number(n) => Value::Number(n.validate().map_err(|e| with_path(e, &name))?),
+            map => map,
+        };
         self.map.insert(name, value);
         Ok(self)
     }
@@ -335,23 +350,95 @@ impl fmt::Display for Values {
     }
 }
 
+impl Values {
+    /// Parses the JSON form, exactly: an integer literal (no fraction, no exponent) outside the
+    /// `i64` range is refused, never turned into a float. This is the entry point for JSON text
+    /// from outside (files, requests); `str::parse` does the same.
+    ///
+    /// Through serde (`serde_json::from_str::<Values>`) the same rules hold except for that one:
+    /// serde_json hands an integer literal beyond `u64` or below `i64::MIN` over as a float, and
+    /// nothing after it can tell `-9223372036854775809` from `-9.223372036854775809e18`.
+    ///
+    /// ```
+    /// use stats_core::{Number, Values};
+    /// let v = Values::from_json(r#"{"count": 3, "latency": {"sum": 0.25}}"#)?;
+    /// assert_eq!(v.number_at("latency.sum"), Some(Number::Float(0.25)));
+    /// assert!(Values::from_json(r#"{"count": -9223372036854775809}"#).is_err());
+    /// assert!(Values::from_json(r#"{"count": 1e19}"#).is_ok()); // a float, written as one
+    /// # Ok::<(), stats_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidValue`] for text that is not JSON, an integer outside `i64` (naming it),
+    /// anything but maps and numbers; [`Error::InvalidName`] for a bad name.
+    pub fn from_json(text: &str) -> Result<Self> {
+        check_integer_literals(text)?;
+        let json: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| Error::InvalidValue {
+                path: None,
+                reason: format!("not JSON: {e}"),
+            })?;
+        Values::try_from(json)
+    }
+}
+
+/// Refuses JSON integer literals (no `.`, `e` or `E`) that do not fit `i64`. Strings are skipped;
+/// anything else is left to the JSON parser.
+fn check_integer_literals(text: &str) -> Result<()> {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while i < bytes.len()
+                    && matches!(bytes[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+                {
+                    i += 1;
+                }
+                let literal = &text[start..i];
+                if !literal.contains(['.', 'e', 'E']) && literal.parse::<i64>().is_err() {
+                    let digits = literal.trim_start_matches('-');
+                    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+                        return Err(Error::InvalidValue {
+                            path: None,
+                            reason: format!(
+                                "integer {literal} is outside the i64 range \
+                                 ({}..={})",
+                                i64::MIN,
+                                i64::MAX
+                            ),
+                        });
+                    }
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    Ok(())
+}
+
 impl std::str::FromStr for Values {
     type Err = Error;
 
-    /// Parses the JSON form.
+    /// Parses the JSON form (see [`Values::from_json`]).
     fn from_str(s: &str) -> Result<Self> {
-        let json: serde_json::Value = serde_json::from_str(s).map_err(|e| Error::InvalidValue {
-            path: None,
-            reason: format!("not JSON: {e}"),
-        })?;
-        Values::try_from(json)
+        Values::from_json(s)
     }
 }
 
 /// Builds a [`Values`] from a JSON literal, panicking on invalid input.
 ///
-/// Meant for tests and examples; production code should use `Values::try_from(json!(...))`
-/// and handle the error.
+/// Meant for literals in tests and examples, whose names and numbers are known to be valid.
+/// For anything built from runtime data (names from requests, measured floats that may be
+/// NaN), use [`try_values!`](crate::try_values), which returns the error instead.
 ///
 /// ```
 /// let v = stats_core::values!({"count": 1, "duration": {"sum": 2.5}});
@@ -362,6 +449,32 @@ macro_rules! values {
     ($($json:tt)+) => {
         $crate::Values::try_from($crate::__private::serde_json::json!($($json)+))
             .expect("values! literal must be a valid Values")
+    };
+}
+
+/// Builds a [`Values`] from a JSON-like literal with runtime names and numbers, returning
+/// `Result<Values, Error>`: the fallible form of [`values!`](crate::values).
+///
+/// Names may be any expression of a string type; numbers any integer or float. A bad name is
+/// [`Error::InvalidName`]; NaN or an infinity (which JSON has no form for) is
+/// [`Error::InvalidValue`]; an integer beyond `i64` is [`Error::InvalidValue`].
+///
+/// ```
+/// use stats_core::{Error, try_values};
+/// let route = "/checkout";
+/// let millis = 12.5_f64;
+/// let v = try_values!({ route: {"count": 1, "ms": millis} })?;
+/// assert_eq!(v.number_at("/checkout.ms"), Some(stats_core::Number::Float(12.5)));
+///
+/// let bad = "a.b"; // '.' is the path separator
+/// assert!(matches!(try_values!({ bad: 1 }), Err(Error::InvalidName { .. })));
+/// assert!(matches!(try_values!({"ms": f64::NAN}), Err(Error::InvalidValue { .. })));
+/// # Ok::<(), Error>(())
+/// ```
+#[macro_export]
+macro_rules! try_values {
+    ($($json:tt)+) => {
+        $crate::Values::try_from($crate::__private::serde_json::json!($($json)+))
     };
 }
 

@@ -72,17 +72,44 @@ pub struct Series {
 }
 
 impl Series {
-    /// A series from aligned vectors.
+    /// A series from aligned vectors: `values[i]` is the document of the bucket starting at
+    /// `at[i]`.
     ///
-    /// # Panics
-    /// If the two vectors differ in length (a programming error, never input).
-    pub fn new(at: Vec<Timestamp>, values: Vec<Values>) -> Self {
-        assert_eq!(
-            at.len(),
-            values.len(),
-            "a series needs one document per bucket start"
-        );
-        Series { at, values }
+    /// # Errors
+    /// [`Error::InvalidInput`] when the two vectors differ in length.
+    pub fn new(at: Vec<Timestamp>, values: Vec<Values>) -> Result<Self> {
+        let series = Series { at, values };
+        series.check()?;
+        Ok(series)
+    }
+
+    /// The bucket starts as wall-clock times in `zone` (for display: a tracker's zone is
+    /// `tracker.config().calendar().time_zone()`).
+    pub fn at_zoned(&self, zone: &jiff::tz::TimeZone) -> Vec<jiff::Zoned> {
+        self.at.iter().map(|t| t.to_zoned(zone.clone())).collect()
+    }
+
+    /// The sum of the leaf at `path` over the whole series (`None` when no bucket has it);
+    /// `path` may hold `*` wildcards (see [`Path`]). The same as `sum(path, 1)[0]`.
+    ///
+    /// ```
+    /// use stats_core::{series::Series, values};
+    /// let at = vec!["2024-05-01T00:00Z".parse()?, "2024-05-01T01:00Z".parse()?];
+    /// let series = Series::new(at, vec![values!({"count": 2}), values!({"count": 3})])?;
+    /// assert_eq!(series.total("count")?, Some(5.into()));
+    /// assert_eq!(series.total("missing")?, None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`] for a bad path; [`Error::Overflow`] when an integer sum leaves
+    /// the `i64` range.
+    pub fn total(&self, path: &str) -> Result<Option<Number>> {
+        if self.is_empty() {
+            Path::parse(path)?;
+            return Ok(None);
+        }
+        Ok(self.sum(path, 1)?.pop().flatten())
     }
 
     /// Number of buckets.
@@ -209,7 +236,7 @@ pub(crate) mod tests {
         let at = (0..values.len())
             .map(|i| Timestamp::from_second(1_672_567_200 + 3600 * i as i64).unwrap())
             .collect();
-        Series::new(at, values)
+        Series::new(at, values).unwrap()
     }
 
     #[test]

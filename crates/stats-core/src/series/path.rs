@@ -60,7 +60,7 @@ impl Path {
             ));
         }
         if text.len() > MAX_PATH_LEN {
-            return Err(Error::invalid_name(NameKind::Path, text, "is too long"));
+            return Err(name::too_long(NameKind::Path, text, MAX_PATH_LEN));
         }
         let mut segments = Vec::new();
         for part in text.split(PATH_SEPARATOR) {
@@ -70,15 +70,19 @@ impl Path {
             }
             if let Err(err) = name::check_field(part) {
                 let reason = match err {
-                    Error::InvalidName { reason, .. } => reason,
-                    _ => "has an invalid segment",
+                    Error::InvalidName { reason, .. } => format!("segment {part:?} {reason}"),
+                    _ => format!("segment {part:?} is invalid"),
                 };
                 return Err(Error::invalid_name(NameKind::Path, text, reason));
             }
             segments.push(Segment::Key(part.to_owned()));
         }
         if segments.len() > MAX_DEPTH {
-            return Err(Error::invalid_name(NameKind::Path, text, "is too deep"));
+            return Err(Error::invalid_name(
+                NameKind::Path,
+                text,
+                format!("is nested too deeply: at most {MAX_DEPTH} levels"),
+            ));
         }
         Ok(Path {
             text: text.to_owned(),

@@ -42,7 +42,7 @@ use super::transpond::{self, Transponder, TransponderFactory};
 /// let series = Series::new(
 ///     vec![jiff::Timestamp::from_second(0).unwrap()],
 ///     vec![values!({"a": 5})],
-/// );
+///).unwrap();
 /// assert_eq!(registry.aggregate("count", &series, "a", 1).unwrap(), [Some(Number::Int(1))]);
 /// assert_eq!(registry.aggregate("sum", &series, "a", 1).unwrap(), [Some(Number::Int(5))]);
 /// ```

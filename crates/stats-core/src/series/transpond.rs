@@ -96,7 +96,7 @@ where
 /// let mut series = Series::new(
 ///     vec![jiff::Timestamp::from_second(0).unwrap()],
 ///     vec![values!({"duration": {"sum": 3, "count": 2}})],
-/// );
+///).unwrap();
 /// let average = ExpressionTransponder::new(
 ///     ["duration.sum", "duration.count"], "a / b", "duration.average",
 /// ).unwrap();

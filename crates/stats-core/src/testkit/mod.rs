@@ -20,11 +20,13 @@
 //! lacks them, and whole-batch atomicity is checked where the store claims it.
 
 mod counter;
+mod hostile;
 mod metric;
 mod throttle;
 mod tracker;
 
 pub use counter::*;
+pub use hostile::*;
 pub use metric::*;
 pub use throttle::*;
 pub use tracker::*;
@@ -74,6 +76,10 @@ macro_rules! metric_store_tests {
                 metric_status_slot_is_apart,
                 metric_concurrent_increments_are_exact,
                 metric_read_after_write,
+                metric_edge_values_round_trip,
+                metric_hostile_input_is_refused_before_the_store,
+                metric_remove_metric,
+                metric_purge,
             ]
         );
     };
@@ -119,6 +125,7 @@ macro_rules! throttle_store_tests {
                 throttle_acquire_and_expire,
                 throttle_one_winner_per_window,
                 throttle_refuses_bad_input,
+                throttle_huge_ttls,
             ]
         );
     };
@@ -143,6 +150,7 @@ macro_rules! tracker_tests {
                 tracker_beam_and_scan,
                 tracker_values_across_dst,
                 tracker_bad_input_writes_nothing,
+                tracker_reserved_names_and_conveniences,
             ]
         );
     };
@@ -165,6 +173,10 @@ macro_rules! __testkit_cases {
 
 /// The metric checks under the names the macro uses.
 pub mod metric_checks {
+    pub use super::hostile::{
+        metric_edge_values_round_trip, metric_hostile_input_is_refused_before_the_store,
+        metric_purge, metric_remove_metric,
+    };
     pub use super::metric::*;
 }
 
@@ -175,10 +187,12 @@ pub mod counter_checks {
 
 /// The throttle checks under the names the macro uses.
 pub mod throttle_checks {
+    pub use super::hostile::throttle_huge_ttls;
     pub use super::throttle::*;
 }
 
 /// The tracker checks under the names the macro uses.
 pub mod tracker_checks {
+    pub use super::hostile::tracker_reserved_names_and_conveniences;
     pub use super::tracker::*;
 }

@@ -18,7 +18,9 @@ fn g(s: &str) -> Granularity {
 
 /// A tracker isolated from other runs by a unique metric prefix.
 fn tracker(store: Arc<dyn MetricStore>, config: Config) -> Tracker {
-    let config = config.prefix(&unique("trk"), ":").expect("prefix");
+    let config = config
+        .metric_prefix(&unique("trk"), ":")
+        .expect("metric prefix");
     Tracker::new(store, config)
 }
 
