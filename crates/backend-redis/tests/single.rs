@@ -305,3 +305,50 @@ async fn a_bad_key_prefix_is_reported_as_a_key_prefix() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn float_sums_computed_by_the_script_round_trip_bit_for_bit() {
+    use stats_core::{Fields, Number, Op};
+    let s = store().await;
+    let key = Key::bucket("sums", "1h".parse().unwrap(), 0).unwrap();
+    // (stored float, float increment): the script adds them in f64 and writes the sum with
+    // `%.17g`; the stored text must read back to exactly the f64 Rust computes.
+    let cases: [(f64, f64); 10] = [
+        (0.0, 5e-324),
+        (0.0, f64::MIN_POSITIVE),
+        (0.0, f64::MAX),
+        (f64::MAX, -1e292),
+        (0.1, 0.2),
+        (1.0 / 3.0, 1.0 / 3.0),
+        (1e16, 1.0),
+        (1e17, 1.5),
+        (9_223_372_036_854_775_808.0, 1.0),
+        (-5e-324, 1e-323),
+    ];
+    let pairs = |f: &dyn Fn(f64, f64) -> f64| {
+        Fields::from_pairs(
+            cases
+                .iter()
+                .enumerate()
+                .map(|(i, &(a, b))| (format!("c{i}"), Number::Float(f(a, b)))),
+        )
+        .unwrap()
+    };
+    let mut set = Batch::new();
+    set.push_flat(Op::Set, [key.clone()], pairs(&|a, _| a));
+    s.apply(&set).await.unwrap();
+    let mut inc = Batch::new();
+    inc.push_flat(Op::Inc, [key.clone()], pairs(&|_, b| b));
+    s.apply(&inc).await.unwrap();
+    let doc = s.read(std::slice::from_ref(&key)).await.unwrap().remove(0);
+    for (i, &(a, b)) in cases.iter().enumerate() {
+        let got = doc.number_at(&format!("c{i}"));
+        assert_eq!(
+            got.map(|n| n.as_f64().to_bits()),
+            Some((a + b).to_bits()),
+            "{a:e} + {b:e}: got {got:?}, expected {:e}",
+            a + b
+        );
+        assert!(matches!(got, Some(Number::Float(_))), "c{i} stays a float");
+    }
+}
