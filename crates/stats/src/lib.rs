@@ -213,11 +213,11 @@ pub use stats_core::jiff::Timestamp;
 /// An instant with a time zone, from the `jiff` crate: a bucket start on the wall clock of the
 /// tracker's zone ([`Series::at_zoned`]).
 pub use stats_core::jiff::Zoned;
+/// A day of the week, from the `jiff` crate, for [`Config::week_start`].
+pub use stats_core::jiff::civil::Weekday;
 /// A time zone, from the `jiff` crate ([`Calendar::new`], [`Series::at_zoned`]); the tracker
 /// takes zones by IANA name ([`Config::time_zone`]).
 pub use stats_core::jiff::tz::TimeZone;
-/// A day of the week, from the `jiff` crate, for [`Config::week_start`].
-pub use stats_core::jiff::civil::Weekday;
 
 /// The Redis and Redis Cluster store (feature `redis`).
 ///
