@@ -241,18 +241,20 @@ pub use stats_core::jiff::tz::TimeZone;
 /// [`RedisConfig::from_url`] takes:
 ///
 /// - one server: `redis://[user][:password@]host[:port][/db]` (port 6379 and database 0 by
-///   default), or `rediss://...` for TLS, which needs a build with TLS support;
+///   default), or `rediss://...` for TLS, which needs the
+///   feature `redis-tls`;
 /// - a Redis Cluster: the URLs of some of its nodes separated by commas
 ///   (`redis://10.0.0.1:7000,redis://10.0.0.2:7000`), or one node as `redis+cluster://host:port`.
 ///   The store learns the other nodes from these and follows the cluster when slots move.
 ///
-/// Building a configuration connects to nothing; [`RedisStore::connect`] connects (within
-/// the connection timeout, 2 s by default) and fails with [`Error::Unavailable`](crate::Error::Unavailable) when the server
-/// cannot be reached. A single server's connection reconnects by itself after the server
-/// restarts. A call to a server that is down fails at once with a retryable
-/// [`Error::Unavailable`](crate::Error::Unavailable); one to a server that does not answer fails after the response
-/// timeout (5 s by default) with a retryable [`Error::Timeout`](crate::Error::Timeout), and a write that timed out
-/// may or may not have been applied. Passwords never appear in `Debug` output or errors.
+/// Building a configuration connects to nothing; [`RedisStore::connect`] connects (within the
+/// connection timeout, 2 s by default) and fails with
+/// [`Error::Unavailable`](crate::Error::Unavailable) when the server cannot be reached. A single
+/// server's connection reconnects by itself after the server restarts. A call to a server that is
+/// down fails at once with a retryable [`Error::Unavailable`](crate::Error::Unavailable); one to a
+/// server that does not answer fails after the response timeout (5 s by default) with a retryable
+/// [`Error::Timeout`](crate::Error::Timeout), and a write that timed out may or may not have been
+/// applied. Passwords never appear in `Debug` output or errors.
 ///
 /// ```
 /// use stats::redis::RedisConfig;
@@ -267,10 +269,10 @@ pub use stats_core::jiff::tz::TimeZone;
 ///
 /// # What is stored where
 ///
-/// Every key starts with the store's key prefix (`stats` by default; set it on the
-/// configuration so that several applications can share one server). This is the *key*
-/// prefix of the store, unrelated to the tracker's [`Config::metric_prefix`](crate::Config::metric_prefix), which is put in
-/// front of metric names whatever the store.
+/// Every key starts with the store's key prefix (`stats` by default; `RedisConfig::key_prefix`
+/// sets another, so that several applications can share one server). This is the *key* prefix of the store,
+/// unrelated to the tracker's [`Config::metric_prefix`](crate::Config::metric_prefix), which is put
+/// in front of metric names whatever the store.
 ///
 /// | data | Redis key | Redis type |
 /// |---|---|---|
@@ -281,32 +283,35 @@ pub use stats_core::jiff::tz::TimeZone;
 /// | a throttle | `<prefix>::t::{<key>}` | string with a millisecond expiry |
 ///
 /// Integers are stored as decimal text and incremented exactly; floats are written so that they
-/// read back as the same `f64`. The name rule keeps `{`, `}` and `::` out of names, so no name
-/// can break this layout.
+/// read back as the same `f64`. The name rule keeps `{`, `}` and `::` out of names, so no name can
+/// break this layout.
 ///
 /// # What is atomic
 ///
-/// A batch of writes (one [`Tracker::track`](crate::Tracker::track), or one [`Tracker::track_many`](crate::Tracker::track_many)) runs as Lua
-/// scripts that check every update before writing any. On one server the whole batch is one
-/// script: all of it is applied or none. On a cluster, a metric's buckets share one hash slot
-/// (the `{<metric>}` part of the key), so each metric's part of a batch is all or nothing, but
-/// a batch over several metrics can succeed for one and fail for another. Counter and throttle
-/// calls are each one atomic step.
+/// A batch of writes (one [`Tracker::track`](crate::Tracker::track), or one
+/// [`Tracker::track_many`](crate::Tracker::track_many)) runs as Lua scripts that check every update
+/// before writing any. On one server the whole batch is one script: all of it is applied or none.
+/// On a cluster, a metric's buckets share one hash slot (the `{<metric>}` part of the key), so each
+/// metric's part of a batch is all or nothing, but a batch over several metrics can succeed for one
+/// and fail for another. Counter and throttle calls are each one atomic step.
 ///
 /// # Keeping buckets for a while
 ///
-/// Redis can expire each bucket by itself: the configuration takes how long to keep the
-/// buckets of each granularity (counted from the bucket's start), and every write sets that
-/// expiry on the buckets it touches. Without it, buckets are kept until removed
-/// ([`Tracker::remove`](crate::Tracker::remove) deletes a metric).
+/// Redis expires buckets by itself: `RedisConfig::retention` takes a
+/// [`Retention`](crate::Retention) (how long to keep the buckets of each granularity, counted
+/// from the bucket's start), and every write sets that expiry on the buckets it touches, in the
+/// same script. Without one, buckets are kept until removed:
+/// [`Tracker::remove`](crate::Tracker::remove) deletes a metric, and
+/// [`MetricStore::purge`](crate::MetricStore::purge) deletes a granularity's buckets older than a
+/// given start.
 #[cfg(feature = "redis")]
 pub mod redis {
     #[doc(inline)]
     pub use stats_backend_redis::*;
 }
 
-/// The SQL store: PostgreSQL, MySQL/MariaDB and SQLite (features `postgres`, `mysql`,
-/// `sqlite`; each compiles in its database's driver).
+/// The SQL store: PostgreSQL, MySQL/MariaDB and SQLite (features `postgres`, `mysql`, `sqlite`;
+/// each compiles in its database's driver).
 ///
 /// # Connecting
 ///
@@ -334,11 +339,14 @@ pub mod redis {
 /// | MySQL, MariaDB | `mysql://user:password@host:port/db` (or `mariadb://`) | `mysql` |
 /// | SQLite | `sqlite:path/to/file.db` (created if missing), `sqlite::memory:` (gone with the store) | `sqlite` |
 ///
-/// Query parameters are passed to the driver (`?sslmode=disable`, `?application_name=app`). A
-/// URL of a database this build was compiled without is [`Error::Unsupported`](crate::Error::Unsupported), naming the
-/// feature to turn on. Building a configuration connects to nothing; [`SqlStore::connect`]
-/// opens a pool of connections (10 by default) and [`SqlStore::setup`] creates the tables.
-/// Passwords never appear in `Debug` output or errors.
+/// Query parameters are passed to the driver (`?application_name=app`; TLS with
+/// `?sslmode=verify-full&sslrootcert=ca.pem` on PostgreSQL with the feature `postgres-tls`, or
+/// `?ssl-mode=VERIFY_IDENTITY&ssl-ca=ca.pem` on MySQL/MariaDB with `mysql-tls`). A URL
+/// of a database this build was compiled without is
+/// [`Error::Unsupported`](crate::Error::Unsupported), naming the feature to turn on. Building a
+/// configuration connects to nothing; [`SqlStore::connect`] opens a pool of connections (10 by
+/// default) and [`SqlStore::setup`] creates the tables. Passwords never appear in `Debug` output or
+/// errors.
 ///
 /// ```
 /// # #[cfg(feature = "sqlite")] {
@@ -364,23 +372,26 @@ pub mod redis {
 /// | `<prefix>_throttles` | throttle key: `throttle_key`, `expires_at` (unix milliseconds) | (`throttle_key`) |
 ///
 /// Reading a range of buckets is one scan of the primary key. A metric's status
-/// ([`Tracker::beam`](crate::Tracker::beam)) is stored as the bucket with an empty granularity at `at = 0`. Names
-/// compare byte by byte on every database (`A` is not `a`, `é` is not `e`).
+/// ([`Tracker::beam`](crate::Tracker::beam)) is stored as the bucket with an empty granularity at
+/// `at = 0`. Names compare byte by byte on every database (`A` is not `a`, `é` is not `e`).
 ///
 /// # What is atomic
 ///
-/// A batch of writes is one transaction: all of it or nothing. Concurrent batches write their
-/// rows in one sorted order, so they do not deadlock; a batch the database still rolls back
-/// for a deadlock or a serialization failure is run again (5 times by default). Counter and
-/// throttle calls are each one atomic statement. The throttle clock is the database server's
-/// on PostgreSQL and MySQL (so application servers with drifting clocks agree) and the local
-/// machine's on SQLite.
+/// A batch of writes is one transaction: all of it or nothing. Concurrent batches write their rows
+/// in one sorted order, so they do not deadlock; a batch the database still rolls back for a
+/// deadlock or a serialization failure is run again (5 times by default). Counter and throttle
+/// calls are each one atomic statement. The throttle clock is the database server's on PostgreSQL
+/// and MySQL (so application servers with drifting clocks agree) and the local machine's on SQLite.
 ///
 /// # Keeping buckets for a while
 ///
-/// Buckets are kept until removed: [`Tracker::remove`](crate::Tracker::remove) deletes a metric, and
-/// [`MetricStore::purge`](crate::MetricStore::purge) (or [`Retention::purge_expired`](crate::Retention::purge_expired), on a timer) deletes the buckets of
-/// a granularity older than a given start.
+/// `SqlConfig::retention` takes a [`Retention`](crate::Retention) (how long to keep the buckets
+/// of each granularity, counted from the bucket's start); the store then deletes expired buckets
+/// in the background, one indexed `DELETE` per granularity every sweep interval (60 s by
+/// default), and `SqlStore::purge_expired` runs the same sweep when asked. Without one, buckets
+/// are kept until removed: [`Tracker::remove`](crate::Tracker::remove) deletes a metric, and
+/// [`MetricStore::purge`](crate::MetricStore::purge) deletes a granularity's buckets older than a
+/// given start.
 #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
 pub mod sql {
     #[doc(inline)]
