@@ -228,10 +228,12 @@ pub use stats_core::jiff::tz::TimeZone;
 /// use std::time::Duration;
 ///
 /// use stats::redis::{RedisConfig, RedisStore};
-/// use stats::{Config, Tracker};
+/// use stats::{Config, Retention, Tracker};
 ///
 /// # async fn connect() -> Result<(), Box<dyn std::error::Error>> {
 /// let config = RedisConfig::from_url("redis://:secret@127.0.0.1:6379/0")?
+///     .key_prefix("myapp")? // every key starts with "myapp::"
+///     .retention(Retention::new().keep("1m".parse()?, Duration::from_secs(2 * 86_400))?)
 ///     .response_timeout(Duration::from_secs(2));
 /// let store = Arc::new(RedisStore::connect(config).await?);
 /// let tracker = Tracker::new(store.clone(), Config::new());
@@ -318,12 +320,15 @@ pub mod redis {
 /// ```no_run
 /// use std::sync::Arc;
 ///
+/// use std::time::Duration;
+///
 /// use stats::sql::{SqlConfig, SqlStore};
-/// use stats::{Config, Tracker};
+/// use stats::{Config, Retention, Tracker};
 ///
 /// # async fn connect() -> Result<(), Box<dyn std::error::Error>> {
 /// let config = SqlConfig::from_url("postgres://app:secret@db.internal:5432/app")?
 ///     .table_prefix("myapp")? // tables myapp_buckets, myapp_counters, myapp_throttles
+///     .retention(Retention::new().keep("1m".parse()?, Duration::from_secs(2 * 86_400))?)
 ///     .max_connections(16);
 /// let store = SqlStore::connect(config).await?;
 /// store.setup().await?; // creates the tables and indexes if missing; safe to run every start
