@@ -240,23 +240,22 @@ pub use stats_core::jiff::tz::TimeZone;
 /// # Ok(()) }
 /// ```
 ///
-/// [`RedisConfig::from_url`] takes:
+/// [`RedisConfig::from_url`](redis::RedisConfig::from_url) takes:
 ///
 /// - one server: `redis://[user][:password@]host[:port][/db]` (port 6379 and database 0 by
-///   default), or `rediss://...` for TLS, which needs the
-///   feature `redis-tls`;
+///   default), or `rediss://...` for TLS, which needs the feature `redis-tls`;
 /// - a Redis Cluster: the URLs of some of its nodes separated by commas
 ///   (`redis://10.0.0.1:7000,redis://10.0.0.2:7000`), or one node as `redis+cluster://host:port`.
 ///   The store learns the other nodes from these and follows the cluster when slots move.
 ///
-/// Building a configuration connects to nothing; [`RedisStore::connect`] connects (within the
-/// connection timeout, 2 s by default) and fails with
-/// [`Error::Unavailable`](crate::Error::Unavailable) when the server cannot be reached. A single
+/// Building a configuration connects to nothing;
+/// [`RedisStore::connect`](redis::RedisStore::connect) connects (within the connection timeout, 2 s
+/// by default) and fails with [`Error::Unavailable`] when the server cannot be reached. A single
 /// server's connection reconnects by itself after the server restarts. A call to a server that is
-/// down fails at once with a retryable [`Error::Unavailable`](crate::Error::Unavailable); one to a
-/// server that does not answer fails after the response timeout (5 s by default) with a retryable
-/// [`Error::Timeout`](crate::Error::Timeout), and a write that timed out may or may not have been
-/// applied. Passwords never appear in `Debug` output or errors.
+/// down fails at once with a retryable [`Error::Unavailable`]; one to a server that does not answer
+/// fails after the response timeout (5 s by default) with a retryable [`Error::Timeout`], and a
+/// write that timed out may or may not have been applied. Passwords never appear in `Debug` output
+/// or errors.
 ///
 /// ```
 /// use stats::redis::RedisConfig;
@@ -271,15 +270,15 @@ pub use stats_core::jiff::tz::TimeZone;
 ///
 /// # What is stored where
 ///
-/// Every key starts with the store's key prefix (`stats` by default; `RedisConfig::key_prefix`
-/// sets another, so that several applications can share one server). This is the *key* prefix of the store,
-/// unrelated to the tracker's [`Config::metric_prefix`](crate::Config::metric_prefix), which is put
-/// in front of metric names whatever the store.
+/// Every key starts with the store's key prefix (`stats` by default; `RedisConfig::key_prefix` sets
+/// another, so that several applications can share one server). This is the *key* prefix of the
+/// store, unrelated to the tracker's [`Config::metric_prefix`], which is put in front of metric
+/// names whatever the store.
 ///
 /// | data | Redis key | Redis type |
 /// |---|---|---|
 /// | a bucket of a metric | `<prefix>::m::{<metric>}::<granularity>::<start>` (`start` in unix seconds) | hash: field = the number's path (`by_region.eu`), value = the number |
-/// | a metric's status ([`Tracker::beam`](crate::Tracker::beam)) | `<prefix>::m::{<metric>}::status` | hash, as a bucket |
+/// | a metric's status ([`Tracker::beam`]) | `<prefix>::m::{<metric>}::status` | hash, as a bucket |
 /// | the counters of a namespace | `<prefix>::c::{<namespace>}` | hash: field = counter key, value = integer |
 /// | the namespaces that hold counters | `<prefix>::c::namespaces` | set |
 /// | a throttle | `<prefix>::t::{<key>}` | string with a millisecond expiry |
@@ -290,22 +289,20 @@ pub use stats_core::jiff::tz::TimeZone;
 ///
 /// # What is atomic
 ///
-/// A batch of writes (one [`Tracker::track`](crate::Tracker::track), or one
-/// [`Tracker::track_many`](crate::Tracker::track_many)) runs as Lua scripts that check every update
-/// before writing any. On one server the whole batch is one script: all of it is applied or none.
-/// On a cluster, a metric's buckets share one hash slot (the `{<metric>}` part of the key), so each
-/// metric's part of a batch is all or nothing, but a batch over several metrics can succeed for one
-/// and fail for another. Counter and throttle calls are each one atomic step.
+/// A batch of writes (one [`Tracker::track`], or one [`Tracker::track_many`]) runs as Lua scripts
+/// that check every update before writing any. On one server the whole batch is one script: all of
+/// it is applied or none. On a cluster, a metric's buckets share one hash slot (the `{<metric>}`
+/// part of the key), so each metric's part of a batch is all or nothing, but a batch over several
+/// metrics can succeed for one and fail for another. Counter and throttle calls are each one atomic
+/// step.
 ///
 /// # Keeping buckets for a while
 ///
-/// Redis expires buckets by itself: `RedisConfig::retention` takes a
-/// [`Retention`](crate::Retention) (how long to keep the buckets of each granularity, counted
-/// from the bucket's start), and every write sets that expiry on the buckets it touches, in the
-/// same script. Without one, buckets are kept until removed:
-/// [`Tracker::remove`](crate::Tracker::remove) deletes a metric, and
-/// [`MetricStore::purge`](crate::MetricStore::purge) deletes a granularity's buckets older than a
-/// given start.
+/// Redis expires buckets by itself: `RedisConfig::retention` takes a [`Retention`] (how long to
+/// keep the buckets of each granularity, counted from the bucket's start), and every write sets
+/// that expiry on the buckets it touches, in the same script. Without one, buckets are kept until
+/// removed: [`Tracker::remove`] deletes a metric, and [`MetricStore::purge`] deletes a
+/// granularity's buckets older than a given start.
 #[cfg(feature = "redis")]
 pub mod redis {
     #[doc(inline)]
@@ -336,7 +333,7 @@ pub mod redis {
 /// # Ok(()) }
 /// ```
 ///
-/// One store type, [`SqlStore`], serves the three databases; the URL picks one:
+/// One store type, [`SqlStore`](sql::SqlStore), serves the three databases; the URL picks one:
 ///
 /// | database | URL | feature |
 /// |---|---|---|
@@ -346,12 +343,11 @@ pub mod redis {
 ///
 /// Query parameters are passed to the driver (`?application_name=app`; TLS with
 /// `?sslmode=verify-full&sslrootcert=ca.pem` on PostgreSQL with the feature `postgres-tls`, or
-/// `?ssl-mode=VERIFY_IDENTITY&ssl-ca=ca.pem` on MySQL/MariaDB with `mysql-tls`). A URL
-/// of a database this build was compiled without is
-/// [`Error::Unsupported`](crate::Error::Unsupported), naming the feature to turn on. Building a
-/// configuration connects to nothing; [`SqlStore::connect`] opens a pool of connections (10 by
-/// default) and [`SqlStore::setup`] creates the tables. Passwords never appear in `Debug` output or
-/// errors.
+/// `?ssl-mode=VERIFY_IDENTITY&ssl-ca=ca.pem` on MySQL/MariaDB with `mysql-tls`). A URL of a
+/// database this build was compiled without is [`Error::Unsupported`], naming the feature to turn
+/// on. Building a configuration connects to nothing; [`SqlStore::connect`](sql::SqlStore::connect)
+/// opens a pool of connections (10 by default) and [`SqlStore::setup`](sql::SqlStore::setup)
+/// creates the tables. Passwords never appear in `Debug` output or errors.
 ///
 /// ```
 /// # #[cfg(feature = "sqlite")] {
@@ -376,9 +372,9 @@ pub mod redis {
 /// | `<prefix>_counters` | counter: `namespace`, `counter_key`, `value` | (`namespace`, `counter_key`) |
 /// | `<prefix>_throttles` | throttle key: `throttle_key`, `expires_at` (unix milliseconds) | (`throttle_key`) |
 ///
-/// Reading a range of buckets is one scan of the primary key. A metric's status
-/// ([`Tracker::beam`](crate::Tracker::beam)) is stored as the bucket with an empty granularity at
-/// `at = 0`. Names compare byte by byte on every database (`A` is not `a`, `é` is not `e`).
+/// Reading a range of buckets is one scan of the primary key. A metric's status ([`Tracker::beam`])
+/// is stored as the bucket with an empty granularity at `at = 0`. Names compare byte by byte on
+/// every database (`A` is not `a`, `é` is not `e`).
 ///
 /// # What is atomic
 ///
@@ -390,13 +386,12 @@ pub mod redis {
 ///
 /// # Keeping buckets for a while
 ///
-/// `SqlConfig::retention` takes a [`Retention`](crate::Retention) (how long to keep the buckets
-/// of each granularity, counted from the bucket's start); the store then deletes expired buckets
-/// in the background, one indexed `DELETE` per granularity every sweep interval (60 s by
-/// default), and `SqlStore::purge_expired` runs the same sweep when asked. Without one, buckets
-/// are kept until removed: [`Tracker::remove`](crate::Tracker::remove) deletes a metric, and
-/// [`MetricStore::purge`](crate::MetricStore::purge) deletes a granularity's buckets older than a
-/// given start.
+/// `SqlConfig::retention` takes a [`Retention`] (how long to keep the buckets of each granularity,
+/// counted from the bucket's start); the store then deletes expired buckets in the background, one
+/// indexed `DELETE` per granularity every sweep interval (60 s by default), and
+/// `SqlStore::purge_expired` runs the same sweep when asked. Without one, buckets are kept until
+/// removed: [`Tracker::remove`] deletes a metric, and [`MetricStore::purge`] deletes a
+/// granularity's buckets older than a given start.
 #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
 pub mod sql {
     #[doc(inline)]
