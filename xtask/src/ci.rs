@@ -87,6 +87,13 @@ const STEPS: &[Step] = &[
     },
 ];
 
+/// The load averages over 1, 5 and 15 minutes (`/proc/loadavg`), where the system has them.
+fn load_average() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let fields: Vec<&str> = text.split_whitespace().take(3).collect();
+    (fields.len() == 3).then(|| fields.join(" "))
+}
+
 /// How a step ended.
 enum Outcome {
     /// It succeeded after the given time.
@@ -102,6 +109,7 @@ enum Outcome {
 /// line stays the last line printed.
 pub(crate) fn run() -> bool {
     let started = Instant::now();
+    let load_at_start = load_average();
     let mut state = State::default();
     let mut outcomes = Vec::with_capacity(STEPS.len());
     let mut failure = None;
@@ -154,6 +162,10 @@ pub(crate) fn run() -> bool {
         println!("  {label:<8} {took:>7}  {}", step.name);
     }
     println!("  total    {:>7}", workspace::elapsed(started));
+    // Timings on a shared machine mean little without the load they were taken under.
+    if let (Some(start), Some(end)) = (load_at_start, load_average()) {
+        println!("  load average (1, 5, 15 min): {start} at the start, {end} at the end");
+    }
     if let Some(message) = &failure {
         eprintln!("error: {message}");
     }
