@@ -74,7 +74,7 @@ pub(crate) struct Suite {
     pub(crate) test: &'static str,
 }
 
-/// Shorthand for a table entry of [`suites`].
+/// Shorthand for a table entry of [`SUITES`].
 const fn suite(package: &'static str, test: &'static str) -> Suite {
     Suite { package, test }
 }
@@ -87,20 +87,16 @@ const fn suite(package: &'static str, test: &'static str) -> Suite {
 /// (`it all`, CI), as do these. A unit test below checks that every test target of a package
 /// named here is listed exactly once, and that each name selects only its own target.
 const SUITES: &[(Backend, Suite)] = {
+    const ATOMICS: &str = "stats-backend-atomics";
+    const CROSS: &str = "stats-tests";
     const REDIS: &str = "stats-backend-redis";
     const SQL: &str = "stats-backend-sql";
     &[
+        (Backend::Atomics, suite(ATOMICS, "conformance")),
+        (Backend::Atomics, suite(CROSS, "through_the_umbrella")),
         (
             Backend::Atomics,
-            suite("stats-backend-atomics", "conformance"),
-        ),
-        (
-            Backend::Atomics,
-            suite("stats-tests", "through_the_umbrella"),
-        ),
-        (
-            Backend::Atomics,
-            suite("stats-tests", "suite_catches_broken_stores"),
+            suite(CROSS, "suite_catches_broken_stores"),
         ),
         (Backend::Redis, suite(REDIS, "single")),
         (Backend::Redis, suite(REDIS, "fault")),
