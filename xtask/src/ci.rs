@@ -1,26 +1,47 @@
 //! `cargo xtask ci`: the checks CI runs, in order, stopping at the first failure.
+//!
+//! The workspace compiles once for the tests: `cargo test --workspace --all-features`
+//! ([`it::CARGO_TEST`]) first builds every test binary, then every backend's servers start
+//! (from [`servers::provide`], honouring the `STATS_TEST_*` variables), then one run of the
+//! same command runs every unit, integration and doc test of every package exactly once with
+//! every server's variables in its environment, and the servers stop.
 
 use std::time::{Duration, Instant};
 
-use crate::{Result, deny, it, workspace};
+use crate::{
+    Result, deny,
+    it::{self, Backend},
+    servers::{self, Provided, Reuse},
+    workspace,
+};
+
+/// What the steps share: the servers, from the step that starts them to the one that stops
+/// them (or, after a failure in between, to the end of [`run`], which drops them).
+#[derive(Default)]
+struct State {
+    /// Every backend's servers while they run.
+    servers: Option<Provided>,
+}
 
 /// One CI step: the header it is shown under and what it does.
 struct Step {
-    /// The command as a person would type it.
+    /// The command as a person would type it, or what the step does.
     name: &'static str,
     /// Runs the step; an error fails CI.
-    run: fn() -> Result,
+    run: fn(&mut State) -> Result,
 }
 
-/// The steps, in the order they run: cheap checks first so a typo fails fast.
+/// The steps, in the order they run: cheap checks first so a typo fails fast, and the build
+/// before the servers start so that they do not wait through it (nor start for a build that
+/// fails).
 const STEPS: &[Step] = &[
     Step {
         name: "cargo fmt --all --check",
-        run: || workspace::run(&mut workspace::cargo(["fmt", "--all", "--check"])),
+        run: |_| workspace::run(&mut workspace::cargo(["fmt", "--all", "--check"])),
     },
     Step {
         name: "cargo clippy --workspace --all-targets --all-features -- -D warnings",
-        run: || {
+        run: |_| {
             workspace::run(&mut workspace::cargo([
                 "clippy",
                 "--workspace",
@@ -33,31 +54,44 @@ const STEPS: &[Step] = &[
         },
     },
     Step {
-        name: "cargo test --workspace --all-features --exclude <packages of `it` that need servers>",
-        run: workspace_tests,
+        name: "cargo test --workspace --all-features --no-run",
+        run: |_| it::build(),
     },
     Step {
-        name: "cargo xtask it all",
-        run: || it::run(it::Backend::All),
+        name: "start every backend's servers",
+        run: |state| {
+            state.servers = Some(servers::provide(Backend::All, Reuse::Environment)?);
+            Ok(())
+        },
+    },
+    Step {
+        name: "cargo test --workspace --all-features --no-fail-fast (every suite, once)",
+        run: |state| {
+            let provided = state
+                .servers
+                .as_ref()
+                .ok_or("the servers were not started")?;
+            it::run_with(Backend::All, provided)
+        },
+    },
+    Step {
+        name: "stop the servers",
+        run: |state| {
+            drop(state.servers.take());
+            Ok(())
+        },
     },
     Step {
         name: "cargo deny check",
-        run: deny::check,
+        run: |_| deny::check(),
     },
 ];
 
-/// `cargo test --workspace --all-features`, excluding the packages whose tests need the
-/// servers `cargo xtask it` provides (they run in the next step). Only packages in the
-/// workspace are excluded: cargo warns about the others.
-fn workspace_tests() -> Result {
-    let present = workspace::packages()?;
-    let mut cmd = workspace::cargo(["test", "--workspace", "--all-features"]);
-    for package in it::packages_needing_servers() {
-        if present.contains(package) {
-            cmd.args(["--exclude", package]);
-        }
-    }
-    workspace::run(cmd.env("RUST_BACKTRACE", "1"))
+/// The load averages over 1, 5 and 15 minutes (`/proc/loadavg`), where the system has them.
+fn load_average() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let fields: Vec<&str> = text.split_whitespace().take(3).collect();
+    (fields.len() == 3).then(|| fields.join(" "))
 }
 
 /// How a step ended.
@@ -75,6 +109,8 @@ enum Outcome {
 /// line stays the last line printed.
 pub(crate) fn run() -> bool {
     let started = Instant::now();
+    let load_at_start = load_average();
+    let mut state = State::default();
     let mut outcomes = Vec::with_capacity(STEPS.len());
     let mut failure = None;
     for step in STEPS {
@@ -84,7 +120,7 @@ pub(crate) fn run() -> bool {
         }
         println!("\n==> {}", step.name);
         let step_started = Instant::now();
-        let result = (step.run)();
+        let result = (step.run)(&mut state);
         let took = step_started.elapsed();
         match result {
             Ok(()) => {
@@ -107,6 +143,8 @@ pub(crate) fn run() -> bool {
         }
     }
 
+    // After a failure the servers may still run: stop them before the summary.
+    drop(state);
     println!("\n==> summary");
     let (mut passed, mut failed) = (0, 0);
     for (step, outcome) in STEPS.iter().zip(&outcomes) {
@@ -124,6 +162,10 @@ pub(crate) fn run() -> bool {
         println!("  {label:<8} {took:>7}  {}", step.name);
     }
     println!("  total    {:>7}", workspace::elapsed(started));
+    // Timings on a shared machine mean little without the load they were taken under.
+    if let (Some(start), Some(end)) = (load_at_start, load_average()) {
+        println!("  load average (1, 5, 15 min): {start} at the start, {end} at the end");
+    }
     if let Some(message) = &failure {
         eprintln!("error: {message}");
     }

@@ -3,10 +3,20 @@
 //!
 //! The online check always runs first, so a machine that can fetch gets a fresh database
 //! even when an older copy (or a snapshot installed earlier) is cached. Only when that check
-//! fails *because the fetch failed* (or hangs past [`ONLINE_TIMEOUT`]) is a snapshot folder
-//! installed as a git repository where cargo-deny keeps the default database, and
-//! `cargo deny --offline check` run against it. A real license, ban, source or advisory
-//! finding in the online check fails without falling back.
+//! fails *because the fetch failed* (or hangs past [`ONLINE_TIMEOUT`]) does
+//! `cargo deny --offline check` run, against (see [`choose`]):
+//!
+//! 1. the database already installed where cargo-deny keeps the default one
+//!    (`$CARGO_HOME/advisory-dbs/advisory-db-<hash>`: fetched by an earlier online run, or a
+//!    snapshot installed by an earlier offline one), its age said from its newest commit (or,
+//!    where git cannot tell, its newest file);
+//! 2. else the snapshot beside the checkout (`../shared/advisory-db`, or
+//!    `$STATS_ADVISORY_DB_SNAPSHOT`), installed there as a git repository; also when the
+//!    snapshot is newer than the installed database, which it then replaces;
+//! 3. else nothing: the check fails, saying what to provide.
+//!
+//! A real license, ban, source or advisory finding in the online check fails without
+//! falling back.
 
 use std::{
     env,
@@ -59,29 +69,204 @@ pub(crate) fn check() -> Result {
         Online::Failed => Err("`cargo deny check` reported errors (see above)".into()),
         Online::FetchFailed(why) => {
             eprintln!("\nThe advisory database could not be fetched ({why}).");
-            let snapshot = find_snapshot()?;
             let db = workspace::cargo_home()?
                 .join("advisory-dbs")
                 .join(DEFAULT_DB_DIR);
-            let used = match install_snapshot(&snapshot, &db)? {
-                Installed::Snapshot => format!(
-                    "the offline advisory-db snapshot from {} (dated {}), installed at {}",
-                    snapshot.display(),
-                    snapshot_date(&snapshot),
-                    db.display()
-                ),
-                Installed::Kept { last_commit } => format!(
-                    "the advisory database already at {} (last commit {last_commit}), \
-                     which is not older than the snapshot at {}",
-                    db.display(),
-                    snapshot.display()
-                ),
-            };
+            let used = prepare_offline_db(&db, find_snapshot(), &today())?;
             println!("OFFLINE advisory check: using {used}");
             workspace::run(&mut workspace::cargo(["deny", "--offline", "check"]))?;
             println!("cargo deny: ok (OFFLINE: advisories checked against {used})");
             Ok(())
         }
+    }
+}
+
+/// Leaves in `db` (cargo-deny's folder for the default database) the database the offline
+/// check should read, as [`choose`] decides between what `db` holds and `snapshot` (found by
+/// [`find_snapshot`]), installing the snapshot when that is the choice; returns what is used,
+/// with its age on `today`, for the terminal. Fails when neither is there, saying what to do.
+fn prepare_offline_db(db: &Path, snapshot: Result<PathBuf, String>, today: &str) -> Result<String> {
+    let installed = installed_db(db);
+    let snapshot = snapshot.map(|path| {
+        let date = snapshot_date(&path);
+        (path, date)
+    });
+    let choice = choose(
+        installed.as_ref().map(|found| found.date.as_str()),
+        snapshot.as_ref().ok().map(|(_, date)| date.as_str()),
+    );
+    match (choice, installed, snapshot) {
+        (Some(Choice::Installed), Some(found), _) => Ok(format!(
+            "the advisory database already installed at {} ({})",
+            db.display(),
+            found.age(today)
+        )),
+        (Some(Choice::Snapshot), installed, Ok((path, date))) => {
+            if let Some(found) = &installed {
+                println!(
+                    "{} holds an older advisory database ({}); replacing it with the snapshot",
+                    db.display(),
+                    found.age(today)
+                );
+            }
+            install_snapshot(&path, &date, db)?;
+            Ok(format!(
+                "the offline advisory-db snapshot from {} (dated {date}, {}), installed at {}",
+                path.display(),
+                days_old(&date, today),
+                db.display()
+            ))
+        }
+        (_, _, snapshot) => {
+            let why = snapshot.err().unwrap_or_default();
+            Err(format!(
+                "no advisory database is installed at {}, and {why}",
+                db.display()
+            )
+            .into())
+        }
+    }
+}
+
+/// Which database the offline check reads.
+#[derive(Debug, PartialEq)]
+enum Choice {
+    /// The one already installed, as it is.
+    Installed,
+    /// The snapshot, installed over whatever is there.
+    Snapshot,
+}
+
+/// Chooses from the dates (`YYYY-MM-DD`) of the installed database and of the snapshot, each
+/// when present: the installed database, unless the snapshot is newer; the snapshot when
+/// nothing is installed; `None` when neither is there.
+fn choose(installed: Option<&str>, snapshot: Option<&str>) -> Option<Choice> {
+    match (installed, snapshot) {
+        (Some(installed), Some(snapshot)) if snapshot > installed => Some(Choice::Snapshot),
+        (Some(_), _) => Some(Choice::Installed),
+        (None, Some(_)) => Some(Choice::Snapshot),
+        (None, None) => None,
+    }
+}
+
+/// A database cargo-deny can read offline, and how recent it is.
+#[derive(Debug, PartialEq)]
+struct InstalledDb {
+    /// The date (`YYYY-MM-DD`) of its newest commit, else of its newest file.
+    date: String,
+    /// Where [`Self::date`] comes from: `last commit` or `newest file`.
+    dated_by: &'static str,
+}
+
+impl InstalledDb {
+    /// E.g. `last commit 2026-08-21, 100 days old`.
+    fn age(&self, today: &str) -> String {
+        format!(
+            "{} {}, {}",
+            self.dated_by,
+            self.date,
+            days_old(&self.date, today)
+        )
+    }
+}
+
+/// The database in `dir` if cargo-deny can read it offline there: a git repository (it reads
+/// the HEAD commit's time) holding the advisories (`crates/`).
+fn installed_db(dir: &Path) -> Option<InstalledDb> {
+    if !dir.join(".git").exists() || !dir.join("crates").is_dir() {
+        return None;
+    }
+    if let Some(date) = head_commit_date(dir) {
+        return Some(InstalledDb {
+            date,
+            dated_by: "last commit",
+        });
+    }
+    Some(InstalledDb {
+        date: civil_date(newest_mtime(&dir.join("crates"))?),
+        dated_by: "newest file",
+    })
+}
+
+/// The latest modification time (Unix seconds) of the files below `dir`.
+fn newest_mtime(dir: &Path) -> Option<i64> {
+    let mut newest = None;
+    for entry in fs::read_dir(dir).ok()?.flatten() {
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        let time = if kind.is_dir() {
+            newest_mtime(&entry.path())
+        } else {
+            entry
+                .metadata()
+                .and_then(|meta| meta.modified())
+                .ok()
+                .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
+                .and_then(|since| i64::try_from(since.as_secs()).ok())
+        };
+        newest = newest.max(time);
+    }
+    newest
+}
+
+/// Today's date (UTC), `YYYY-MM-DD`.
+fn today() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    civil_date(i64::try_from(now).unwrap_or(i64::MAX))
+}
+
+/// The UTC date (`YYYY-MM-DD`) of a Unix time in seconds.
+fn civil_date(unix_secs: i64) -> String {
+    // Days since 1970-01-01 to a proleptic Gregorian date, by 400-year eras of 146,097 days
+    // counted from 0000-03-01 (so that the leap day ends a year).
+    let days = unix_secs.div_euclid(86_400) + 719_468;
+    let era = days.div_euclid(146_097);
+    let day_of_era = days.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+/// Days from 1970-01-01 to the date `YYYY-MM-DD`, or `None` if it is not such a date.
+fn days_from_civil(date: &str) -> Option<i64> {
+    let mut parts = date.splitn(3, '-').map(str::parse::<i64>);
+    let (year, month, day) = (
+        parts.next()?.ok()?,
+        parts.next()?.ok()?,
+        parts.next()?.ok()?,
+    );
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return None;
+    }
+    let year = year - i64::from(month <= 2);
+    let era = year.div_euclid(400);
+    let year_of_era = year.rem_euclid(400);
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    Some(era * 146_097 + day_of_era - 719_468)
+}
+
+/// How old a database dated `date` is on `today`: e.g. `100 days old`.
+fn days_old(date: &str, today: &str) -> String {
+    match (days_from_civil(date), days_from_civil(today)) {
+        (Some(then), Some(now)) if now >= then => match now - then {
+            0 => "from today".to_owned(),
+            1 => "1 day old".to_owned(),
+            days => format!("{days} days old"),
+        },
+        _ => format!("age unknown on {today}"),
     }
 }
 
@@ -263,8 +448,9 @@ fn classify_failure(stderr: &str) -> Online {
     })
 }
 
-/// The snapshot folder: `$STATS_ADVISORY_DB_SNAPSHOT`, else `<workspace>/../shared/advisory-db`.
-fn find_snapshot() -> Result<PathBuf> {
+/// The snapshot folder: `$STATS_ADVISORY_DB_SNAPSHOT`, else `<workspace>/../shared/advisory-db`;
+/// the error says where none was found and what to do.
+fn find_snapshot() -> Result<PathBuf, String> {
     let (snapshot, source) = match env::var_os(SNAPSHOT_ENV).filter(|v| !v.is_empty()) {
         Some(path) => (workspace::root().join(path), SNAPSHOT_ENV),
         None => (
@@ -283,8 +469,7 @@ fn find_snapshot() -> Result<PathBuf> {
             "no advisory-db snapshot at {} ({source}): fetch access to github.com is needed, \
              or set {SNAPSHOT_ENV} to a copy of https://github.com/RustSec/advisory-db",
             snapshot.display()
-        )
-        .into())
+        ))
     }
 }
 
@@ -313,33 +498,8 @@ fn first_date(text: &str) -> Option<String> {
     })
 }
 
-/// What [`install_snapshot`] left in the database folder.
-enum Installed {
-    /// The snapshot, freshly installed.
-    Snapshot,
-    /// The database that was already there, at least as recent as the snapshot.
-    Kept {
-        /// The date of its HEAD commit.
-        last_commit: String,
-    },
-}
-
-/// Makes `db` a git repository holding `snapshot`, unless it already holds a repository at
-/// least as recent as the snapshot (a fetched database, or this snapshot installed before).
-fn install_snapshot(snapshot: &Path, db: &Path) -> Result<Installed> {
-    let date = snapshot_date(snapshot);
-    if let Some(head_date) = head_commit_date(db) {
-        if head_date.as_str() >= date.as_str() {
-            return Ok(Installed::Kept {
-                last_commit: head_date,
-            });
-        }
-        println!(
-            "{} holds an older advisory database (last commit {head_date}); replacing it",
-            db.display()
-        );
-    }
-
+/// Makes `db` a git repository holding `snapshot` (dated `date`), replacing what is there.
+fn install_snapshot(snapshot: &Path, date: &str, db: &Path) -> Result {
     // Build next to the destination and move it in at the end, so an interrupted install
     // never leaves a half-copied database where cargo-deny looks.
     let parent = db.parent().ok_or("the advisory db path has no parent")?;
@@ -385,7 +545,7 @@ fn install_snapshot(snapshot: &Path, db: &Path) -> Result<Installed> {
             db.display()
         )
     })?;
-    Ok(Installed::Snapshot)
+    Ok(())
 }
 
 /// The date (`YYYY-MM-DD`, committer time zone) of the HEAD commit of the repository at
@@ -482,6 +642,7 @@ fn remove_dir_if_present(dir: &Path) -> Result {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::servers::TempDir;
 
     #[test]
     fn a_failed_fetch_is_told_from_a_finding() {
@@ -550,5 +711,142 @@ mod tests {
             snapshot_date(Path::new("/nonexistent")),
             DEFAULT_SNAPSHOT_DATE
         );
+    }
+
+    #[test]
+    fn the_installed_database_wins_unless_the_snapshot_is_newer() {
+        assert_eq!(
+            choose(Some("2026-09-01"), Some("2026-08-21")),
+            Some(Choice::Installed)
+        );
+        assert_eq!(
+            choose(Some("2026-08-21"), Some("2026-08-21")),
+            Some(Choice::Installed)
+        );
+        assert_eq!(choose(Some("2026-01-01"), None), Some(Choice::Installed));
+        assert_eq!(
+            choose(Some("2026-01-01"), Some("2026-08-21")),
+            Some(Choice::Snapshot)
+        );
+        assert_eq!(choose(None, Some("2026-08-21")), Some(Choice::Snapshot));
+        assert_eq!(choose(None, None), None);
+    }
+
+    #[test]
+    fn dates_and_ages_are_computed_in_the_gregorian_calendar() {
+        assert_eq!(civil_date(0), "1970-01-01");
+        assert_eq!(civil_date(-86_400), "1969-12-31");
+        assert_eq!(civil_date(951_782_400), "2000-02-29");
+        assert_eq!(civil_date(1_787_270_400 + 86_399), "2026-08-21");
+        assert_eq!(civil_date(4_107_542_400), "2100-03-01");
+        for days in (-700_000..800_000).step_by(13) {
+            let date = civil_date(days * 86_400);
+            assert_eq!(days_from_civil(&date), Some(days), "{date}");
+        }
+        assert_eq!(days_old("2026-08-21", "2026-11-29"), "100 days old");
+        assert_eq!(days_old("2026-11-28", "2026-11-29"), "1 day old");
+        assert_eq!(days_old("2026-11-29", "2026-11-29"), "from today");
+        assert_eq!(
+            days_old("2026-12-01", "2026-11-29"),
+            "age unknown on 2026-11-29"
+        );
+        assert_eq!(days_from_civil("2026-13-01"), None);
+        assert_eq!(days_from_civil("yesterday"), None);
+        assert_eq!(
+            InstalledDb {
+                date: "2026-08-21".into(),
+                dated_by: "last commit"
+            }
+            .age("2026-08-31"),
+            "last commit 2026-08-21, 10 days old"
+        );
+    }
+
+    /// A snapshot folder (not a repository) dated `date` in its notes, with one advisory.
+    fn snapshot_in(dir: &Path, date: &str) -> PathBuf {
+        let snapshot = dir.join("snapshot");
+        fs::create_dir_all(snapshot.join("crates").join("rsa")).unwrap();
+        fs::write(
+            snapshot
+                .join("crates")
+                .join("rsa")
+                .join("RUSTSEC-2023-0071.md"),
+            "advisory",
+        )
+        .unwrap();
+        fs::write(
+            snapshot.join("SNAPSHOT.md"),
+            format!("snapshot of commit abc ({date})."),
+        )
+        .unwrap();
+        snapshot
+    }
+
+    #[test]
+    fn a_database_is_only_one_cargo_deny_can_read() {
+        let dir = TempDir::new("deny-installed").unwrap();
+        let db = dir.path().join("db");
+        assert_eq!(installed_db(&db), None);
+        // Advisories without a repository: cargo-deny fails on the HEAD timestamp.
+        fs::create_dir_all(db.join("crates").join("rsa")).unwrap();
+        let advisory = db.join("crates").join("rsa").join("RUSTSEC-2023-0071.md");
+        fs::write(&advisory, "advisory").unwrap();
+        assert_eq!(installed_db(&db), None);
+        // A `.git` git cannot read: dated by the newest advisory file.
+        fs::write(db.join(".git"), "gitdir: /nonexistent").unwrap();
+        let file = fs::File::options().write(true).open(&advisory).unwrap();
+        file.set_modified(std::time::UNIX_EPOCH + Duration::from_secs(1_787_270_400))
+            .unwrap();
+        assert_eq!(
+            installed_db(&db),
+            Some(InstalledDb {
+                date: "2026-08-21".into(),
+                dated_by: "newest file"
+            })
+        );
+    }
+
+    #[test]
+    fn offline_the_installed_database_is_used_or_the_snapshot_installed() {
+        let dir = TempDir::new("deny-offline").unwrap();
+        let db = dir.path().join("advisory-dbs").join(DEFAULT_DB_DIR);
+        let snapshot = snapshot_in(dir.path(), "2026-08-21");
+        let missing = || Err("no advisory-db snapshot at /x".to_owned());
+
+        // Nothing installed, no snapshot: fail, naming both places.
+        let err = prepare_offline_db(&db, missing(), "2026-11-29")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(&db.display().to_string()), "{err}");
+        assert!(err.contains("no advisory-db snapshot at /x"), "{err}");
+        assert!(!db.exists());
+
+        // Nothing installed: the snapshot is installed as a repository dated as the snapshot.
+        let used = prepare_offline_db(&db, Ok(snapshot.clone()), "2026-11-29").unwrap();
+        assert!(used.contains("snapshot"), "{used}");
+        assert!(used.contains("dated 2026-08-21, 100 days old"), "{used}");
+        assert_eq!(
+            installed_db(&db),
+            Some(InstalledDb {
+                date: "2026-08-21".into(),
+                dated_by: "last commit"
+            })
+        );
+
+        // Installed (now without a snapshot): used as it is, its age said.
+        let used = prepare_offline_db(&db, missing(), "2026-11-29").unwrap();
+        assert!(used.contains("already installed"), "{used}");
+        assert!(
+            used.contains("last commit 2026-08-21, 100 days old"),
+            "{used}"
+        );
+
+        // A newer snapshot replaces an older installed database; an older one does not.
+        let newer = snapshot_in(&dir.path().join("newer"), "2026-10-01");
+        let used = prepare_offline_db(&db, Ok(newer), "2026-11-29").unwrap();
+        assert!(used.contains("dated 2026-10-01"), "{used}");
+        let used = prepare_offline_db(&db, Ok(snapshot), "2026-11-29").unwrap();
+        assert!(used.contains("last commit 2026-10-01"), "{used}");
+        assert!(db.join("crates").join("rsa").is_dir());
     }
 }

@@ -1,8 +1,11 @@
 //! Project automation, run as `cargo xtask <command>` (an alias in `.cargo/config.toml`).
 //!
-//! - `cargo xtask ci`: everything CI checks, in order, stopping at the first failure.
-//! - `cargo xtask it <backend|all>`: the integration suites against one backend or all, on
-//!   throwaway servers unless the environment names servers to use.
+//! - `cargo xtask ci`: everything CI checks, in order, stopping at the first failure; the
+//!   tests compile once (`cargo test --workspace --all-features`) and run once, against every
+//!   backend's servers.
+//! - `cargo xtask it <backend|all>`: the integration suites against one backend, or every
+//!   test of the workspace against all of them, on throwaway servers unless the environment
+//!   names servers to use; built with the same features as CI, so nothing recompiles.
 //! - `cargo xtask servers <backend|all>`: starts throwaway servers, prints `export` lines
 //!   pointing at them, and stops them when the standard input ends or on Ctrl-C.
 //! - `cargo xtask bench <name|all> [-- <criterion args>]`: criterion benches plus a report of
@@ -44,9 +47,11 @@ struct Cli {
 /// The tasks `cargo xtask` knows.
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run what CI runs: fmt, clippy, tests (incl. doc tests), integration suites, cargo deny.
+    /// Run what CI runs: fmt, clippy, every test (unit, integration, doc) once against every
+    /// backend's servers, cargo deny.
     Ci,
-    /// Run the integration suites against a backend (or all of them).
+    /// Run the integration suites of a backend against its servers; `all` runs every test of
+    /// the workspace against every backend's servers.
     It {
         /// The backend whose suites to run.
         #[arg(value_enum)]

@@ -1,7 +1,6 @@
 //! Where things are (workspace root, target directory) and how child commands run.
 
 use std::{
-    collections::BTreeSet,
     env,
     ffi::OsString,
     path::{Path, PathBuf},
@@ -105,21 +104,6 @@ pub(crate) fn metadata() -> Result<Value> {
     Ok(serde_json::from_slice(&output.stdout)?)
 }
 
-/// The names of the workspace's packages.
-pub(crate) fn packages() -> Result<BTreeSet<String>> {
-    Ok(package_names(&metadata()?))
-}
-
-/// The package names in `cargo metadata` output.
-fn package_names(metadata: &Value) -> BTreeSet<String> {
-    metadata["packages"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|package| package["name"].as_str().map(str::to_owned))
-        .collect()
-}
-
 /// Formats a duration for step timings, e.g. `12.3s` or `2m05s`.
 pub(crate) fn elapsed(since: Instant) -> String {
     format_duration(since.elapsed())
@@ -150,17 +134,6 @@ mod tests {
     fn durations_are_short_and_readable() {
         assert_eq!(format_duration(Duration::from_millis(1234)), "1.2s");
         assert_eq!(format_duration(Duration::from_secs(125)), "2m05s");
-    }
-
-    #[test]
-    fn package_names_are_read_from_metadata() {
-        let metadata = serde_json::json!({"packages": [{"name": "a"}, {"name": "b"}]});
-        assert_eq!(
-            package_names(&metadata).into_iter().collect::<Vec<_>>(),
-            ["a", "b"]
-        );
-        let packages = packages().unwrap();
-        assert!(packages.contains("xtask"), "{packages:?}");
     }
 
     #[test]
