@@ -73,7 +73,9 @@ fn tests(backend: Backend) -> Vec<Vec<&'static str>> {
         Backend::Redis => vec![
             [
                 &REDIS[..],
-                &["--lib", "--test", "single", "--test", "fault"],
+                &[
+                    "--lib", "--test", "single", "--test", "fault", "--test", "tls",
+                ],
             ]
             .concat(),
             [&REDIS[..], &["--doc"]].concat(),
@@ -84,14 +86,14 @@ fn tests(backend: Backend) -> Vec<Vec<&'static str>> {
             "-p",
             "stats-backend-sql",
             "--features",
-            "postgres",
+            "postgres,tls",
         ]],
         Backend::Mysql => vec![vec![
             "test",
             "-p",
             "stats-backend-sql",
             "--features",
-            "mysql",
+            "mysql,tls",
         ]],
         Backend::Sqlite => vec![vec![
             "test",
