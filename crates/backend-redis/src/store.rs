@@ -262,19 +262,29 @@ fn map_connect_error(e: RedisError, after: Duration) -> Error {
     map_error(e, after)
 }
 
-/// The rustls error behind a driver error, when there is one.
+/// The rustls error behind a driver error, when there is one. The driver keeps an I/O error
+/// as an `Arc<dyn Error>`, and the TLS stream puts rustls's error inside an I/O error.
 #[cfg(feature = "tls")]
 fn tls_error(e: &RedisError) -> Option<String> {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = source {
+    use std::error::Error as StdError;
+    use std::sync::Arc;
+
+    fn find<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a rustls::Error> {
         if let Some(tls) = err.downcast_ref::<rustls::Error>() {
-            return Some(tls.to_string());
+            return Some(tls);
         }
-        if let Some(io) = err.downcast_ref::<std::io::Error>()
-            && let Some(tls) = io
-                .get_ref()
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        {
+        if let Some(shared) = err.downcast_ref::<Arc<dyn StdError + Send + Sync>>() {
+            return find(&**shared);
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return io.get_ref().and_then(|inner| find(inner));
+        }
+        None
+    }
+
+    let mut source: Option<&(dyn StdError + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(tls) = find(err) {
             return Some(tls.to_string());
         }
         source = err.source();

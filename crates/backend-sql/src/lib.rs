@@ -204,9 +204,11 @@
 //! "integer overflow"), so overflow rolls back as on the other databases. `sqlite::memory:` is
 //! one connection holding one database for the life of the store (not persistent).
 //!
-//! **TLS** is not compiled in: sqlx's rustls features bring crates under the ISC and
-//! CDLA-Permissive-2.0 licenses, which the workspace's `deny.toml` does not allow yet. Connect
-//! over a private network, a Unix socket or a local TLS proxy.
+//! **TLS** to PostgreSQL and MySQL/MariaDB comes with the `tls` feature (`postgres-tls` or
+//! `mysql-tls` of `stats`): rustls with its ring crypto provider, servers' certificates checked
+//! against the system's trusted roots or a root file named in the URL. The URL's parameters
+//! choose the mode (`sslmode=verify-full&sslrootcert=<path>` on PostgreSQL,
+//! `ssl-mode=VERIFY_IDENTITY&ssl-ca=<path>` on MySQL/MariaDB); see [`SqlConfig::from_url`].
 //!
 //! # Tests
 //!
