@@ -102,9 +102,7 @@ impl RedisStore {
                     .join(", ")
             )));
         }
-        if let Some(root) = &config.tls_root
-            && !tls
-        {
+        if let (Some(root), false) = (&config.tls_root, tls) {
             return Err(Error::InvalidInput(format!(
                 "a TLS root certificate ({}) was given for {}, which is not a rediss:// URL",
                 root.source,

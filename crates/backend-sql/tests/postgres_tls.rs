@@ -5,6 +5,8 @@
 //! naming the feature.
 #![cfg(feature = "postgres")]
 
+// Only the helpers are used here, not the suites' macros.
+#[allow(unused_macros, unused_imports)]
 mod common;
 
 #[cfg(feature = "tls")]
