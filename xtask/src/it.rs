@@ -100,9 +100,12 @@ const SUITES: &[(Backend, Suite)] = {
         ),
         (Backend::Redis, suite(REDIS, "single")),
         (Backend::Redis, suite(REDIS, "fault")),
+        (Backend::Redis, suite(REDIS, "tls")),
         (Backend::RedisCluster, suite(REDIS, "cluster")),
         (Backend::Postgres, suite(SQL, "postgres")),
+        (Backend::Postgres, suite(SQL, "postgres_tls")),
         (Backend::Mysql, suite(SQL, "mysql")),
+        (Backend::Mysql, suite(SQL, "mysql_tls")),
         (Backend::Sqlite, suite(SQL, "sqlite")),
     ]
 };

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::Path;
 use std::time::Duration;
 
 use stats_core::retention::Retention;
@@ -34,11 +35,44 @@ pub struct RedisConfig {
     pub(crate) expiry: BTreeMap<Granularity, Duration>,
     pub(crate) connection_timeout: Duration,
     pub(crate) response_timeout: Duration,
+    pub(crate) tls_root: Option<TlsRoot>,
+}
+
+/// A root certificate (or several) that server certificates are checked against, in PEM, and
+/// where it came from (for `Debug` and errors).
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct TlsRoot {
+    pub(crate) pem: Vec<u8>,
+    pub(crate) source: String,
+}
+
+/// The message of the error a TLS setting or a `rediss://` URL gets in a build without TLS.
+pub(crate) const TLS_NOT_COMPILED: &str = "TLS (rediss:// URLs, TLS root certificates) in this \
+     build: enable the `redis-tls` feature of `stats` (the `tls` feature of `stats-backend-redis`)";
+
+/// Whether `url` asks for TLS (`rediss://`, in any case).
+pub(crate) fn is_tls_url(url: &str) -> bool {
+    url.get(..9)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("rediss://"))
+}
+
+/// Refuses a TLS URL in a build without TLS (`compiled` says whether this build has it).
+fn check_tls_compiled(url: &str, compiled: bool) -> Result<()> {
+    if is_tls_url(url) && !compiled {
+        return Err(Error::Unsupported {
+            store: crate::STORE_NAME,
+            operation: TLS_NOT_COMPILED,
+        });
+    }
+    Ok(())
 }
 
 impl RedisConfig {
-    /// One server by URL: `redis://[user:password@]host:port[/db]` (or `rediss://` with TLS,
-    /// where the `redis` crate is built with a TLS feature).
+    /// One server by URL: `redis://[user:password@]host:port[/db]`, or
+    /// `rediss://[user:password@]host:port[/db]` for TLS (with the `tls` feature, `redis-tls` of
+    /// `stats`; see [`RedisConfig::tls_root_certificate_file`] for servers whose certificate is
+    /// not signed by a root the system trusts). A `rediss://` URL in a build without TLS fails
+    /// in [`RedisStore::connect`](crate::RedisStore::connect) with [`Error::Unsupported`].
     pub fn single(url: impl Into<String>) -> Self {
         Self::with_target(Target::Single(url.into()))
     }
@@ -53,7 +87,8 @@ impl RedisConfig {
     ///
     /// # Errors
     /// [`Error::InvalidInput`] for an empty string or a URL that is not `redis://`, `rediss://`
-    /// or `redis+cluster://`.
+    /// or `redis+cluster://`; [`Error::Unsupported`] for a `rediss://` URL in a build without
+    /// the `tls` feature (`redis-tls` of `stats`).
     pub fn from_url(urls: &str) -> Result<Self> {
         let parts: Vec<&str> = urls
             .split(',')
@@ -66,6 +101,7 @@ impl RedisConfig {
         let mut forced = false;
         let mut out = Vec::new();
         for part in &parts {
+            check_tls_compiled(part, cfg!(feature = "tls"))?;
             let url = if let Some(rest) = part.strip_prefix("redis+cluster://") {
                 forced = true;
                 format!("redis://{rest}")
@@ -93,7 +129,72 @@ impl RedisConfig {
             expiry: BTreeMap::new(),
             connection_timeout: DEFAULT_CONNECTION_TIMEOUT,
             response_timeout: DEFAULT_RESPONSE_TIMEOUT,
+            tls_root: None,
         }
+    }
+
+    /// Checks `rediss://` servers' certificates against the root certificate(s) in the PEM
+    /// file at `path` instead of the system's trusted roots: for a private certificate
+    /// authority or a self-signed server certificate. The file is read now. The server's
+    /// certificate must still name the host of the URL (a DNS name or an IP address).
+    ///
+    /// With the `tls` feature (`redis-tls` of `stats`):
+    ///
+    /// ```no_run
+    /// # async fn demo() -> stats_core::Result<()> {
+    /// use stats_backend_redis::{RedisConfig, RedisStore};
+    ///
+    /// let config = RedisConfig::single("rediss://:secret@cache.internal:6380/0")
+    ///     .tls_root_certificate_file("/etc/stats/redis-ca.pem")?;
+    /// let store = RedisStore::connect(config).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] naming the path when the file cannot be read or holds no valid
+    /// PEM certificate; [`Error::Unsupported`] in a build without the `tls` feature.
+    /// [`RedisStore::connect`](crate::RedisStore::connect) refuses a root certificate for a
+    /// `redis://` (not TLS) URL with [`Error::InvalidInput`].
+    pub fn tls_root_certificate_file(self, path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let source = format!("the file {}", path.display());
+        if !cfg!(feature = "tls") {
+            return Err(Error::Unsupported {
+                store: crate::STORE_NAME,
+                operation: TLS_NOT_COMPILED,
+            });
+        }
+        let pem = std::fs::read(path).map_err(|e| {
+            Error::InvalidInput(format!(
+                "cannot read the TLS root certificate {}: {e}",
+                path.display()
+            ))
+        })?;
+        self.with_tls_root(pem, source)
+    }
+
+    /// As [`RedisConfig::tls_root_certificate_file`], with the PEM text itself (one or more
+    /// `-----BEGIN CERTIFICATE-----` blocks).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] when `pem` holds no valid PEM certificate;
+    /// [`Error::Unsupported`] in a build without the `tls` feature.
+    pub fn tls_root_certificate_pem(self, pem: impl Into<Vec<u8>>) -> Result<Self> {
+        if !cfg!(feature = "tls") {
+            return Err(Error::Unsupported {
+                store: crate::STORE_NAME,
+                operation: TLS_NOT_COMPILED,
+            });
+        }
+        self.with_tls_root(pem.into(), "PEM given in memory".to_owned())
+    }
+
+    fn with_tls_root(mut self, pem: Vec<u8>, source: String) -> Result<Self> {
+        check_root_pem(&pem).map_err(|why| {
+            Error::InvalidInput(format!("the TLS root certificate ({source}) {why}"))
+        })?;
+        self.tls_root = Some(TlsRoot { pem, source });
+        Ok(self)
     }
 
     /// The prefix of every key this store writes (default `stats`), so that several
@@ -188,6 +289,31 @@ impl RedisConfig {
 /// A URL with any password replaced by `***`.
 pub(crate) use stats_core::support::redact_url as redact;
 
+/// Checks that `pem` holds at least one certificate usable as a trust anchor, and nothing
+/// that fails to parse; the error says what is wrong.
+#[cfg(feature = "tls")]
+fn check_root_pem(pem: &[u8]) -> std::result::Result<(), String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(pem) {
+        let cert = cert.map_err(|e| format!("is not valid PEM: {e}"))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("holds a certificate that cannot be a root: {e}"))?;
+    }
+    if roots.is_empty() {
+        return Err("holds no PEM certificate (-----BEGIN CERTIFICATE-----)".to_owned());
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "tls"))]
+fn check_root_pem(_pem: &[u8]) -> std::result::Result<(), String> {
+    Err(TLS_NOT_COMPILED.to_owned())
+}
+
 impl fmt::Debug for RedisConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let target = match &self.target {
@@ -208,6 +334,10 @@ impl fmt::Debug for RedisConfig {
             .field("expiry", &self.expiry)
             .field("connection_timeout", &self.connection_timeout)
             .field("response_timeout", &self.response_timeout)
+            .field(
+                "tls_root_certificate",
+                &self.tls_root.as_ref().map(|root| &root.source),
+            )
             .finish()
     }
 }
@@ -246,6 +376,67 @@ mod tests {
         let shown = format!("{c:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("user:***@host"), "{shown}");
+    }
+
+    #[test]
+    fn tls_urls_need_the_tls_feature() {
+        for url in ["rediss://h:1/", "REDISS://h:1", "rediss://u:p@h"] {
+            assert!(is_tls_url(url), "{url}");
+            check_tls_compiled(url, true).unwrap();
+            let err = check_tls_compiled(url, false).unwrap_err();
+            assert!(matches!(err, Error::Unsupported { .. }), "{err}");
+            let shown = err.to_string();
+            assert!(
+                shown.contains("`redis-tls` feature of `stats`") && shown.contains("rediss://"),
+                "{shown}"
+            );
+        }
+        for url in ["redis://h:1", "redis+cluster://h", "redi", ""] {
+            assert!(!is_tls_url(url), "{url}");
+            check_tls_compiled(url, false).unwrap();
+        }
+        // `from_url` applies the check of this build.
+        match RedisConfig::from_url("rediss://h:1") {
+            Ok(c) => assert!(cfg!(feature = "tls") && !c.is_cluster()),
+            Err(e) => assert!(!cfg!(feature = "tls") && matches!(e, Error::Unsupported { .. })),
+        }
+    }
+
+    #[cfg(not(feature = "tls"))]
+    #[test]
+    fn tls_roots_need_the_tls_feature() {
+        let err = RedisConfig::single("rediss://h")
+            .tls_root_certificate_pem("x")
+            .unwrap_err();
+        assert!(err.to_string().contains("`redis-tls`"), "{err}");
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn bad_tls_roots_are_refused_naming_their_source() {
+        let config = RedisConfig::single("rediss://h");
+        let missing = "/nonexistent/stats-test/ca.pem";
+        let err = config
+            .clone()
+            .tls_root_certificate_file(missing)
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidInput(m) if m.contains(missing)),
+            "{err}"
+        );
+        for bad in [
+            &b""[..],
+            b"not a certificate",
+            b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+            b"-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n",
+        ] {
+            let err = config.clone().tls_root_certificate_pem(bad).unwrap_err();
+            assert!(
+                matches!(&err, Error::InvalidInput(m) if m.contains("PEM given in memory")),
+                "{:?}: {err}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 
     #[test]

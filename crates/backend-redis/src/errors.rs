@@ -7,7 +7,7 @@ use stats_core::Error;
 use stats_core::error::BoxError;
 
 use crate::config::{RedisConfig, Target, redact};
-use crate::store::map_error;
+use crate::store::map_connect_error;
 
 /// A failure to connect, naming the server(s) tried (passwords hidden), so that a typo in a
 /// host name shows in the message and not only the resolver's words.
@@ -41,7 +41,7 @@ pub(crate) fn connect_error(e: RedisError, config: &RedisConfig) -> Error {
             .collect::<Vec<_>>()
             .join(", "),
     };
-    match map_error(e, config.connection_timeout) {
+    match map_connect_error(e, config.connection_timeout) {
         Error::Unavailable { store, source } => Error::Unavailable {
             store,
             source: Box::new(ConnectError { servers, source }),

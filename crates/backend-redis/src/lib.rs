@@ -71,6 +71,13 @@
 //! that is down fails at once with a retryable [`Error::Unavailable`](stats_core::Error);
 //! one that does not answer fails after the response timeout (default 5 s) with a retryable
 //! [`Error::Timeout`](stats_core::Error).
+//!
+//! TLS: a `rediss://` URL (every node's, for a cluster) connects over TLS with the `tls`
+//! feature (`redis-tls` of `stats`): rustls with its ring crypto provider, the server's
+//! certificate checked against the system's trusted roots or the root set with
+//! [`RedisConfig::tls_root_certificate_file`], and required to name the URL's host. Without
+//! the feature a `rediss://` URL is refused with [`Error::Unsupported`](stats_core::Error)
+//! naming it.
 
 mod config;
 mod counters;

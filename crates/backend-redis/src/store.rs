@@ -9,7 +9,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, ServerErrorKind, Value};
 use stats_core::{Capabilities, Error, Granularity, Key, Slot, Store};
 
-use crate::config::{RedisConfig, Target, redact};
+use crate::config::{RedisConfig, TLS_NOT_COMPILED, Target, is_tls_url, redact};
 use crate::errors::connect_error;
 
 /// The name this store reports in errors and [`Store::name`].
@@ -70,15 +70,53 @@ impl RedisStore {
     /// Connects. A single server gets a managed connection that reconnects after the server
     /// restarts; a cluster connection follows slot moves and reconnects to its nodes.
     ///
+    /// A `rediss://` URL connects over TLS (with the `tls` feature, `redis-tls` of `stats`),
+    /// checking the server's certificate against the system's trusted roots, or the root set
+    /// with [`RedisConfig::tls_root_certificate_file`]. TLS uses rustls with its ring crypto
+    /// provider: when the process has no default rustls provider yet, the first TLS connection
+    /// installs ring as the default (an application that wants another one installs it first).
+    ///
     /// # Errors
     /// [`Error::Unavailable`] naming the server(s) when they cannot be reached (refused,
-    /// unknown host) within the connection timeout, [`Error::InvalidInput`] for a bad URL.
+    /// unknown host) within the connection timeout, [`Error::InvalidInput`] for a bad URL or a
+    /// TLS root certificate with a `redis://` URL, [`Error::Unsupported`] for a `rediss://` URL
+    /// in a build without TLS, a non-retryable [`Error::Backend`] when the server's certificate
+    /// is not trusted (or does not name the host) or the TLS handshake fails.
     pub async fn connect(config: RedisConfig) -> stats_core::Result<Self> {
+        let urls: Vec<&str> = match &config.target {
+            Target::Single(url) => vec![url.as_str()],
+            Target::Cluster(urls) => urls.iter().map(String::as_str).collect(),
+        };
+        let tls = urls.iter().any(|url| is_tls_url(url));
+        if tls && !cfg!(feature = "tls") {
+            return Err(Error::Unsupported {
+                store: STORE_NAME,
+                operation: TLS_NOT_COMPILED,
+            });
+        }
+        if tls && urls.iter().any(|url| !is_tls_url(url)) {
+            return Err(Error::InvalidInput(format!(
+                "the Redis Cluster URLs mix rediss:// and redis://: {}",
+                urls.iter()
+                    .map(|u| redact(u))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        if let (Some(root), false) = (&config.tls_root, tls) {
+            return Err(Error::InvalidInput(format!(
+                "a TLS root certificate ({}) was given for {}, which is not a rediss:// URL",
+                root.source,
+                redact(urls.first().copied().unwrap_or_default())
+            )));
+        }
+        #[cfg(feature = "tls")]
+        if tls {
+            ensure_crypto_provider();
+        }
         let conn = match &config.target {
             Target::Single(url) => {
-                let client = redis::Client::open(url.as_str()).map_err(|e| {
-                    Error::InvalidInput(format!("bad Redis URL {}: {e}", redact(url)))
-                })?;
+                let client = open_client(url, &config)?;
                 let manager_config = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(config.connection_timeout))
                     .set_response_timeout(Some(config.response_timeout))
@@ -90,14 +128,18 @@ impl RedisStore {
                 Conn::Single(manager)
             }
             Target::Cluster(urls) => {
-                let client = ClusterClientBuilder::new(urls.clone())
+                let builder = ClusterClientBuilder::new(urls.clone())
                     .connection_timeout(config.connection_timeout)
                     .response_timeout(config.response_timeout)
-                    .retries(2)
-                    .build()
-                    .map_err(|e| {
-                        Error::InvalidInput(format!("bad Redis Cluster configuration: {e}"))
-                    })?;
+                    .retries(2);
+                #[cfg(feature = "tls")]
+                let builder = match &config.tls_root {
+                    Some(root) => builder.certs(certificates(root)),
+                    None => builder,
+                };
+                let client = builder.build().map_err(|e| {
+                    Error::InvalidInput(format!("bad Redis Cluster configuration: {e}"))
+                })?;
                 let conn = client
                     .get_async_connection()
                     .await
@@ -175,6 +217,78 @@ impl Store for RedisStore {
         caps.atomic_batch = !self.config.is_cluster();
         caps
     }
+}
+
+/// The client of one server, with the configured TLS root when there is one.
+fn open_client(url: &str, config: &RedisConfig) -> stats_core::Result<redis::Client> {
+    let bad_url =
+        |e: RedisError| Error::InvalidInput(format!("bad Redis URL {}: {e}", redact(url)));
+    #[cfg(feature = "tls")]
+    if let Some(root) = &config.tls_root {
+        return redis::Client::build_with_tls(url, certificates(root)).map_err(bad_url);
+    }
+    let _ = config;
+    redis::Client::open(url).map_err(bad_url)
+}
+
+/// The driver's form of a configured TLS root.
+#[cfg(feature = "tls")]
+fn certificates(root: &crate::config::TlsRoot) -> redis::TlsCertificates {
+    redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(root.pem.clone()),
+    }
+}
+
+/// Makes rustls's ring provider the process default when there is none, so that the driver's
+/// `ClientConfig::builder()` finds one whatever other rustls features the application enabled
+/// (with both ring and aws-lc-rs compiled in and no default, rustls would panic there).
+#[cfg(feature = "tls")]
+fn ensure_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Err means another thread installed one first: that one is used, as wanted.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
+/// Maps an error of connecting: a TLS failure (untrusted certificate, wrong host name,
+/// handshake refused) is not retryable and says it is TLS; the rest as [`map_error`].
+pub(crate) fn map_connect_error(e: RedisError, after: Duration) -> Error {
+    #[cfg(feature = "tls")]
+    if let Some(tls) = tls_error(&e) {
+        return Error::backend(STORE_NAME, false, format!("TLS handshake failed: {tls}"));
+    }
+    map_error(e, after)
+}
+
+/// The rustls error behind a driver error, when there is one. The driver keeps an I/O error
+/// as an `Arc<dyn Error>`, and the TLS stream puts rustls's error inside an I/O error.
+#[cfg(feature = "tls")]
+fn tls_error(e: &RedisError) -> Option<String> {
+    use std::error::Error as StdError;
+    use std::sync::Arc;
+
+    fn find<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a rustls::Error> {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        if let Some(shared) = err.downcast_ref::<Arc<dyn StdError + Send + Sync>>() {
+            return find(&**shared);
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return io.get_ref().and_then(|inner| find(inner));
+        }
+        None
+    }
+
+    let mut source: Option<&(dyn StdError + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(tls) = find(err) {
+            return Some(tls.to_string());
+        }
+        source = err.source();
+    }
+    None
 }
 
 /// Maps a driver error: timeouts and lost or refused connections are retryable, as are the

@@ -141,9 +141,29 @@ impl SqlConfig {
     /// `sqlite::memory:` (one connection, gone when the store is dropped). Parameters are
     /// the driver's (sqlx's), for example `?sslmode=disable` or `?application_name=...`.
     ///
+    /// # TLS
+    ///
+    /// With the `tls` feature (`postgres-tls` or `mysql-tls` of `stats`; rustls with ring),
+    /// the URL parameters choose TLS:
+    ///
+    /// | | PostgreSQL | MySQL/MariaDB |
+    /// |---|---|---|
+    /// | TLS when the server offers it (the default) | `sslmode=prefer` | `ssl-mode=PREFERRED` |
+    /// | TLS or fail, certificate not checked | `sslmode=require` | `ssl-mode=REQUIRED` |
+    /// | ... and signed by a trusted root | `sslmode=verify-ca` | `ssl-mode=VERIFY_CA` |
+    /// | ... and naming the host of the URL | `sslmode=verify-full` | `ssl-mode=VERIFY_IDENTITY` |
+    /// | no TLS | `sslmode=disable` | `ssl-mode=DISABLED` |
+    /// | trusted root (PEM file) instead of the system's | `sslrootcert=<path>` | `ssl-ca=<path>` |
+    ///
+    /// For example `postgres://app@db.internal/app?sslmode=verify-full&sslrootcert=/etc/ca.pem`.
+    /// Without the `tls` feature the default modes connect without TLS, and a mode that
+    /// requires TLS (or a root certificate) is refused here.
+    ///
     /// # Errors
-    /// [`Error::InvalidInput`] for another scheme; [`Error::Unsupported`] when this build lacks
-    /// the database's crate feature (`postgres`, `mysql`, `sqlite`).
+    /// [`Error::InvalidInput`] for another scheme, or a root certificate file that cannot be
+    /// read or holds no PEM certificate (naming the path); [`Error::Unsupported`] when this
+    /// build lacks the database's crate feature (`postgres`, `mysql`, `sqlite`), or the `tls`
+    /// feature for a URL that requires TLS.
     pub fn from_url(url: &str) -> Result<Self> {
         let url = url.trim();
         let lower = url.to_ascii_lowercase();
@@ -175,6 +195,7 @@ impl SqlConfig {
                 },
             });
         }
+        check_tls_options(database, &url, cfg!(feature = "tls"))?;
         Ok(SqlConfig {
             url,
             database,
@@ -253,6 +274,118 @@ impl SqlConfig {
         self.database == Database::Sqlite
             && (self.url.contains(":memory:") || self.url.contains("mode=memory"))
     }
+}
+
+/// The `(name, value)` pairs of a URL's query, decoded as the driver decodes them
+/// (`application/x-www-form-urlencoded`: `%XX` escapes, `+` for a space).
+fn query_pairs(url: &str) -> Vec<(String, String)> {
+    let Some((_, query)) = url.split_once('?') else {
+        return Vec::new();
+    };
+    let query = query.split('#').next().unwrap_or_default();
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (form_decode(name), form_decode(value))
+        })
+        .collect()
+}
+
+/// Decodes one `application/x-www-form-urlencoded` component; a `%` not followed by two hex
+/// digits stays as it is, and bytes that are not UTF-8 become U+FFFD (as the driver does).
+fn form_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(hi), Some(lo)) => {
+                    out.push((hi * 16 + lo) as u8);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The message of the error a URL that requires TLS gets in a build without TLS.
+fn tls_not_compiled(database: Database) -> &'static str {
+    match database {
+        Database::MySql => {
+            "TLS (an ssl-mode that requires it, or ssl-ca) in this build: enable the \
+             `mysql-tls` feature of `stats` (the `tls` feature of `stats-backend-sql`)"
+        }
+        _ => {
+            "TLS (an sslmode that requires it, or sslrootcert) in this build: enable the \
+             `postgres-tls` feature of `stats` (the `tls` feature of `stats-backend-sql`)"
+        }
+    }
+}
+
+/// Checks the TLS parameters of a PostgreSQL or MySQL URL: a mode that requires TLS (or a root
+/// certificate) needs TLS in this build (`compiled`), and a root certificate file must be
+/// readable and hold a PEM certificate. Nothing is sent anywhere.
+fn check_tls_options(database: Database, url: &str, compiled: bool) -> Result<()> {
+    if database == Database::Sqlite {
+        return Ok(());
+    }
+    for (name, value) in query_pairs(url) {
+        let name = name.to_ascii_lowercase();
+        let requires_tls = match name.as_str() {
+            "sslmode" | "ssl-mode" => !matches!(
+                value.to_ascii_lowercase().as_str(),
+                "disable" | "allow" | "prefer" | "disabled" | "preferred"
+            ),
+            "sslrootcert" | "ssl-root-cert" | "ssl-ca" | "sslca" => {
+                check_root_certificate_file(&name, &value)?;
+                true
+            }
+            _ => false,
+        };
+        if requires_tls && !compiled {
+            return Err(Error::Unsupported {
+                store: crate::STORE_NAME,
+                operation: tls_not_compiled(database),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Checks that the root certificate a URL parameter names (a file, or the PEM text itself)
+/// holds a PEM certificate.
+fn check_root_certificate_file(parameter: &str, value: &str) -> Result<()> {
+    const MARKER: &str = "-----BEGIN CERTIFICATE-----";
+    if value.trim_start().starts_with("-----BEGIN") {
+        if value.contains(MARKER) {
+            return Ok(());
+        }
+        return Err(Error::InvalidInput(format!(
+            "the TLS root certificate in the URL parameter {parameter} holds no PEM certificate \
+             ({MARKER})"
+        )));
+    }
+    let pem = std::fs::read(value).map_err(|e| {
+        Error::InvalidInput(format!(
+            "cannot read the TLS root certificate {value} (URL parameter {parameter}): {e}"
+        ))
+    })?;
+    if !String::from_utf8_lossy(&pem).contains(MARKER) {
+        return Err(Error::InvalidInput(format!(
+            "the TLS root certificate {value} (URL parameter {parameter}) holds no PEM \
+             certificate ({MARKER})"
+        )));
+    }
+    Ok(())
 }
 
 /// A URL with its password (in the user part or a `password=` parameter) replaced by `***`.
@@ -354,6 +487,87 @@ mod tests {
                 Err(e) => panic!("{url}: {e}"),
             }
         }
+    }
+
+    #[test]
+    fn query_parameters_are_decoded_as_the_driver_does() {
+        assert_eq!(
+            query_pairs("postgres://h/db?sslmode=require&sslrootcert=%2Ftmp%2Fa+b.pem&x#frag"),
+            [
+                ("sslmode".to_owned(), "require".to_owned()),
+                ("sslrootcert".to_owned(), "/tmp/a b.pem".to_owned()),
+                ("x".to_owned(), String::new()),
+            ]
+        );
+        assert!(query_pairs("postgres://h/db").is_empty());
+        assert_eq!(form_decode("%zz%4"), "%zz%4");
+        assert_eq!(form_decode("%41%c3%a9"), "Aé");
+    }
+
+    #[test]
+    fn modes_that_require_tls_need_the_tls_feature() {
+        for (database, url) in [
+            (Database::Postgres, "postgres://h/db?sslmode=require"),
+            (Database::Postgres, "postgres://h/db?sslmode=verify-ca"),
+            (Database::Postgres, "postgres://h/db?SSLMODE=Verify-Full"),
+            (Database::MySql, "mysql://h/db?ssl-mode=REQUIRED"),
+            (Database::MySql, "mysql://h/db?sslmode=verify_identity"),
+        ] {
+            check_tls_options(database, url, true).unwrap();
+            let err = check_tls_options(database, url, false).unwrap_err();
+            assert!(matches!(err, Error::Unsupported { .. }), "{url}: {err}");
+            let feature = match database {
+                Database::MySql => "`mysql-tls` feature of `stats`",
+                _ => "`postgres-tls` feature of `stats`",
+            };
+            assert!(err.to_string().contains(feature), "{url}: {err}");
+        }
+        for (database, url) in [
+            (Database::Postgres, "postgres://h/db"),
+            (Database::Postgres, "postgres://h/db?sslmode=disable"),
+            (
+                Database::Postgres,
+                "postgres://h/db?sslmode=prefer&application_name=x",
+            ),
+            (Database::MySql, "mysql://h/db?ssl-mode=DISABLED"),
+            (Database::MySql, "mysql://h/db?ssl-mode=preferred"),
+            (Database::Sqlite, "sqlite:x.db?sslmode=require"),
+        ] {
+            check_tls_options(database, url, false).unwrap();
+        }
+    }
+
+    #[test]
+    fn root_certificates_are_checked_naming_the_path() {
+        let missing = "/nonexistent/stats-test/ca.pem";
+        let url = format!("postgres://h/db?sslmode=verify-full&sslrootcert={missing}");
+        let err = check_tls_options(Database::Postgres, &url, true).unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidInput(m) if m.contains(missing) && m.contains("sslrootcert")),
+            "{err}"
+        );
+        let dir = std::env::temp_dir().join(format!("stats-sql-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let not_pem = dir.join("not-a-cert.pem");
+        std::fs::write(&not_pem, "hello").unwrap();
+        let url = format!("mysql://h/db?ssl-ca={}", not_pem.display());
+        let err = check_tls_options(Database::MySql, &url, true).unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidInput(m) if m.contains(&*not_pem.to_string_lossy())),
+            "{err}"
+        );
+        let pem = dir.join("ca.pem");
+        std::fs::write(
+            &pem,
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let url = format!("postgres://h/db?sslrootcert={}", pem.display());
+        check_tls_options(Database::Postgres, &url, true).unwrap();
+        // Without TLS compiled in, a root certificate is refused as a TLS setting.
+        let err = check_tls_options(Database::Postgres, &url, false).unwrap_err();
+        assert!(matches!(err, Error::Unsupported { .. }), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[cfg(feature = "postgres")]

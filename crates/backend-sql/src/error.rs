@@ -3,7 +3,8 @@
 //! | driver error | core error | retryable |
 //! |---|---|---|
 //! | pool timed out | [`Error::Timeout`] | yes |
-//! | I/O, TLS, pool closed, worker crashed; PostgreSQL `57P01`-`57P03`, `53300`, class `08`; MySQL 1040, 1053 | [`Error::Unavailable`] | yes |
+//! | I/O, pool closed, worker crashed; PostgreSQL `57P01`-`57P03`, `53300`, class `08`; MySQL 1040, 1053 | [`Error::Unavailable`] | yes |
+//! | TLS: the server's certificate not trusted or not naming the host, TLS required but not offered, a bad root certificate | [`Error::Backend`] | no |
 //! | PostgreSQL `40001` (serialization failure), `40P01` (deadlock), `55P03` (lock not available); MySQL 1213 (deadlock), 1205 (lock wait timeout); SQLite `BUSY`, `LOCKED` | [`Error::Backend`] | yes |
 //! | bigint or double out of range: PostgreSQL `22003`, MySQL 1690, SQLite "integer overflow" | [`Error::Overflow`] (with the key and path, see the crate docs) | no |
 //! | our CHECK constraint (a map written as a number or the reverse) | [`Error::PathConflict`] | no |
@@ -98,8 +99,25 @@ pub(crate) fn classify(e: sqlx::Error, acquire_timeout: Duration) -> Failure {
     Failure::Other(map(e, acquire_timeout))
 }
 
+/// Whether `e` is a TLS failure: the driver's own TLS error, or an I/O error of the TLS stream
+/// that carries rustls's error (an untrusted certificate, a wrong host name, a refused
+/// handshake). Repeating the call fails the same way.
+fn is_tls_failure(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Tls(_) => true,
+        #[cfg(feature = "tls")]
+        sqlx::Error::Io(io) => io
+            .get_ref()
+            .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some()),
+        _ => false,
+    }
+}
+
 /// Maps a driver error that carries no meaning for the call (see the module docs).
 pub(crate) fn map(e: sqlx::Error, acquire_timeout: Duration) -> Error {
+    if is_tls_failure(&e) {
+        return Error::backend(STORE_NAME, false, TlsFailure(e));
+    }
     match e {
         sqlx::Error::PoolTimedOut => Error::Timeout {
             store: STORE_NAME,
@@ -132,6 +150,22 @@ pub(crate) fn map(e: sqlx::Error, acquire_timeout: Duration) -> Error {
     }
 }
 
+/// A TLS failure of the driver, shown as one.
+#[derive(Debug)]
+struct TlsFailure(sqlx::Error);
+
+impl std::fmt::Display for TlsFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TLS failed: {}", self.0)
+    }
+}
+
+impl std::error::Error for TlsFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,5 +187,26 @@ mod tests {
         assert!(matches!(e, Error::Backend { .. }) && !e.is_retryable());
         let e = map(sqlx::Error::Configuration("bad".into()), t);
         assert!(matches!(e, Error::InvalidInput(_)));
+        let e = map(sqlx::Error::Tls("server does not support TLS".into()), t);
+        assert!(
+            matches!(e, Error::Backend { .. }) && !e.is_retryable(),
+            "{e}"
+        );
+        assert!(e.to_string().contains("TLS failed"), "{e}");
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn certificate_failures_are_not_retryable() {
+        let io = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+        );
+        let e = map(sqlx::Error::Io(io), Duration::from_secs(1));
+        assert!(
+            matches!(e, Error::Backend { .. }) && !e.is_retryable(),
+            "{e}"
+        );
+        assert!(e.to_string().contains("UnknownIssuer"), "{e}");
     }
 }

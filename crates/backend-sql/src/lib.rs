@@ -161,7 +161,8 @@
 //! | driver error | core error | retryable |
 //! |---|---|---|
 //! | no pooled connection within the acquire timeout | [`Error::Timeout`](stats_core::Error::Timeout) | yes |
-//! | I/O, TLS, pool closed; PostgreSQL `57P01`-`57P03`, `53300`, class `08`; MySQL 1040, 1053 | [`Error::Unavailable`](stats_core::Error::Unavailable) | yes |
+//! | I/O, pool closed; PostgreSQL `57P01`-`57P03`, `53300`, class `08`; MySQL 1040, 1053 | [`Error::Unavailable`](stats_core::Error::Unavailable) | yes |
+//! | TLS: the server's certificate not trusted or not naming the host, TLS required but not offered | [`Error::Backend`](stats_core::Error::Backend) | no |
 //! | PostgreSQL `40001`, `40P01`, `55P03`; MySQL 1213, 1205; SQLite `BUSY`, `LOCKED` | [`Error::Backend`](stats_core::Error::Backend) | yes |
 //! | `bigint`/`double` out of range: PostgreSQL `22003`, MySQL 1690, SQLite "integer overflow" | [`Error::Overflow`](stats_core::Error::Overflow) | no |
 //! | the `one_number` CHECK constraint | [`Error::PathConflict`](stats_core::Error::PathConflict) | no |
@@ -204,9 +205,11 @@
 //! "integer overflow"), so overflow rolls back as on the other databases. `sqlite::memory:` is
 //! one connection holding one database for the life of the store (not persistent).
 //!
-//! **TLS** is not compiled in: sqlx's rustls features bring crates under the ISC and
-//! CDLA-Permissive-2.0 licenses, which the workspace's `deny.toml` does not allow yet. Connect
-//! over a private network, a Unix socket or a local TLS proxy.
+//! **TLS** to PostgreSQL and MySQL/MariaDB comes with the `tls` feature (`postgres-tls` or
+//! `mysql-tls` of `stats`): rustls with its ring crypto provider, servers' certificates checked
+//! against the system's trusted roots or a root file named in the URL. The URL's parameters
+//! choose the mode (`sslmode=verify-full&sslrootcert=<path>` on PostgreSQL,
+//! `ssl-mode=VERIFY_IDENTITY&ssl-ca=<path>` on MySQL/MariaDB); see [`SqlConfig::from_url`].
 //!
 //! # Tests
 //!

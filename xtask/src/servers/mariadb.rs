@@ -1,5 +1,6 @@
 //! Throwaway MariaDB: `mariadb-install-db` into a temporary directory, `mariadbd` on a free
-//! loopback port, the test database made by an init file before the first connection.
+//! loopback port, the test database made by an init file before the first connection, with
+//! TLS on (a self-signed certificate authority made for it).
 
 use std::{
     ffi::OsString,
@@ -16,6 +17,7 @@ use crate::{
     servers::{
         DATABASE, binaries,
         process::{ServerProcess, TempDir, free_ports, retry_port_clash, run_logged, wait_for},
+        tls::TlsFiles,
     },
 };
 
@@ -35,20 +37,30 @@ const CHARSET: &str = "utf8mb4";
 /// See [`CHARSET`].
 const COLLATION: &str = "utf8mb4_bin";
 
-/// The URL of the test database on a loopback port: `root` without a password.
-pub(crate) fn url(port: u16) -> String {
+/// The URL of the test database on a loopback port: `root` without a password, TLS left to
+/// the URL's user (`ssl-mode` not set).
+pub(crate) fn tls_url(port: u16) -> String {
     format!("mysql://root@127.0.0.1:{port}/{DATABASE}")
 }
 
+/// The URL of the test database without TLS (`ssl-mode=DISABLED`), so that the plain suites
+/// measure what they always did although the server offers TLS.
+pub(crate) fn url(port: u16) -> String {
+    format!("{}?ssl-mode=DISABLED", tls_url(port))
+}
+
 /// A MariaDB server in a temporary directory with database `stats_test`, on a free loopback
-/// port, reading no option files, without binary log and without syncing anything to disk;
-/// stopped and the directory removed on drop.
+/// port, reading no option files, without binary log and without syncing anything to disk,
+/// with TLS on (a certificate for `127.0.0.1` and `localhost` signed by a certificate authority
+/// made for it); stopped and the directory removed on drop.
 #[derive(Debug)]
 pub(crate) struct MariaDbServer {
     /// The server (dropped first: stopped before its directory is removed).
     _process: ServerProcess,
     /// Its port.
     port: u16,
+    /// Its certificates, in its directory.
+    tls: TlsFiles,
     /// Its directory: `data/`, the socket, the init file, the logs.
     _dir: TempDir,
 }
@@ -77,6 +89,7 @@ impl MariaDbServer {
             .current_dir(dir.path());
         run_logged(install, &dir.path().join("install-db.log"), INSTALL_TIMEOUT)?;
 
+        let tls = TlsFiles::create(dir.path(), None)?;
         let init_file = dir.path().join("init.sql");
         fs::write(&init_file, init_sql())
             .map_err(|err| format!("cannot write {}: {err}", init_file.display()))?;
@@ -92,6 +105,9 @@ impl MariaDbServer {
                 .arg(option("--socket=", &dir.path().join("mysql.sock")))
                 .arg(option("--pid-file=", &dir.path().join("mariadbd.pid")))
                 .arg(option("--init-file=", &init_file))
+                .arg(option("--ssl-cert=", &tls.cert))
+                .arg(option("--ssl-key=", &tls.key))
+                .arg(option("--ssl-ca=", &tls.ca))
                 .args(["--skip-name-resolve", "--skip-log-bin"])
                 .args([
                     "--innodb-flush-log-at-trx-commit=0",
@@ -112,13 +128,25 @@ impl MariaDbServer {
         Ok(Self {
             _process: process,
             port,
+            tls,
             _dir: dir,
         })
     }
 
-    /// Its URL, `mysql://root@127.0.0.1:<port>/stats_test`.
+    /// Its URL without TLS, `mysql://root@127.0.0.1:<port>/stats_test?ssl-mode=DISABLED`.
     pub(crate) fn url(&self) -> String {
         url(self.port)
+    }
+
+    /// Its URL with TLS up to the user, `mysql://root@127.0.0.1:<port>/stats_test` (add
+    /// `?ssl-mode=VERIFY_IDENTITY&ssl-ca=<`[`Self::ca_file`]`>`).
+    pub(crate) fn tls_url(&self) -> String {
+        tls_url(self.port)
+    }
+
+    /// The certificate authority that signed its certificate (a PEM file).
+    pub(crate) fn ca_file(&self) -> &Path {
+        &self.tls.ca
     }
 }
 
@@ -181,7 +209,11 @@ mod tests {
 
     #[test]
     fn the_url_names_the_test_database() {
-        assert_eq!(url(3399), "mysql://root@127.0.0.1:3399/stats_test");
+        assert_eq!(
+            url(3399),
+            "mysql://root@127.0.0.1:3399/stats_test?ssl-mode=DISABLED"
+        );
+        assert_eq!(tls_url(3399), "mysql://root@127.0.0.1:3399/stats_test");
     }
 
     #[test]

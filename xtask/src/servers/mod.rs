@@ -15,6 +15,7 @@ mod mariadb;
 mod postgres;
 mod process;
 mod redis;
+mod tls;
 
 use std::{
     any::Any,
@@ -31,7 +32,7 @@ pub(crate) use self::{
     mariadb::MariaDbServer,
     postgres::PostgresServer,
     process::TempDir,
-    redis::{RedisCluster, RedisServer},
+    redis::{RedisCluster, RedisServer, RedisTlsServer},
 };
 
 /// The database each SQL server run gets.
@@ -39,6 +40,13 @@ pub(crate) const DATABASE: &str = "stats_test";
 
 /// The URL of a single Redis server.
 pub(crate) const REDIS_URL: &str = "STATS_TEST_REDIS_URL";
+
+/// The `rediss://` URL of a TLS-only Redis server whose certificate is signed by the
+/// authority in [`REDIS_TLS_CA`].
+pub(crate) const REDIS_TLS_URL: &str = "STATS_TEST_REDIS_TLS_URL";
+
+/// The certificate authority (a PEM file) of the server at [`REDIS_TLS_URL`].
+pub(crate) const REDIS_TLS_CA: &str = "STATS_TEST_REDIS_TLS_CA";
 
 /// The comma-separated URLs of the nodes of a Redis Cluster.
 pub(crate) const REDIS_CLUSTER_URLS: &str = "STATS_TEST_REDIS_CLUSTER_URLS";
@@ -49,8 +57,22 @@ pub(crate) const REDIS_SERVER_BIN: &str = "STATS_REDIS_SERVER_BIN";
 /// The URL of a PostgreSQL database.
 pub(crate) const POSTGRES_URL: &str = "STATS_TEST_POSTGRES_URL";
 
+/// The URL (without `sslmode`) of a PostgreSQL database whose server offers TLS with a
+/// certificate for the URL's host signed by the authority in [`POSTGRES_TLS_CA`].
+pub(crate) const POSTGRES_TLS_URL: &str = "STATS_TEST_POSTGRES_TLS_URL";
+
+/// The certificate authority (a PEM file) of the server at [`POSTGRES_TLS_URL`].
+pub(crate) const POSTGRES_TLS_CA: &str = "STATS_TEST_POSTGRES_TLS_CA";
+
 /// The URL of a MySQL or MariaDB database.
 pub(crate) const MYSQL_URL: &str = "STATS_TEST_MYSQL_URL";
+
+/// The URL (without `ssl-mode`) of a MySQL or MariaDB database whose server offers TLS with a
+/// certificate for the URL's host signed by the authority in [`MYSQL_TLS_CA`].
+pub(crate) const MYSQL_TLS_URL: &str = "STATS_TEST_MYSQL_TLS_URL";
+
+/// The certificate authority (a PEM file) of the server at [`MYSQL_TLS_URL`].
+pub(crate) const MYSQL_TLS_CA: &str = "STATS_TEST_MYSQL_TLS_CA";
 
 /// A directory the SQLite tests may create their database files in.
 pub(crate) const SQLITE_DIR: &str = "STATS_TEST_SQLITE_DIR";
@@ -118,6 +140,17 @@ pub(crate) fn provide(backend: Backend, reuse: Reuse) -> Result<Provided> {
                 }
             };
             provided.set(REDIS_URL, url);
+            let (tls_url, tls_ca) = match from_env_pair(REDIS_TLS_URL, REDIS_TLS_CA, reuse) {
+                Some(pair) => pair,
+                None => {
+                    let server = timed("redis-server with TLS", || RedisTlsServer::start(&bin))?;
+                    let pair = (server.url(), server.ca_file().display().to_string());
+                    provided.hold(server);
+                    pair
+                }
+            };
+            provided.set(REDIS_TLS_URL, tls_url);
+            provided.set(REDIS_TLS_CA, tls_ca);
             provided.set(REDIS_SERVER_BIN, bin.display().to_string());
         }
         Backend::RedisCluster => {
@@ -136,28 +169,44 @@ pub(crate) fn provide(backend: Backend, reuse: Reuse) -> Result<Provided> {
             provided.set(REDIS_SERVER_BIN, bin.display().to_string());
         }
         Backend::Postgres => {
-            let url = match from_env(POSTGRES_URL, reuse) {
-                Some(url) => url,
-                None => {
+            let plain = from_env(POSTGRES_URL, reuse);
+            let tls = from_env_pair(POSTGRES_TLS_URL, POSTGRES_TLS_CA, reuse);
+            let (url, (tls_url, tls_ca)) = match (plain, tls) {
+                (Some(url), Some(tls)) => (url, tls),
+                // One server (which offers TLS too) serves what the environment lacks.
+                (url, tls) => {
                     let server = timed("PostgreSQL", PostgresServer::start)?;
-                    let url = server.url();
+                    let url = url.unwrap_or_else(|| server.url());
+                    let tls = tls.unwrap_or_else(|| {
+                        (server.tls_url(), server.ca_file().display().to_string())
+                    });
                     provided.hold(server);
-                    url
+                    (url, tls)
                 }
             };
             provided.set(POSTGRES_URL, url);
+            provided.set(POSTGRES_TLS_URL, tls_url);
+            provided.set(POSTGRES_TLS_CA, tls_ca);
         }
         Backend::Mysql => {
-            let url = match from_env(MYSQL_URL, reuse) {
-                Some(url) => url,
-                None => {
+            let plain = from_env(MYSQL_URL, reuse);
+            let tls = from_env_pair(MYSQL_TLS_URL, MYSQL_TLS_CA, reuse);
+            let (url, (tls_url, tls_ca)) = match (plain, tls) {
+                (Some(url), Some(tls)) => (url, tls),
+                // One server (which offers TLS too) serves what the environment lacks.
+                (url, tls) => {
                     let server = timed("MariaDB", MariaDbServer::start)?;
-                    let url = server.url();
+                    let url = url.unwrap_or_else(|| server.url());
+                    let tls = tls.unwrap_or_else(|| {
+                        (server.tls_url(), server.ca_file().display().to_string())
+                    });
                     provided.hold(server);
-                    url
+                    (url, tls)
                 }
             };
             provided.set(MYSQL_URL, url);
+            provided.set(MYSQL_TLS_URL, tls_url);
+            provided.set(MYSQL_TLS_CA, tls_ca);
         }
         Backend::Sqlite => {
             let dir = match from_env(SQLITE_DIR, reuse) {
@@ -190,6 +239,15 @@ fn from_env(name: &str, reuse: Reuse) -> Option<String> {
         .filter(|value| !value.trim().is_empty())?;
     eprintln!("using {name} from the environment");
     Some(value)
+}
+
+/// The values of `url` and `ca` in this process's environment when `reuse` allows and both
+/// are set (a TLS server's URL is of no use without its certificate authority).
+fn from_env_pair(url: &str, ca: &str, reuse: Reuse) -> Option<(String, String)> {
+    if reuse == Reuse::Never || env::var_os(url).is_none() || env::var_os(ca).is_none() {
+        return None;
+    }
+    Some((from_env(url, reuse)?, from_env(ca, reuse)?))
 }
 
 /// `redis-server`: `$STATS_REDIS_SERVER_BIN` when set, else found or installed.

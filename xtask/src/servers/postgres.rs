@@ -1,7 +1,9 @@
 //! Throwaway PostgreSQL: `initdb` into a temporary directory, `postgres` on a free loopback
-//! port, run as an unprivileged user when this is root (PostgreSQL refuses to run as root).
+//! port, run as an unprivileged user when this is root (PostgreSQL refuses to run as root),
+//! with TLS on (a self-signed certificate authority made for it).
 
 use std::{
+    ffi::OsString,
     os::unix::{fs::chown, process::CommandExt},
     path::Path,
     process::{Command, Stdio},
@@ -14,27 +16,39 @@ use crate::{
         DATABASE,
         binaries::{self, Account},
         process::{ServerProcess, TempDir, free_ports, retry_port_clash, run_logged, wait_for},
+        tls::TlsFiles,
     },
 };
 
 /// How long `initdb` and `createdb` may take.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// The URL of the test database on a loopback port: superuser `postgres`, trust auth.
-pub(crate) fn url(port: u16) -> String {
+/// The URL of the test database on a loopback port: superuser `postgres`, trust auth, TLS
+/// left to the URL's user (`sslmode` not set).
+pub(crate) fn tls_url(port: u16) -> String {
     format!("postgres://postgres@127.0.0.1:{port}/{DATABASE}")
+}
+
+/// The URL of the test database without TLS (`sslmode=disable`), so that the plain suites and
+/// benches measure what they always did although the server offers TLS.
+pub(crate) fn url(port: u16) -> String {
+    format!("{}?sslmode=disable", tls_url(port))
 }
 
 /// A PostgreSQL cluster in a temporary directory with database `stats_test`, served on a free
 /// loopback port without durability (`fsync`, `synchronous_commit` and `full_page_writes`
-/// off); stopped (immediate shutdown) and the directory removed on drop.
+/// off) and with TLS on (`ssl=on`, a certificate for `127.0.0.1` and `localhost` signed by a
+/// certificate authority made for it); stopped (immediate shutdown) and the directory removed
+/// on drop.
 #[derive(Debug)]
 pub(crate) struct PostgresServer {
     /// The postmaster (dropped first: stopped before its directory is removed).
     _process: ServerProcess,
     /// Its port.
     port: u16,
-    /// Its directory: `data/`, the socket, the logs.
+    /// Its certificates, in its directory.
+    tls: TlsFiles,
+    /// Its directory: `data/`, the socket, the certificates, the logs.
     _dir: TempDir,
 }
 
@@ -63,6 +77,7 @@ impl PostgresServer {
             .args(["--locale=C", "--no-sync"]);
         as_account(&mut initdb, account.as_ref(), dir.path());
         run_logged(initdb, &dir.path().join("initdb.log"), SETUP_TIMEOUT)?;
+        let tls = TlsFiles::create(dir.path(), account.as_ref())?;
 
         let (process, port) = retry_port_clash(|| {
             let port = free_ports(1, None)?[0];
@@ -76,7 +91,11 @@ impl PostgresServer {
                 .args(["-c", "listen_addresses=127.0.0.1"])
                 .args(["-c", "fsync=off"])
                 .args(["-c", "synchronous_commit=off"])
-                .args(["-c", "full_page_writes=off"]);
+                .args(["-c", "full_page_writes=off"])
+                .args(["-c", "ssl=on", "-c"])
+                .arg(setting("ssl_cert_file=", &tls.cert))
+                .arg("-c")
+                .arg(setting("ssl_key_file=", &tls.key));
             as_account(&mut cmd, account.as_ref(), dir.path());
             let log = dir.path().join(format!("postgres-{port}.log"));
             // SIGQUIT: immediate shutdown, the data is thrown away anyway.
@@ -95,14 +114,33 @@ impl PostgresServer {
         Ok(Self {
             _process: process,
             port,
+            tls,
             _dir: dir,
         })
     }
 
-    /// Its URL, `postgres://postgres@127.0.0.1:<port>/stats_test`.
+    /// Its URL without TLS, `postgres://postgres@127.0.0.1:<port>/stats_test?sslmode=disable`.
     pub(crate) fn url(&self) -> String {
         url(self.port)
     }
+
+    /// Its URL with TLS up to the user, `postgres://postgres@127.0.0.1:<port>/stats_test`
+    /// (add `?sslmode=verify-full&sslrootcert=<`[`Self::ca_file`]`>`).
+    pub(crate) fn tls_url(&self) -> String {
+        tls_url(self.port)
+    }
+
+    /// The certificate authority that signed its certificate (a PEM file).
+    pub(crate) fn ca_file(&self) -> &Path {
+        &self.tls.ca
+    }
+}
+
+/// `name` followed by `path`, whatever bytes the path holds: one `-c` setting.
+fn setting(name: &str, path: &Path) -> OsString {
+    let mut setting = OsString::from(name);
+    setting.push(path);
+    setting
 }
 
 /// Makes `cmd` run as `account` (when given) in `dir`, with that account's name in the
@@ -142,6 +180,13 @@ mod tests {
 
     #[test]
     fn the_url_names_the_test_database() {
-        assert_eq!(url(5544), "postgres://postgres@127.0.0.1:5544/stats_test");
+        assert_eq!(
+            url(5544),
+            "postgres://postgres@127.0.0.1:5544/stats_test?sslmode=disable"
+        );
+        assert_eq!(
+            tls_url(5544),
+            "postgres://postgres@127.0.0.1:5544/stats_test"
+        );
     }
 }

@@ -12,7 +12,10 @@ use crate::{
     Result,
     servers::{
         binaries,
-        process::{ServerProcess, TempDir, free_ports, retry_port_clash, run_logged, wait_for},
+        process::{
+            ServerProcess, TempDir, free_ports, retry_port_clash, run_logged, tail, wait_for,
+        },
+        tls::TlsFiles,
     },
 };
 
@@ -68,6 +71,83 @@ impl RedisServer {
     pub(crate) fn url(&self) -> String {
         url(self.port)
     }
+}
+
+/// A `redis-server` that speaks only TLS (no plain port) on a free loopback port, with a
+/// self-signed certificate authority made for it, not asking clients for certificates;
+/// stopped (and the directory, certificates included, removed) on drop.
+#[derive(Debug)]
+pub(crate) struct RedisTlsServer {
+    /// The server (dropped first: stopped before its directory is removed).
+    _process: ServerProcess,
+    /// Its TLS port.
+    port: u16,
+    /// Its certificates, in its directory.
+    tls: TlsFiles,
+    /// Its directory.
+    _dir: TempDir,
+}
+
+impl RedisTlsServer {
+    /// Makes the certificates, starts `redis-server --port 0 --tls-port <port>` and waits until
+    /// its log says it accepts connections.
+    pub(crate) fn start(bin: &Path) -> Result<Self> {
+        let dir = TempDir::new("redis-tls")?;
+        let tls = TlsFiles::create(dir.path(), None)?;
+        let (process, port) = retry_port_clash(|| {
+            let port = free_ports(1, None)?[0];
+            let log = dir.path().join(format!("redis-tls-{port}.log"));
+            let mut cmd = ServerProcess::command(bin);
+            cmd.args(["--port", "0", "--tls-port"])
+                .arg(port.to_string())
+                .arg("--tls-cert-file")
+                .arg(&tls.cert)
+                .arg("--tls-key-file")
+                .arg(&tls.key)
+                .arg("--tls-ca-cert-file")
+                .arg(&tls.ca)
+                .args(["--tls-auth-clients", "no"])
+                .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .arg("--dir")
+                .arg(dir.path())
+                .args(["--daemonize", "no", "--logfile"])
+                .arg(&log)
+                .current_dir(dir.path());
+            let name = format!("redis-server (TLS) on port {port}");
+            let mut process = ServerProcess::spawn(name, cmd, &log, "TERM")?;
+            let what = format!("redis-server (TLS) on port {port} to accept connections");
+            // A plain PING cannot reach a TLS-only port: its log says when it is ready.
+            wait_for(&what, &mut [&mut process], || {
+                if tail(&log, 200).contains("Ready to accept connections") {
+                    Ok(())
+                } else {
+                    Err("its log does not say \"Ready to accept connections\" yet".to_owned())
+                }
+            })?;
+            Ok((process, port))
+        })?;
+        Ok(Self {
+            _process: process,
+            port,
+            tls,
+            _dir: dir,
+        })
+    }
+
+    /// Its URL, `rediss://127.0.0.1:<port>/`.
+    pub(crate) fn url(&self) -> String {
+        tls_url(self.port)
+    }
+
+    /// The certificate authority that signed its certificate (a PEM file).
+    pub(crate) fn ca_file(&self) -> &Path {
+        &self.tls.ca
+    }
+}
+
+/// The URL of a TLS Redis server on a loopback port.
+pub(crate) fn tls_url(port: u16) -> String {
+    format!("rediss://127.0.0.1:{port}/")
 }
 
 /// A Redis Cluster of three masters without replicas on free loopback ports (each with its
@@ -244,6 +324,11 @@ mod tests {
             cluster_urls(&[7000, 7001, 7002]),
             "redis://127.0.0.1:7000/,redis://127.0.0.1:7001/,redis://127.0.0.1:7002/"
         );
+    }
+
+    #[test]
+    fn tls_urls_use_the_rediss_scheme() {
+        assert_eq!(tls_url(6391), "rediss://127.0.0.1:6391/");
     }
 
     #[test]
