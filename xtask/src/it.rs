@@ -321,7 +321,9 @@ mod tests {
                 "--test",
                 "single",
                 "--test",
-                "fault"
+                "fault",
+                "--test",
+                "tls"
             ]
         );
     }
