@@ -20,11 +20,13 @@
 //! lacks them, and whole-batch atomicity is checked where the store claims it.
 
 mod counter;
+mod exact;
 mod metric;
 mod throttle;
 mod tracker;
 
 pub use counter::*;
+pub use exact::*;
 pub use metric::*;
 pub use throttle::*;
 pub use tracker::*;
@@ -63,6 +65,8 @@ macro_rules! metric_store_tests {
                 metric_get_is_ordered_and_blank_for_missing,
                 metric_set_overwrites_only_named_leaves,
                 metric_max_min,
+                metric_max_mixed_kinds_is_exact,
+                metric_min_mixed_kinds_is_exact,
                 metric_floats,
                 metric_ops_apply_in_batch_order,
                 metric_overflow_writes_nothing_at_the_key,
@@ -165,6 +169,7 @@ macro_rules! __testkit_cases {
 
 /// The metric checks under the names the macro uses.
 pub mod metric_checks {
+    pub use super::exact::*;
     pub use super::metric::*;
 }
 
