@@ -20,8 +20,8 @@ struct Group<'b> {
     /// Per key: the distinct paths written, and each path's position in that list.
     paths: Vec<Vec<&'b str>>,
     path_index: Vec<HashMap<&'b str, usize>>,
-    /// (op, key position, path position within the key, value as sent)
-    updates: Vec<(&'static str, usize, usize, String)>,
+    /// (op code of the script, key position, path position within the key, value as sent)
+    updates: Vec<(usize, usize, usize, String)>,
 }
 
 impl<'b> Group<'b> {
@@ -48,12 +48,13 @@ impl<'b> Group<'b> {
         if p == next_path {
             self.paths[k].push(path);
         }
+        // The script's op codes (see scripts/apply.lua).
         let op = match (op, value) {
-            (Op::Inc, Number::Int(_)) => "i",
-            (Op::Inc, Number::Float(_)) => "f",
-            (Op::Set, _) => "s",
-            (Op::Max, _) => "x",
-            (Op::Min, _) => "n",
+            (Op::Inc, Number::Int(_)) => 0,
+            (Op::Inc, Number::Float(_)) => 1,
+            (Op::Set, _) => 2,
+            (Op::Max, _) => 3,
+            (Op::Min, _) => 4,
         };
         self.updates.push((op, k, p, encode(value)));
     }
@@ -130,9 +131,9 @@ impl RedisStore {
         }
         invocation.arg(group.updates.len());
         for (op, k, p, value) in &group.updates {
+            // The path index and the op in one argument: 8 * index + op.
             invocation
-                .arg(*op)
-                .arg(offsets[*k] + p + 1)
+                .arg(8 * (offsets[*k] + p + 1) + op)
                 .arg(value.as_str());
         }
         for key in &group.keys {

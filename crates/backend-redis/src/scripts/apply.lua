@@ -2,27 +2,35 @@
 --
 -- KEYS: the bucket hashes the batch touches.
 -- ARGV, for each key in KEYS order: the number of distinct paths written at that key, then the
---   paths. Then the number of updates U, then U times: op ("i" integer inc, "f" float inc, "s"
---   set, "x" max, "n" min), path index (1-based, counting the paths of all keys in order),
---   value. Then one expire-at per key (unix seconds, "0" for none).
+--   paths. Then the number of updates U, then U times: code, value. code = 8 * path index + op,
+--   where the path index is 1-based, counting the paths of all keys in order, and op is
+--   0 integer inc, 1 float inc, 2 set, 3 max, 4 min. Then one expire-at per key (unix seconds,
+--   "0" for none).
 -- Values are integers in canonical decimal or floats that contain '.' or 'e'.
 --
 -- The script reads the paths with one HMGET per key, computes every update in order on that
--- copy (exact 64-bit integer arithmetic on decimal strings, f64 for floats), and only if all of
--- them succeed writes the changed fields back with one HSET per key. A failing update
--- (overflow, path conflict) returns an error before anything is written.
+-- copy (exact 64-bit integer arithmetic on decimal strings, f64 for floats, comparisons exact
+-- across kinds), and only if all of them succeed writes the changed fields back with one HSET
+-- per key. A failing update (overflow, path conflict) returns an error before anything is
+-- written.
 -- A field "p." marks that path p is a map (so that a later leaf "p" is refused); reads skip it.
+-- The fields a new leaf must be checked against (its own marker, its prefixes and their
+-- markers) are read with one more HMGET per key that has a new leaf, before any update.
+--
+-- Every step is linear in the size of the batch: paths and fields are found through tables,
+-- never by scanning.
 
 local CHUNK = 1000
 local ARGV, KEYS = ARGV, KEYS
-local tonumber, format, find, sub, unpack = tonumber, string.format, string.find, string.sub, unpack
+local tonumber, format, find, sub, byte, unpack = tonumber, string.format, string.find, string.sub, string.byte, unpack
+local call = redis.call
 
 local function is_float(s)
-  return find(s, '[%.eE]') ~= nil
+  return find(s, '.', 1, true) ~= nil or find(s, 'e', 1, true) ~= nil or find(s, 'E', 1, true) ~= nil
 end
 
 local function format_float(x)
-  local s = string.format('%.17g', x)
+  local s = format('%.17g', x)
   if not is_float(s) then
     s = s .. '.0'
   end
@@ -37,16 +45,16 @@ local function mag_cmp(a, b)
 end
 
 local function split(s)
-  if string.sub(s, 1, 1) == '-' then return true, string.sub(s, 2) end
+  if byte(s, 1) == 45 then return true, sub(s, 2) end
   return false, s
 end
 
 local function mag_add(a, b)
   local out, carry, i, j = {}, 0, #a, #b
   while i > 0 or j > 0 or carry > 0 do
-    local d = carry + (i > 0 and string.byte(a, i) - 48 or 0) + (j > 0 and string.byte(b, j) - 48 or 0)
+    local d = carry + (i > 0 and byte(a, i) - 48 or 0) + (j > 0 and byte(b, j) - 48 or 0)
     out[#out + 1] = d % 10
-    carry = math.floor(d / 10)
+    carry = (d - d % 10) / 10
     i, j = i - 1, j - 1
   end
   local s = {}
@@ -58,7 +66,7 @@ end
 local function mag_sub(a, b)
   local out, borrow, i, j = {}, 0, #a, #b
   while i > 0 do
-    local d = (string.byte(a, i) - 48) - borrow - (j > 0 and string.byte(b, j) - 48 or 0)
+    local d = (byte(a, i) - 48) - borrow - (j > 0 and byte(b, j) - 48 or 0)
     if d < 0 then d = d + 10; borrow = 1 else borrow = 0 end
     out[#out + 1] = d
     i, j = i - 1, j - 1
@@ -72,12 +80,14 @@ end
 
 local MAX = '9223372036854775807'
 local MIN_MAG = '9223372036854775808'
+-- 2^63 as a double (exact): every float at or above it exceeds every i64.
+local TWO_63 = 9223372036854775808
 
 -- Exact sum of two canonical decimal i64 strings, or nil when it leaves the i64 range.
 local function int_add(a, b)
   if #a <= 15 and #b <= 15 then
     -- Both below 10^15 in magnitude: the double sum is exact.
-    return string.format('%d', tonumber(a) + tonumber(b))
+    return format('%d', tonumber(a) + tonumber(b))
   end
   local na, ma = split(a)
   local nb, mb = split(b)
@@ -96,6 +106,11 @@ end
 
 -- Exact comparison of two canonical decimal integers: -1, 0 or 1.
 local function int_cmp(a, b)
+  if #a <= 15 and #b <= 15 then
+    -- Both below 10^15 in magnitude: exact as doubles.
+    local x, y = tonumber(a), tonumber(b)
+    if x < y then return -1 elseif x > y then return 1 else return 0 end
+  end
   local na, ma = split(a)
   local nb, mb = split(b)
   if na ~= nb then return na and -1 or 1 end
@@ -103,101 +118,178 @@ local function int_cmp(a, b)
   return na and -c or c
 end
 
-local function num_cmp(a, b)
-  if not is_float(a) and not is_float(b) then
-    return int_cmp(a, b)
+-- Exact comparison of a canonical decimal integer with a finite double, as the core's
+-- Number::cmp_value: the float's integral part is compared as an exact decimal, then the sign
+-- of its fraction breaks a tie.
+local function int_float_cmp(i, y)
+  if #i <= 15 then
+    -- |i| < 10^15 < 2^53: exact as a double, and double comparison is exact.
+    local x = tonumber(i)
+    if x < y then return -1 elseif x > y then return 1 else return 0 end
   end
-  local x, y = tonumber(a), tonumber(b)
-  if x < y then return -1 elseif x > y then return 1 else return 0 end
+  if y >= TWO_63 then return -1 end
+  if y < -TWO_63 then return 1 end
+  local whole
+  if y >= 0 then whole = math.floor(y) else whole = math.ceil(y) end
+  -- |whole| <= 2^63: '%.0f' prints an integral double exactly.
+  local w = format('%.0f', whole)
+  if w == '-0' then w = '0' end
+  local c = int_cmp(i, w)
+  if c ~= 0 then return c end
+  local frac = y - whole
+  if frac > 0 then return -1 elseif frac < 0 then return 1 else return 0 end
 end
 
+-- Exact comparison of two stored numbers, as the core's Number::cmp_value (floats in total
+-- order: -0.0 below 0.0).
+local function num_cmp(a, b)
+  local fa, fb = is_float(a), is_float(b)
+  if not fa and not fb then return int_cmp(a, b) end
+  if fa and fb then
+    local x, y = tonumber(a), tonumber(b)
+    if x < y then return -1 elseif x > y then return 1 end
+    if x == 0 then
+      -- 0.0 and -0.0: the sign decides, as in f64::total_cmp.
+      local sx, sy = 1 / x, 1 / y
+      if sx < sy then return -1 elseif sx > sy then return 1 end
+    end
+    return 0
+  end
+  if fb then return int_float_cmp(a, tonumber(b)) end
+  return -int_float_cmp(b, tonumber(a))
+end
+
+-- Read every written path: one HMGET per key. keyof[fi] is the key of path index fi; a key's
+-- path j sits at ARGV[argbase[k] + j].
 local pos = 1
-local vals, kinds, changed = {}, {}, {}
--- Per key: the index of its first path, its path count, and where its paths sit in ARGV.
+local vals, kinds, changed, keyof = {}, {}, {}, {}
 local first, count, argbase = {}, {}, {}
 local total = 0
+local fresh = false
 for k = 1, #KEYS do
   local c = tonumber(ARGV[pos])
   pos = pos + 1
   first[k], count[k], argbase[k] = total + 1, c, pos - total - 1
   for a = 0, c - 1, CHUNK do
-    local last = math.min(a + CHUNK, c)
-    local got = redis.call('HMGET', KEYS[k], unpack(ARGV, pos + a, pos + last - 1))
+    local last = a + CHUNK
+    if last > c then last = c end
+    local got = call('HMGET', KEYS[k], unpack(ARGV, pos + a, pos + last - 1))
     local base = total + a
     for j = 1, last - a do
-      vals[base + j] = got[j]
+      local v = got[j]
+      vals[base + j] = v
+      keyof[base + j] = k
+      if not v then fresh = true end
     end
   end
   pos = pos + c
   total = total + c
 end
 
--- The key and path of a path index (for errors and new leaves only).
-local function locate(fi)
-  local k = 1
-  while k < #KEYS and fi >= first[k + 1] do k = k + 1 end
-  return k, ARGV[argbase[k] + fi]
-end
-
--- Map markers (and any other field read outside the named paths), by key and field name;
--- created only for keys that get a new leaf.
-local extra, extra_changed = {}, {}
-
-local function exists(k, f)
-  if not extra[k] then extra[k], extra_changed[k] = {}, {} end
-  local v = extra[k][f]
-  if v == nil then
-    v = redis.call('HGET', KEYS[k], f)
-    extra[k][f] = v
-  end
-  return v ~= false
+local function path_of(fi)
+  return ARGV[argbase[keyof[fi]] + fi]
 end
 
 local function fail(kind, fi, detail)
-  local k, path = locate(fi)
-  return redis.error_reply(kind .. ' ' .. k .. '\t' .. path .. '\t' .. detail)
+  return redis.error_reply(kind .. ' ' .. keyof[fi] .. '\t' .. path_of(fi) .. '\t' .. detail)
+end
+
+-- Fields read outside the named paths (markers and prefixes of new leaves), per key and name:
+-- the stored value or false; markers this batch creates are set to '1' and listed in marks.
+local extra, marks, named = {}, {}, {}
+if fresh then
+  -- Per key with a missing path: the fields its new leaves are checked against, fetched with
+  -- one HMGET; named[k] maps the key's written paths to their index.
+  for k = 1, #KEYS do
+    local want, wanted, n = nil, nil, 0
+    for j = first[k], first[k] + count[k] - 1 do
+      if not vals[j] then
+        if not want then want, wanted = {}, {} end
+        local path = ARGV[argbase[k] + j]
+        local marker = path .. '.'
+        if not wanted[marker] then wanted[marker] = true; n = n + 1; want[n] = marker end
+        local start = 1
+        while true do
+          local dot = find(path, '.', start, true)
+          if not dot then break end
+          local prefix = sub(path, 1, dot - 1)
+          if not wanted[prefix] then wanted[prefix] = true; n = n + 1; want[n] = prefix end
+          local pmarker = prefix .. '.'
+          if not wanted[pmarker] then wanted[pmarker] = true; n = n + 1; want[n] = pmarker end
+          start = dot + 1
+        end
+      end
+    end
+    if want then
+      local ex, index = {}, {}
+      for a = 1, n, CHUNK do
+        local last = a + CHUNK - 1
+        if last > n then last = n end
+        local got = call('HMGET', KEYS[k], unpack(want, a, last))
+        for j = 1, last - a + 1 do
+          ex[want[a + j - 1]] = got[j]
+        end
+      end
+      for j = first[k], first[k] + count[k] - 1 do
+        index[ARGV[argbase[k] + j]] = j
+      end
+      extra[k], marks[k], named[k] = ex, {}, index
+    end
+  end
+end
+
+-- A new leaf (rare once a bucket exists): it must not be a map already, nor sit below a number
+-- (a leaf named by this batch or stored); its prefixes get map markers. Returns an error reply
+-- or nil.
+local function new_leaf(fi)
+  local k = keyof[fi]
+  local path = path_of(fi)
+  local ex, mk, index = extra[k], marks[k], named[k]
+  if ex[path .. '.'] then
+    return fail('STATSCONFLICT', fi, 'is a map in the stored document, not a number')
+  end
+  local start = 1
+  while true do
+    local dot = find(path, '.', start, true)
+    if not dot then break end
+    local prefix = sub(path, 1, dot - 1)
+    local j = index[prefix]
+    local leaf
+    if j then leaf = vals[j] else leaf = ex[prefix] end
+    if leaf then
+      return fail('STATSCONFLICT', fi, 'goes below a number in the stored document')
+    end
+    local marker = prefix .. '.'
+    if not ex[marker] then
+      ex[marker] = '1'
+      mk[#mk + 1] = marker
+    end
+    start = dot + 1
+  end
+  return nil
 end
 
 local u = tonumber(ARGV[pos])
 pos = pos + 1
 for _ = 1, u do
-  local op, fi, given = ARGV[pos], tonumber(ARGV[pos + 1]), ARGV[pos + 2]
-  pos = pos + 3
+  local code, given = tonumber(ARGV[pos]), ARGV[pos + 1]
+  pos = pos + 2
+  local op = code % 8
+  local fi = (code - op) / 8
   local cur = vals[fi]
   if not cur then
-    -- A new leaf (rare once a bucket exists): it must not be a map already, nor sit below a
-    -- number (a leaf named by this batch or stored); its prefixes get map markers.
-    local k, path = locate(fi)
-    if exists(k, path .. '.') then
-      return fail('STATSCONFLICT', fi, 'is a map in the stored document, not a number')
-    end
-    local start = 1
-    while true do
-      local dot = string.find(path, '.', start, true)
-      if not dot then break end
-      local prefix = string.sub(path, 1, dot - 1)
-      local leaf = false
-      for j = first[k], first[k] + count[k] - 1 do
-        if ARGV[argbase[k] + j] == prefix then leaf = vals[j] ~= false; break end
-      end
-      if leaf or exists(k, prefix) then
-        return fail('STATSCONFLICT', fi, 'goes below a number in the stored document')
-      end
-      local marker = prefix .. '.'
-      if not exists(k, marker) then
-        extra[k][marker] = '1'
-        extra_changed[k][marker] = true
-      end
-      start = dot + 1
-    end
-    vals[fi], kinds[fi], changed[fi] = given, op == 'f', true
-  else
+    local err = new_leaf(fi)
+    if err then return err end
+    -- The kind is known for an increment; a set, max or min may bring either kind.
+    if op <= 1 then kinds[fi] = op == 1 else kinds[fi] = nil end
+    vals[fi], changed[fi] = given, true
+  elseif op <= 1 then
     local float = kinds[fi]
     if float == nil then
       float = is_float(cur)
       kinds[fi] = float
     end
-    if op == 'i' and not float then
+    if op == 0 and not float then
       local r
       if #cur <= 15 and #given <= 15 then
         r = format('%d', tonumber(cur) + tonumber(given))
@@ -206,22 +298,22 @@ for _ = 1, u do
         if not r then return fail('STATSOVERFLOW', fi, cur .. ' + ' .. given) end
       end
       vals[fi], changed[fi] = r, true
-    elseif op == 'i' or op == 'f' then
+    else
       local x = tonumber(cur) + tonumber(given)
       if x ~= x or x == math.huge or x == -math.huge then
         return fail('STATSOVERFLOW', fi, cur .. ' + ' .. given)
       end
       vals[fi], kinds[fi], changed[fi] = format_float(x), true, true
-    elseif op == 's' then
-      vals[fi], kinds[fi], changed[fi] = given, nil, true
-    elseif op == 'x' or op == 'n' then
-      local c = num_cmp(given, cur)
-      if (op == 'x' and c > 0) or (op == 'n' and c < 0) then
-        vals[fi], kinds[fi], changed[fi] = given, nil, true
-      end
-    else
-      return fail('STATSBADOP', fi, op)
     end
+  elseif op == 2 then
+    vals[fi], kinds[fi], changed[fi] = given, nil, true
+  elseif op == 3 or op == 4 then
+    local c = num_cmp(given, cur)
+    if (op == 3 and c > 0) or (op == 4 and c < 0) then
+      vals[fi], kinds[fi], changed[fi] = given, nil, true
+    end
+  else
+    return fail('STATSBADOP', fi, tostring(op))
   end
 end
 
@@ -236,17 +328,22 @@ for k = 1, #KEYS do
       n = n + 2
     end
   end
-  for f in pairs(extra_changed[k] or {}) do
-    args[n + 1] = f
-    args[n + 2] = '1'
-    n = n + 2
+  local mk = marks[k]
+  if mk then
+    for m = 1, #mk do
+      args[n + 1] = mk[m]
+      args[n + 2] = '1'
+      n = n + 2
+    end
   end
   for a = 1, n, 2 * CHUNK do
-    redis.call('HSET', KEYS[k], unpack(args, a, math.min(a + 2 * CHUNK - 1, n)))
+    local last = a + 2 * CHUNK - 1
+    if last > n then last = n end
+    call('HSET', KEYS[k], unpack(args, a, last))
   end
   local at = ARGV[pos + k - 1]
   if n > 0 and at ~= '0' then
-    redis.call('EXPIREAT', KEYS[k], at)
+    call('EXPIREAT', KEYS[k], at)
   end
 end
 return 'OK'
