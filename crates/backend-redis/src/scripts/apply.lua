@@ -25,13 +25,17 @@ local ARGV, KEYS = ARGV, KEYS
 local tonumber, format, find, sub, byte, unpack = tonumber, string.format, string.find, string.sub, string.byte, unpack
 local call = redis.call
 
+local HUGE = math.huge
+
 local function is_float(s)
-  return find(s, '.', 1, true) ~= nil or find(s, 'e', 1, true) ~= nil or find(s, 'E', 1, true) ~= nil
+  return find(s, '[%.eE]') ~= nil
 end
 
+-- '%.17g' reads back to the same double; it has no '.' nor exponent exactly for whole numbers
+-- below 10^17 in magnitude, which get '.0' so that the leaf stays a float.
 local function format_float(x)
   local s = format('%.17g', x)
-  if not is_float(s) then
+  if x % 1 == 0 and x < 1e17 and x > -1e17 then
     s = s .. '.0'
   end
   return s
@@ -300,7 +304,7 @@ for _ = 1, u do
       vals[fi], changed[fi] = r, true
     else
       local x = tonumber(cur) + tonumber(given)
-      if x ~= x or x == math.huge or x == -math.huge then
+      if x ~= x or x == HUGE or x == -HUGE then
         return fail('STATSOVERFLOW', fi, cur .. ' + ' .. given)
       end
       vals[fi], kinds[fi], changed[fi] = format_float(x), true, true
