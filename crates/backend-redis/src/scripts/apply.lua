@@ -1,11 +1,15 @@
 -- Applies one batch (or, on a cluster, the part of it for one metric) atomically.
 --
 -- KEYS: the bucket hashes the batch touches.
--- ARGV, for each key in KEYS order: the number of distinct paths written at that key, then the
---   paths. Then the number of updates U, then U times: code, value. code = 8 * path index + op,
---   where the path index is 1-based, counting the paths of all keys in order, and op is
---   0 integer inc, 1 float inc, 2 set, 3 max, 4 min. Then one expire-at per key (unix seconds,
---   "0" for none).
+-- ARGV (counts and indices are decimal, indices 1-based):
+--   N, then N distinct paths (the names).
+--   S, then S shapes: the number of paths read at a key, then that many name indices. Keys that
+--     are written at the same paths share a shape (every bucket of a tracked event does).
+--   For each key in KEYS order: its shape index and its expire-at (unix seconds, "0" for none).
+--   W, then W writes in batch order: the number of keys, the key indices, the number of fields,
+--     then per field: code, value, where code = 8 * name index + op, and op is 0 integer inc,
+--     1 float inc, 2 set, 3 max, 4 min. A write applies every field at every one of its keys,
+--     key by key, in the order given.
 -- Values are integers in canonical decimal or floats that contain '.' or 'e'.
 --
 -- The script reads the paths with one HMGET per key, computes every update in order on that
@@ -27,8 +31,22 @@ local call = redis.call
 
 local HUGE = math.huge
 
+-- Plain finds: much cheaper than a pattern.
 local function is_float(s)
-  return find(s, '[%.eE]') ~= nil
+  return find(s, '.', 1, true) ~= nil or find(s, 'e', 1, true) ~= nil
+    or find(s, 'E', 1, true) ~= nil
+end
+
+-- A count or index sent by the client: one or two digits without tonumber (whose strtod
+-- costs far more than the rest of an update).
+local function small(s)
+  local n = #s
+  if n == 1 then return byte(s) - 48 end
+  if n == 2 then
+    local a, b = byte(s, 1, 2)
+    return a * 10 + b - 528
+  end
+  return tonumber(s)
 end
 
 -- '%.17g' reads back to the same double; it has no '.' nor exponent exactly for whole numbers
@@ -163,53 +181,70 @@ local function num_cmp(a, b)
   return -int_float_cmp(b, tonumber(a))
 end
 
--- Read every written path: one HMGET per key. keyof[fi] is the key of path index fi; a key's
--- path j sits at ARGV[argbase[k] + j].
+-- The names, and the shapes as lists of paths with each name's position.
 local pos = 1
-local vals, kinds, changed, keyof = {}, {}, {}, {}
-local first, count, argbase = {}, {}, {}
+local names = {}
+local n_names = small(ARGV[pos])
+for i = 1, n_names do names[i] = ARGV[pos + i] end
+pos = pos + n_names + 1
+local shape_paths, shape_pos = {}, {}
+local n_shapes = small(ARGV[pos])
+pos = pos + 1
+for s = 1, n_shapes do
+  local c = small(ARGV[pos])
+  local paths, at = {}, {}
+  for j = 1, c do
+    local name = small(ARGV[pos + j])
+    paths[j], at[name] = names[name], j
+  end
+  shape_paths[s], shape_pos[s] = paths, at
+  pos = pos + c + 1
+end
+
+-- Read every key's paths: one HMGET per key. The value of path j of key k is vals[base[k] + j].
+local vals, kinds, changed = {}, {}, {}
+local shape, base, expire = {}, {}, {}
 local total = 0
 local fresh = false
 for k = 1, #KEYS do
-  local c = tonumber(ARGV[pos])
-  pos = pos + 1
-  first[k], count[k], argbase[k] = total + 1, c, pos - total - 1
+  local s = small(ARGV[pos])
+  expire[k] = ARGV[pos + 1]
+  pos = pos + 2
+  local paths = shape_paths[s]
+  local c = #paths
+  shape[k], base[k] = s, total
   for a = 0, c - 1, CHUNK do
     local last = a + CHUNK
     if last > c then last = c end
-    local got = call('HMGET', KEYS[k], unpack(ARGV, pos + a, pos + last - 1))
-    local base = total + a
+    local got = call('HMGET', KEYS[k], unpack(paths, a + 1, last))
+    local b = total + a
     for j = 1, last - a do
       local v = got[j]
-      vals[base + j] = v
-      keyof[base + j] = k
+      vals[b + j] = v
       if not v then fresh = true end
     end
   end
-  pos = pos + c
   total = total + c
 end
 
-local function path_of(fi)
-  return ARGV[argbase[keyof[fi]] + fi]
-end
-
-local function fail(kind, fi, detail)
-  return redis.error_reply(kind .. ' ' .. keyof[fi] .. '\t' .. path_of(fi) .. '\t' .. detail)
+local function fail(kind, k, path, detail)
+  return redis.error_reply(kind .. ' ' .. k .. '\t' .. path .. '\t' .. detail)
 end
 
 -- Fields read outside the named paths (markers and prefixes of new leaves), per key and name:
 -- the stored value or false; markers this batch creates are set to '1' and listed in marks.
-local extra, marks, named = {}, {}, {}
+local extra, marks, name_of = {}, {}, {}
 if fresh then
+  for i = 1, n_names do name_of[names[i]] = i end
   -- Per key with a missing path: the fields its new leaves are checked against, fetched with
-  -- one HMGET; named[k] maps the key's written paths to their index.
+  -- one HMGET.
   for k = 1, #KEYS do
+    local paths, b = shape_paths[shape[k]], base[k]
     local want, wanted, n = nil, nil, 0
-    for j = first[k], first[k] + count[k] - 1 do
-      if not vals[j] then
+    for j = 1, #paths do
+      if not vals[b + j] then
         if not want then want, wanted = {}, {} end
-        local path = ARGV[argbase[k] + j]
+        local path = paths[j]
         local marker = path .. '.'
         if not wanted[marker] then wanted[marker] = true; n = n + 1; want[n] = marker end
         local start = 1
@@ -225,7 +260,7 @@ if fresh then
       end
     end
     if want then
-      local ex, index = {}, {}
+      local ex = {}
       for a = 1, n, CHUNK do
         local last = a + CHUNK - 1
         if last > n then last = n end
@@ -234,34 +269,31 @@ if fresh then
           ex[want[a + j - 1]] = got[j]
         end
       end
-      for j = first[k], first[k] + count[k] - 1 do
-        index[ARGV[argbase[k] + j]] = j
-      end
-      extra[k], marks[k], named[k] = ex, {}, index
+      extra[k], marks[k] = ex, {}
     end
   end
 end
 
--- A new leaf (rare once a bucket exists): it must not be a map already, nor sit below a number
--- (a leaf named by this batch or stored); its prefixes get map markers. Returns an error reply
--- or nil.
-local function new_leaf(fi)
-  local k = keyof[fi]
-  local path = path_of(fi)
-  local ex, mk, index = extra[k], marks[k], named[k]
+-- A new leaf (rare once a bucket exists) at path of key k: it must not be a map already, nor
+-- sit below a number (a leaf named by this batch or stored); its prefixes get map markers.
+-- Returns an error reply or nil.
+local function new_leaf(k, path)
+  local ex, mk = extra[k], marks[k]
   if ex[path .. '.'] then
-    return fail('STATSCONFLICT', fi, 'is a map in the stored document, not a number')
+    return fail('STATSCONFLICT', k, path, 'is a map in the stored document, not a number')
   end
+  local b, at = base[k], shape_pos[shape[k]]
   local start = 1
   while true do
     local dot = find(path, '.', start, true)
     if not dot then break end
     local prefix = sub(path, 1, dot - 1)
-    local j = index[prefix]
-    local leaf
-    if j then leaf = vals[j] else leaf = ex[prefix] end
+    -- A prefix written by this batch at this key has its current value in vals.
+    local name, j, leaf = name_of[prefix], nil, nil
+    if name then j = at[name] end
+    if j then leaf = vals[b + j] else leaf = ex[prefix] end
     if leaf then
-      return fail('STATSCONFLICT', fi, 'goes below a number in the stored document')
+      return fail('STATSCONFLICT', k, path, 'goes below a number in the stored document')
     end
     local marker = prefix .. '.'
     if not ex[marker] then
@@ -273,62 +305,85 @@ local function new_leaf(fi)
   return nil
 end
 
-local u = tonumber(ARGV[pos])
+-- The updates, write by write; each field's code and value are read once per write.
+local n_writes = small(ARGV[pos])
 pos = pos + 1
-for _ = 1, u do
-  local code, given = tonumber(ARGV[pos]), ARGV[pos + 1]
-  pos = pos + 2
-  local op = code % 8
-  local fi = (code - op) / 8
-  local cur = vals[fi]
-  if not cur then
-    local err = new_leaf(fi)
-    if err then return err end
-    -- The kind is known for an increment; a set, max or min may bring either kind.
-    if op <= 1 then kinds[fi] = op == 1 else kinds[fi] = nil end
-    vals[fi], changed[fi] = given, true
-  elseif op <= 1 then
-    local float = kinds[fi]
-    if float == nil then
-      float = is_float(cur)
-      kinds[fi] = float
-    end
-    if op == 0 and not float then
-      local r
-      if #cur <= 15 and #given <= 15 then
-        r = format('%d', tonumber(cur) + tonumber(given))
+-- Per field of the current write: name, op, value as sent, its length, and (for increments)
+-- its number.
+local f_name, f_op, f_given, f_len, f_num = {}, {}, {}, {}, {}
+for _ = 1, n_writes do
+  local nk = small(ARGV[pos])
+  local kpos = pos + 1
+  pos = kpos + nk
+  local nf = small(ARGV[pos])
+  pos = pos + 1
+  for f = 1, nf do
+    local code = small(ARGV[pos])
+    local op = code % 8
+    local given = ARGV[pos + 1]
+    f_name[f], f_op[f], f_given[f], f_len[f] = (code - op) / 8, op, given, #given
+    if op <= 1 then f_num[f] = tonumber(given) end
+    pos = pos + 2
+  end
+  for i = kpos, kpos + nk - 1 do
+    local k = small(ARGV[i])
+    local b, at = base[k], shape_pos[shape[k]]
+    for f = 1, nf do
+      local fi = b + at[f_name[f]]
+      local op, given = f_op[f], f_given[f]
+      local cur = vals[fi]
+      if not cur then
+        local err = new_leaf(k, names[f_name[f]])
+        if err then return err end
+        -- The kind is known for an increment; a set, max or min may bring either kind.
+        if op <= 1 then kinds[fi] = op == 1 else kinds[fi] = nil end
+        vals[fi], changed[fi] = given, true
+      elseif op <= 1 then
+        local float = kinds[fi]
+        if float == nil then
+          float = is_float(cur)
+          kinds[fi] = float
+        end
+        if op == 0 and not float then
+          local r
+          if #cur <= 15 and f_len[f] <= 15 then
+            r = format('%d', tonumber(cur) + f_num[f])
+          else
+            r = int_add(cur, given)
+            if not r then
+              return fail('STATSOVERFLOW', k, names[f_name[f]], cur .. ' + ' .. given)
+            end
+          end
+          vals[fi], changed[fi] = r, true
+        else
+          local x = tonumber(cur) + f_num[f]
+          if x ~= x or x == HUGE or x == -HUGE then
+            return fail('STATSOVERFLOW', k, names[f_name[f]], cur .. ' + ' .. given)
+          end
+          vals[fi], kinds[fi], changed[fi] = format_float(x), true, true
+        end
+      elseif op == 2 then
+        vals[fi], kinds[fi], changed[fi] = given, nil, true
+      elseif op == 3 or op == 4 then
+        local c = num_cmp(given, cur)
+        if (op == 3 and c > 0) or (op == 4 and c < 0) then
+          vals[fi], kinds[fi], changed[fi] = given, nil, true
+        end
       else
-        r = int_add(cur, given)
-        if not r then return fail('STATSOVERFLOW', fi, cur .. ' + ' .. given) end
+        return fail('STATSBADOP', k, names[f_name[f]], tostring(op))
       end
-      vals[fi], changed[fi] = r, true
-    else
-      local x = tonumber(cur) + tonumber(given)
-      if x ~= x or x == HUGE or x == -HUGE then
-        return fail('STATSOVERFLOW', fi, cur .. ' + ' .. given)
-      end
-      vals[fi], kinds[fi], changed[fi] = format_float(x), true, true
     end
-  elseif op == 2 then
-    vals[fi], kinds[fi], changed[fi] = given, nil, true
-  elseif op == 3 or op == 4 then
-    local c = num_cmp(given, cur)
-    if (op == 3 and c > 0) or (op == 4 and c < 0) then
-      vals[fi], kinds[fi], changed[fi] = given, nil, true
-    end
-  else
-    return fail('STATSBADOP', fi, tostring(op))
   end
 end
 
 -- Everything succeeded: write the changed fields, then the expiry.
 local args = {}
 for k = 1, #KEYS do
-  local n, base = 0, argbase[k]
-  for j = first[k], first[k] + count[k] - 1 do
-    if changed[j] then
-      args[n + 1] = ARGV[base + j]
-      args[n + 2] = vals[j]
+  local paths, b, n = shape_paths[shape[k]], base[k], 0
+  for j = 1, #paths do
+    if changed[b + j] then
+      args[n + 1] = paths[j]
+      args[n + 2] = vals[b + j]
       n = n + 2
     end
   end
@@ -345,7 +400,7 @@ for k = 1, #KEYS do
     if last > n then last = n end
     call('HSET', KEYS[k], unpack(args, a, last))
   end
-  local at = ARGV[pos + k - 1]
+  local at = expire[k]
   if n > 0 and at ~= '0' then
     call('EXPIREAT', KEYS[k], at)
   end
