@@ -209,11 +209,13 @@ local keypos = pos
 pos = pos + 2 * #KEYS
 
 -- Read every key's paths: one HMGET per key (chunked for very wide keys). The reply is the
--- working copy: cur[k][j] is the value of the key's path j, false while missing.
-local cur = {}
-local fresh = false
+-- working copy: cur[k][j] is the value of the key's path j, false while missing. kshape[k] is
+-- the key's shape index.
+local cur, kshape = {}, {}
 for k = 1, #KEYS do
-  local paths = shape_paths[small(ARGV[keypos + 2 * k - 2])]
+  local s = small(ARGV[keypos + 2 * k - 2])
+  kshape[k] = s
+  local paths = shape_paths[s]
   local c = #paths
   local got
   if c <= CHUNK then
@@ -227,26 +229,21 @@ for k = 1, #KEYS do
       for j = 1, last - a do got[a + j] = part[j] end
     end
   end
-  if not fresh then
-    for j = 1, c do
-      if not got[j] then fresh = true; break end
-    end
-  end
   cur[k] = got
 end
 
--- New leaves (rare once a bucket exists). Per key with a missing path: the fields its new
--- leaves are checked against (markers, prefixes and their markers), read with one HMGET, as
--- ex[k][field] = value or false; markers this batch creates are set to '1' in ex[k] and
--- listed in marks[k].
+-- New leaves (rare once a bucket exists), prepared at the first one, still before any write.
+-- Per key with a missing path: the fields its new leaves are checked against (markers,
+-- prefixes and their markers), read with one HMGET, as ex[k][field] = value or false; markers
+-- this batch creates are set to '1' in ex[k] and listed in marks[k].
 local new_leaf, marks
-if fresh then
+local function prepare_new_leaves()
   local sub = string.sub
   local ex, name_of = {}, {}
   marks = {}
   for i = 1, n_names do name_of[ARGV[1 + i]] = i end
   for k = 1, #KEYS do
-    local paths, vals = shape_paths[small(ARGV[keypos + 2 * k - 2])], cur[k]
+    local paths, vals = shape_paths[kshape[k]], cur[k]
     local want, wanted, n = nil, nil, 0
     for j = 1, #paths do
       if not vals[j] then
@@ -336,11 +333,12 @@ for _ = 1, n_writes do
   end
   for i = kpos, kpos + nk - 1 do
     local k = small(ARGV[i])
-    local vals, at = cur[k], shape_at[small(ARGV[keypos + 2 * k - 2])]
+    local vals, at = cur[k], shape_at[kshape[k]]
     for f = 1, nf do
       local op, j = f_op[f], at[f_name[f]]
       local v = vals[j]
       if not v then
+        if not new_leaf then prepare_new_leaves() end
         local err = new_leaf(k, ARGV[1 + f_name[f]], at, vals)
         if err then return err end
         vals[j] = f_given[f]
@@ -386,28 +384,29 @@ end
 -- expiry.
 local args = {}
 for k = 1, #KEYS do
-  local sp = keypos + 2 * k - 2
-  local paths, vals = shape_paths[small(ARGV[sp])], cur[k]
+  local paths, vals = shape_paths[kshape[k]], cur[k]
   local n = 0
   for j = 1, #paths do
-    args[n + 1] = paths[j]
-    args[n + 2] = vals[j]
+    args[n + 1], args[n + 2] = paths[j], vals[j]
     n = n + 2
   end
   local mk = marks and marks[k]
   if mk then
     for m = 1, #mk do
-      args[n + 1] = mk[m]
-      args[n + 2] = '1'
+      args[n + 1], args[n + 2] = mk[m], '1'
       n = n + 2
     end
   end
-  for a = 1, n, 2 * CHUNK do
-    local last = a + 2 * CHUNK - 1
-    if last > n then last = n end
-    call('HSET', KEYS[k], unpack(args, a, last))
+  if n <= 2 * CHUNK then
+    call('HSET', KEYS[k], unpack(args, 1, n))
+  else
+    for a = 1, n, 2 * CHUNK do
+      local last = a + 2 * CHUNK - 1
+      if last > n then last = n end
+      call('HSET', KEYS[k], unpack(args, a, last))
+    end
   end
-  local at = ARGV[sp + 1]
+  local at = ARGV[keypos + 2 * k - 1]
   if at ~= '0' then
     call('EXPIREAT', KEYS[k], at)
   end
