@@ -189,6 +189,11 @@ impl RedisStore {
         let (shapes, shape_of_key) = group.shapes();
         invocation.arg(shapes.len());
         for shape in &shapes {
+            if shape.iter().copied().eq(0..group.names.len()) {
+                // Every name in order (0 in the script's terms): nothing more to send.
+                invocation.arg(0);
+                continue;
+            }
             invocation.arg(shape.len());
             for name in shape.iter() {
                 invocation.arg(name + 1);

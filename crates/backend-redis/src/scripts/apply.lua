@@ -3,8 +3,9 @@
 -- KEYS: the bucket hashes the batch touches.
 -- ARGV (counts and indices are decimal, indices 1-based):
 --   N, then N distinct paths (the names).
---   S, then S shapes: the number of paths read at a key, then that many name indices. Keys that
---     are written at the same paths share a shape (every bucket of a tracked event does).
+--   S, then S shapes: the number of paths read at a key, then that many name indices; or 0
+--     for all N names in order. Keys that are written at the same paths share a shape (every
+--     bucket of a tracked event does).
 --   For each key in KEYS order: its shape index and its expire-at (unix seconds, "0" for none).
 --   W, then W writes in batch order: the number of keys, the key indices, the number of fields,
 --     then per field: code, value, where code = 8 * name index + op, and op is 0 integer inc,
@@ -194,11 +195,18 @@ pos = pos + 1
 local shape_paths, shape_at = {}, {}
 for s = 1, n_shapes do
   local c = small(ARGV[pos])
-  local paths, at = {}, {}
-  for j = 1, c do
-    local name = small(ARGV[pos + j])
-    paths[j] = ARGV[1 + name]
-    at[name] = j
+  local paths, at
+  if c == 0 then
+    -- Every name, in order.
+    paths, at = { unpack(ARGV, 2, 1 + n_names) }, {}
+    for j = 1, n_names do at[j] = j end
+  else
+    paths, at = {}, {}
+    for j = 1, c do
+      local name = small(ARGV[pos + j])
+      paths[j] = ARGV[1 + name]
+      at[name] = j
+    end
   end
   shape_paths[s], shape_at[s] = paths, at
   pos = pos + c + 1
