@@ -308,3 +308,36 @@ async fn new_nested_leaves_in_a_large_batch_get_their_markers() {
         Err(Error::PathConflict { .. })
     ));
 }
+
+/// Keys written at different paths, in different orders, by several writes of one batch:
+/// every key gets exactly its own updates, in batch order.
+#[tokio::test]
+async fn writes_over_keys_of_different_shapes_apply_in_order() {
+    let s = store().await;
+    let (k1, k2, k3) = (
+        Key::bucket("shapes", hour(), 0).unwrap(),
+        Key::bucket("shapes", hour(), 3600).unwrap(),
+        Key::bucket("shapes", hour(), 7200).unwrap(),
+    );
+    let mut batch = Batch::new();
+    batch
+        .inc([k1.clone()], &values!({"a": 1}))
+        .unwrap()
+        .inc([k2.clone(), k1.clone()], &values!({"b": 1, "a": 2}))
+        .unwrap()
+        .max([k3.clone(), k2.clone(), k1.clone()], &values!({"c": 5}))
+        .unwrap()
+        .set([k2.clone()], &values!({"b": 0.5}))
+        .unwrap()
+        .inc([k2.clone(), k3.clone()], &values!({"b": 1}))
+        .unwrap();
+    s.apply(&batch).await.unwrap();
+    assert_eq!(
+        s.read(&[k1, k2, k3]).await.unwrap(),
+        vec![
+            values!({"a": 3, "b": 1, "c": 5}),
+            values!({"a": 2, "b": 1.5, "c": 5}),
+            values!({"b": 1, "c": 5}),
+        ]
+    );
+}
