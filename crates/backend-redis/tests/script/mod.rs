@@ -1,22 +1,14 @@
-//! The apply script's own arithmetic against the core's, on one Redis server
-//! (`STATS_TEST_REDIS_URL`): max/min across kinds on random pairs near the edges of exact
-//! `f64` representation, kinds inside one batch, and errors that name the right key in a batch
-//! of many keys.
-
-mod common;
+//! The apply script's own arithmetic against the core's, on one Redis server (part of the
+//! `single` suite): max/min across kinds on random pairs near the edges of exact `f64`
+//! representation, kinds inside one batch, keys of different shapes, and errors that name the
+//! right key in a batch of many keys.
 
 use std::cmp::Ordering;
-use std::sync::Arc;
 
-use stats_backend_redis::RedisStore;
 use stats_core::testkit::{EDGE_FLOATS, EDGE_INTS, same_number};
 use stats_core::{Batch, Error, Granularity, Key, MetricStore, Number, Values, values};
 
-const VAR: &str = "STATS_TEST_REDIS_URL";
-
-async fn store() -> Arc<RedisStore> {
-    common::store(VAR).await
-}
+use super::store;
 
 fn hour() -> Granularity {
     "1h".parse().unwrap()
