@@ -7,12 +7,18 @@
 //!   `HINCRBY` on random fields (50 clients, 64 commands in flight each); ours applies batches
 //!   of 1,000 bucket-field increments (10 buckets x 100 fields) from 8 concurrent tasks. Both are
 //!   counted in field increments per second.
+//! - `redis/batch-size`, cases `10`, `100`, `1000`: the same 1,000 increments (new buckets,
+//!   10 leaves each, half of them nested) sent in batches of that many updates from 8 concurrent
+//!   tasks, counted in field increments per second. The work per increment is the same in every
+//!   case, so the rate must not fall as batches grow (a script that scans per new field would);
+//!   raw is redis-benchmark's HINCRBY rate.
 //! - `redis/track`, case `7-granularities-3-fields`: tracker events per second (each event is
-//!   21 field increments in one script call) from 8 concurrent tasks; raw is again
-//!   redis-benchmark's HINCRBY rate, in field increments.
+//!   21 field increments in one script call) from 8 concurrent tasks; raw is the rate of events
+//!   made of 21 redis-benchmark HINCRBYs each (pipelined, random fields).
 
 use std::process::Command;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -129,8 +135,55 @@ fn hincrby(c: &mut Criterion) {
     });
     group.finish();
 
+    let mut group = c.benchmark_group("redis/batch-size");
+    group.throughput(Throughput::Elements(BATCH));
+    let minute: Granularity = "1m".parse().expect("granularity");
+    let leaves = values!({
+        "a": 1, "b": 2, "c": 3, "d": 4, "e": 5,
+        "by": {"v": 1, "w": 2, "x": 3, "y": 4, "z": 5}
+    });
+    let per_key = leaves.flatten().len() as u64;
+    // Every batch writes buckets no batch wrote before.
+    let next_bucket = Arc::new(AtomicI64::new(0));
+    for size in [10_u64, 100, 1_000] {
+        group.bench_function(BenchmarkId::new("ours", size), |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let start = Instant::now();
+                    let tasks: Vec<_> = (0..TASKS)
+                        .map(|t| {
+                            let (store, next, leaves) =
+                                (store.clone(), next_bucket.clone(), leaves.clone());
+                            let n = iters / TASKS + u64::from(t < iters % TASKS);
+                            tokio::spawn(async move {
+                                for _ in 0..n * (BATCH / size) {
+                                    let keys = size / per_key;
+                                    let first = next.fetch_add(keys as i64, Ordering::Relaxed);
+                                    let keys = (first..first + keys as i64).map(|i| {
+                                        Key::bucket("batchsize", minute, i * 60).expect("key")
+                                    });
+                                    let mut batch = Batch::new();
+                                    batch.inc(keys, &leaves).expect("batch");
+                                    store.apply(&batch).await.expect("apply");
+                                }
+                            })
+                        })
+                        .collect();
+                    for t in tasks {
+                        t.await.expect("task");
+                    }
+                    start.elapsed()
+                })
+            })
+        });
+        group.bench_function(BenchmarkId::new("raw", size), |b| {
+            b.iter_custom(|iters| redis_benchmark(iters * BATCH))
+        });
+    }
+    group.finish();
+
     let mut group = c.benchmark_group("redis/track");
-    group.throughput(Throughput::Elements(21));
+    group.throughput(Throughput::Elements(1));
     let tracker = Arc::new(Tracker::new(store.clone(), Config::new()));
     let base = 1_714_550_400_i64;
     group.bench_function(BenchmarkId::new("ours", "7-granularities-3-fields"), |b| {

@@ -1,6 +1,6 @@
 //! [`MetricStore`] on Redis: one hash per bucket, fields are flattened paths.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
 use async_trait::async_trait;
@@ -13,49 +13,103 @@ use crate::store::RedisStore;
 
 static APPLY: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/apply.lua")));
 
-/// The keys and updates of one script call.
+/// The keys and updates of one script call, in the script's terms (see `scripts/apply.lua`):
+/// names (distinct paths), per key the names read there, and the batch's writes with their
+/// fields encoded once per write.
 struct Group<'b> {
     keys: Vec<&'b Key>,
-    index: HashMap<&'b Key, usize>,
-    /// Per key: the distinct paths written, and each path's position in that list.
-    paths: Vec<Vec<&'b str>>,
-    path_index: Vec<HashMap<&'b str, usize>>,
-    /// (op, key position, path position within the key, value as sent)
-    updates: Vec<(&'static str, usize, usize, String)>,
+    key_index: HashMap<&'b Key, usize>,
+    names: Vec<&'b str>,
+    name_index: HashMap<&'b str, usize>,
+    /// Per key: the names written there, in the order first written.
+    key_names: Vec<Vec<usize>>,
+    /// (key, name) pairs already in `key_names`.
+    key_has: HashSet<(usize, usize)>,
+    writes: Vec<GroupWrite>,
+}
+
+/// One write of the batch (its keys in this group): key positions, and per field the script's
+/// code (8 * name index + op, 1-based name index) and the value as sent.
+struct GroupWrite {
+    keys: Vec<usize>,
+    fields: Vec<(usize, String)>,
 }
 
 impl<'b> Group<'b> {
     fn new() -> Self {
         Group {
             keys: Vec::new(),
-            index: HashMap::new(),
-            paths: Vec::new(),
-            path_index: Vec::new(),
-            updates: Vec::new(),
+            key_index: HashMap::new(),
+            names: Vec::new(),
+            name_index: HashMap::new(),
+            key_names: Vec::new(),
+            key_has: HashSet::new(),
+            writes: Vec::new(),
         }
     }
 
-    fn add(&mut self, op: Op, key: &'b Key, path: &'b str, value: Number) {
-        let next = self.keys.len();
-        let k = *self.index.entry(key).or_insert(next);
-        if k == next {
-            self.keys.push(key);
-            self.paths.push(Vec::new());
-            self.path_index.push(HashMap::new());
+    /// Adds a write of `fields` with `op` at `keys`, in that order.
+    fn add(
+        &mut self,
+        op: Op,
+        keys: impl IntoIterator<Item = &'b Key>,
+        fields: &'b [(String, Number)],
+    ) {
+        let mut names = Vec::with_capacity(fields.len());
+        let mut encoded = Vec::with_capacity(fields.len());
+        for (path, value) in fields {
+            let next = self.names.len();
+            let name = *self.name_index.entry(path.as_str()).or_insert(next);
+            if name == next {
+                self.names.push(path);
+            }
+            // The script's op codes (see scripts/apply.lua).
+            let op = match (op, value) {
+                (Op::Inc, Number::Int(_)) => 0,
+                (Op::Inc, Number::Float(_)) => 1,
+                (Op::Set, _) => 2,
+                (Op::Max, _) => 3,
+                (Op::Min, _) => 4,
+            };
+            names.push(name);
+            encoded.push((8 * (name + 1) + op, encode(*value)));
         }
-        let next_path = self.paths[k].len();
-        let p = *self.path_index[k].entry(path).or_insert(next_path);
-        if p == next_path {
-            self.paths[k].push(path);
+        let mut positions = Vec::new();
+        for key in keys {
+            let next = self.keys.len();
+            let k = *self.key_index.entry(key).or_insert(next);
+            if k == next {
+                self.keys.push(key);
+                self.key_names.push(Vec::new());
+            }
+            for &name in &names {
+                if self.key_has.insert((k, name)) {
+                    self.key_names[k].push(name);
+                }
+            }
+            positions.push(k);
         }
-        let op = match (op, value) {
-            (Op::Inc, Number::Int(_)) => "i",
-            (Op::Inc, Number::Float(_)) => "f",
-            (Op::Set, _) => "s",
-            (Op::Max, _) => "x",
-            (Op::Min, _) => "n",
-        };
-        self.updates.push((op, k, p, encode(value)));
+        self.writes.push(GroupWrite {
+            keys: positions,
+            fields: encoded,
+        });
+    }
+
+    /// The distinct lists of names read at the keys (the script's shapes), and each key's shape.
+    fn shapes(&self) -> (Vec<&[usize]>, Vec<usize>) {
+        let mut shapes: Vec<&[usize]> = Vec::new();
+        let mut index: HashMap<&[usize], usize> = HashMap::new();
+        let of_key = self
+            .key_names
+            .iter()
+            .map(|names| {
+                *index.entry(names.as_slice()).or_insert_with(|| {
+                    shapes.push(names);
+                    shapes.len() - 1
+                })
+            })
+            .collect();
+        (shapes, of_key)
     }
 }
 
@@ -95,48 +149,70 @@ impl RedisStore {
     /// Splits a batch into script calls: one for the whole batch on one server, one per metric
     /// (one hash slot) on a cluster. Updates keep their order within each call.
     fn groups<'b>(&self, batch: &'b Batch) -> Vec<Group<'b>> {
+        if !self.config.is_cluster() {
+            let mut group = Group::new();
+            for write in batch.writes() {
+                group.add(write.op(), write.keys(), write.fields());
+            }
+            return vec![group];
+        }
         let mut groups: Vec<Group<'b>> = Vec::new();
         let mut by_metric: HashMap<&'b str, usize> = HashMap::new();
-        let cluster = self.config.is_cluster();
-        for (op, key, path, value) in batch.updates() {
-            let g = if cluster {
-                *by_metric.entry(key.metric()).or_insert_with(|| {
+        for write in batch.writes() {
+            // The write's keys per group, groups in order of first appearance.
+            let mut parts: Vec<(usize, Vec<&'b Key>)> = Vec::new();
+            let mut part_of: HashMap<usize, usize> = HashMap::new();
+            for key in write.keys() {
+                let g = *by_metric.entry(key.metric()).or_insert_with(|| {
                     groups.push(Group::new());
                     groups.len() - 1
-                })
-            } else {
-                if groups.is_empty() {
-                    groups.push(Group::new());
-                }
-                0
-            };
-            groups[g].add(op, key, path, value);
+                });
+                let p = *part_of.entry(g).or_insert_with(|| {
+                    parts.push((g, Vec::new()));
+                    parts.len() - 1
+                });
+                parts[p].1.push(key);
+            }
+            for (g, keys) in parts {
+                groups[g].add(write.op(), keys, write.fields());
+            }
         }
         groups
     }
 
     async fn apply_group(&self, group: Group<'_>) -> Result<()> {
         let mut invocation = APPLY.prepare_invoke();
-        let mut offsets = Vec::with_capacity(group.keys.len());
-        let mut offset = 0;
-        for (key, paths) in group.keys.iter().zip(&group.paths) {
-            invocation.key(self.bucket_key(key));
-            invocation.arg(paths.len());
-            for path in paths {
-                invocation.arg(*path);
+        invocation.arg(group.names.len());
+        for name in &group.names {
+            invocation.arg(*name);
+        }
+        let (shapes, shape_of_key) = group.shapes();
+        invocation.arg(shapes.len());
+        for shape in &shapes {
+            if shape.iter().copied().eq(0..group.names.len()) {
+                // Every name in order (0 in the script's terms): nothing more to send.
+                invocation.arg(0);
+                continue;
             }
-            offsets.push(offset);
-            offset += paths.len();
+            invocation.arg(shape.len());
+            for name in shape.iter() {
+                invocation.arg(name + 1);
+            }
         }
-        invocation.arg(group.updates.len());
-        for (op, k, p, value) in &group.updates {
-            invocation
-                .arg(*op)
-                .arg(offsets[*k] + p + 1)
-                .arg(value.as_str());
+        for (key, shape) in group.keys.iter().zip(&shape_of_key) {
+            invocation.key(self.bucket_key(key));
+            invocation.arg(shape + 1).arg(self.expire_at(key));
         }
-        for key in &group.keys {
-            invocation.arg(self.expire_at(key));
+        invocation.arg(group.writes.len());
+        for write in &group.writes {
+            invocation.arg(write.keys.len());
+            for k in &write.keys {
+                invocation.arg(k + 1);
+            }
+            invocation.arg(write.fields.len());
+            for (code, value) in &write.fields {
+                invocation.arg(*code).arg(value.as_str());
+            }
         }
         let mut conn = self.conn.clone();
         match invocation.invoke_async::<Value>(&mut conn).await {

@@ -2,6 +2,7 @@
 //! (`STATS_TEST_REDIS_URL`).
 
 mod common;
+mod script;
 
 use std::sync::Arc;
 use std::time::Duration;

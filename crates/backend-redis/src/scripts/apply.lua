@@ -1,252 +1,422 @@
 -- Applies one batch (or, on a cluster, the part of it for one metric) atomically.
 --
 -- KEYS: the bucket hashes the batch touches.
--- ARGV, for each key in KEYS order: the number of distinct paths written at that key, then the
---   paths. Then the number of updates U, then U times: op ("i" integer inc, "f" float inc, "s"
---   set, "x" max, "n" min), path index (1-based, counting the paths of all keys in order),
---   value. Then one expire-at per key (unix seconds, "0" for none).
+-- ARGV (counts and indices are decimal, indices 1-based):
+--   N, then N distinct paths (the names).
+--   S, then S shapes: the number of paths read at a key, then that many name indices; or 0
+--     for all N names in order. Keys that are written at the same paths share a shape (every
+--     bucket of a tracked event does).
+--   For each key in KEYS order: its shape index and its expire-at (unix seconds, "0" for none).
+--   W, then W writes in batch order: the number of keys, the key indices, the number of fields,
+--     then per field: code, value, where code = 8 * name index + op, and op is 0 integer inc,
+--     1 float inc, 2 set, 3 max, 4 min. A write applies every field at every one of its keys,
+--     key by key, in the order given.
 -- Values are integers in canonical decimal or floats that contain '.' or 'e'.
 --
 -- The script reads the paths with one HMGET per key, computes every update in order on that
--- copy (exact 64-bit integer arithmetic on decimal strings, f64 for floats), and only if all of
--- them succeed writes the changed fields back with one HSET per key. A failing update
--- (overflow, path conflict) returns an error before anything is written.
+-- copy (exact 64-bit integer arithmetic on decimal strings, f64 for floats, comparisons exact
+-- across kinds), and only if all of them succeed writes the paths back with one HSET per key.
+-- A failing update (overflow, path conflict) returns an error before anything is written.
 -- A field "p." marks that path p is a map (so that a later leaf "p" is refused); reads skip it.
+-- The fields a new leaf must be checked against (its own marker, its prefixes and their
+-- markers) are read with one more HMGET per key that has a new leaf, before any update.
+--
+-- Every step is linear in the size of the batch: paths and fields are found through tables,
+-- never by scanning.
+--
+-- Cost: inside Redis every table, closure and string a script makes costs about as much as a
+-- dozen table lookups (allocation and garbage collection), and tonumber's strtod more than a
+-- whole update otherwise; so the hot path keeps the HMGET replies as its working copy, parses
+-- the client's small indices by hand, and the helpers that only max/min, big integers, new
+-- leaves and errors need are made when first needed.
 
 local CHUNK = 1000
 local ARGV, KEYS = ARGV, KEYS
-local tonumber, format, find, sub, unpack = tonumber, string.format, string.find, string.sub, unpack
+local tonumber, format, find, byte, unpack = tonumber, string.format, string.find, string.byte, unpack
+local call = redis.call
+local HUGE = math.huge
+
+-- A count or index sent by the client: one or two digits are read without tonumber.
+local function small(s)
+  local n = #s
+  if n == 1 then return byte(s) - 48 end
+  if n == 2 then
+    local a, b = byte(s, 1, 2)
+    return a * 10 + b - 528
+  end
+  return tonumber(s)
+end
 
 local function is_float(s)
-  return find(s, '[%.eE]') ~= nil
+  return find(s, '[.eE]') ~= nil
 end
 
-local function format_float(x)
-  local s = string.format('%.17g', x)
-  if not is_float(s) then
-    s = s .. '.0'
-  end
-  return s
-end
-
--- Magnitude comparison of two digit strings without sign or leading zeros.
-local function mag_cmp(a, b)
-  if #a ~= #b then return #a < #b and -1 or 1 end
-  if a == b then return 0 end
-  return a < b and -1 or 1
-end
-
-local function split(s)
-  if string.sub(s, 1, 1) == '-' then return true, string.sub(s, 2) end
-  return false, s
-end
-
-local function mag_add(a, b)
-  local out, carry, i, j = {}, 0, #a, #b
-  while i > 0 or j > 0 or carry > 0 do
-    local d = carry + (i > 0 and string.byte(a, i) - 48 or 0) + (j > 0 and string.byte(b, j) - 48 or 0)
-    out[#out + 1] = d % 10
-    carry = math.floor(d / 10)
-    i, j = i - 1, j - 1
-  end
-  local s = {}
-  for k = #out, 1, -1 do s[#s + 1] = out[k] end
-  return table.concat(s)
-end
-
--- a - b for magnitudes with a >= b.
-local function mag_sub(a, b)
-  local out, borrow, i, j = {}, 0, #a, #b
-  while i > 0 do
-    local d = (string.byte(a, i) - 48) - borrow - (j > 0 and string.byte(b, j) - 48 or 0)
-    if d < 0 then d = d + 10; borrow = 1 else borrow = 0 end
-    out[#out + 1] = d
-    i, j = i - 1, j - 1
-  end
-  local s = {}
-  for k = #out, 1, -1 do s[#s + 1] = out[k] end
-  local r = string.gsub(table.concat(s), '^0+', '')
-  if r == '' then r = '0' end
-  return r
-end
-
-local MAX = '9223372036854775807'
-local MIN_MAG = '9223372036854775808'
-
--- Exact sum of two canonical decimal i64 strings, or nil when it leaves the i64 range.
-local function int_add(a, b)
-  if #a <= 15 and #b <= 15 then
-    -- Both below 10^15 in magnitude: the double sum is exact.
-    return string.format('%d', tonumber(a) + tonumber(b))
-  end
-  local na, ma = split(a)
-  local nb, mb = split(b)
-  local neg, mag
-  if na == nb then
-    neg, mag = na, mag_add(ma, mb)
-  elseif mag_cmp(ma, mb) >= 0 then
-    neg, mag = na, mag_sub(ma, mb)
-  else
-    neg, mag = nb, mag_sub(mb, ma)
-  end
-  if mag == '0' then return '0' end
-  if mag_cmp(mag, neg and MIN_MAG or MAX) > 0 then return nil end
-  return (neg and '-' or '') .. mag
-end
-
--- Exact comparison of two canonical decimal integers: -1, 0 or 1.
-local function int_cmp(a, b)
-  local na, ma = split(a)
-  local nb, mb = split(b)
-  if na ~= nb then return na and -1 or 1 end
-  local c = mag_cmp(ma, mb)
-  return na and -c or c
-end
-
-local function num_cmp(a, b)
-  if not is_float(a) and not is_float(b) then
-    return int_cmp(a, b)
-  end
-  local x, y = tonumber(a), tonumber(b)
-  if x < y then return -1 elseif x > y then return 1 else return 0 end
-end
-
-local pos = 1
-local vals, kinds, changed = {}, {}, {}
--- Per key: the index of its first path, its path count, and where its paths sit in ARGV.
-local first, count, argbase = {}, {}, {}
-local total = 0
-for k = 1, #KEYS do
-  local c = tonumber(ARGV[pos])
-  pos = pos + 1
-  first[k], count[k], argbase[k] = total + 1, c, pos - total - 1
-  for a = 0, c - 1, CHUNK do
-    local last = math.min(a + CHUNK, c)
-    local got = redis.call('HMGET', KEYS[k], unpack(ARGV, pos + a, pos + last - 1))
-    local base = total + a
-    for j = 1, last - a do
-      vals[base + j] = got[j]
-    end
-  end
-  pos = pos + c
-  total = total + c
-end
-
--- The key and path of a path index (for errors and new leaves only).
-local function locate(fi)
-  local k = 1
-  while k < #KEYS and fi >= first[k + 1] do k = k + 1 end
-  return k, ARGV[argbase[k] + fi]
-end
-
--- Map markers (and any other field read outside the named paths), by key and field name;
--- created only for keys that get a new leaf.
-local extra, extra_changed = {}, {}
-
-local function exists(k, f)
-  if not extra[k] then extra[k], extra_changed[k] = {}, {} end
-  local v = extra[k][f]
-  if v == nil then
-    v = redis.call('HGET', KEYS[k], f)
-    extra[k][f] = v
-  end
-  return v ~= false
-end
-
-local function fail(kind, fi, detail)
-  local k, path = locate(fi)
+local function fail(kind, k, path, detail)
   return redis.error_reply(kind .. ' ' .. k .. '\t' .. path .. '\t' .. detail)
 end
 
-local u = tonumber(ARGV[pos])
+-- Exact integer arithmetic and comparisons beyond 2^53, made on first use.
+local exact
+local function exact_ops()
+  if exact then return exact end
+  local sub = string.sub
+
+  -- Magnitude comparison of two digit strings without sign or leading zeros.
+  local function mag_cmp(a, b)
+    if #a ~= #b then return #a < #b and -1 or 1 end
+    if a == b then return 0 end
+    return a < b and -1 or 1
+  end
+
+  local function split(s)
+    if byte(s, 1) == 45 then return true, sub(s, 2) end
+    return false, s
+  end
+
+  local function mag_add(a, b)
+    local out, carry, i, j = {}, 0, #a, #b
+    while i > 0 or j > 0 or carry > 0 do
+      local d = carry + (i > 0 and byte(a, i) - 48 or 0) + (j > 0 and byte(b, j) - 48 or 0)
+      out[#out + 1] = d % 10
+      carry = (d - d % 10) / 10
+      i, j = i - 1, j - 1
+    end
+    local s = {}
+    for k = #out, 1, -1 do s[#s + 1] = out[k] end
+    return table.concat(s)
+  end
+
+  -- a - b for magnitudes with a >= b.
+  local function mag_sub(a, b)
+    local out, borrow, i, j = {}, 0, #a, #b
+    while i > 0 do
+      local d = (byte(a, i) - 48) - borrow - (j > 0 and byte(b, j) - 48 or 0)
+      if d < 0 then d = d + 10; borrow = 1 else borrow = 0 end
+      out[#out + 1] = d
+      i, j = i - 1, j - 1
+    end
+    local s = {}
+    for k = #out, 1, -1 do s[#s + 1] = out[k] end
+    local r = string.gsub(table.concat(s), '^0+', '')
+    if r == '' then r = '0' end
+    return r
+  end
+
+  local MAX = '9223372036854775807'
+  local MIN_MAG = '9223372036854775808'
+  -- 2^63 as a double (exact): every float at or above it exceeds every i64.
+  local TWO_63 = 9223372036854775808
+
+  -- Exact sum of two canonical decimal i64 strings, or nil when it leaves the i64 range.
+  local function int_add(a, b)
+    if #a <= 15 and #b <= 15 then
+      -- Both below 10^15 in magnitude: the double sum is exact.
+      return format('%d', tonumber(a) + tonumber(b))
+    end
+    local na, ma = split(a)
+    local nb, mb = split(b)
+    local neg, mag
+    if na == nb then
+      neg, mag = na, mag_add(ma, mb)
+    elseif mag_cmp(ma, mb) >= 0 then
+      neg, mag = na, mag_sub(ma, mb)
+    else
+      neg, mag = nb, mag_sub(mb, ma)
+    end
+    if mag == '0' then return '0' end
+    if mag_cmp(mag, neg and MIN_MAG or MAX) > 0 then return nil end
+    return (neg and '-' or '') .. mag
+  end
+
+  -- Exact comparison of two canonical decimal integers: -1, 0 or 1.
+  local function int_cmp(a, b)
+    if #a <= 15 and #b <= 15 then
+      -- Both below 10^15 in magnitude: exact as doubles.
+      local x, y = tonumber(a), tonumber(b)
+      if x < y then return -1 elseif x > y then return 1 else return 0 end
+    end
+    local na, ma = split(a)
+    local nb, mb = split(b)
+    if na ~= nb then return na and -1 or 1 end
+    local c = mag_cmp(ma, mb)
+    return na and -c or c
+  end
+
+  -- Exact comparison of a canonical decimal integer with a finite double, as the core's
+  -- Number::cmp_value: the float's integral part is compared as an exact decimal, then the
+  -- sign of its fraction breaks a tie.
+  local function int_float_cmp(i, y)
+    if #i <= 15 then
+      -- |i| < 10^15 < 2^53: exact as a double, and double comparison is exact.
+      local x = tonumber(i)
+      if x < y then return -1 elseif x > y then return 1 else return 0 end
+    end
+    if y >= TWO_63 then return -1 end
+    if y < -TWO_63 then return 1 end
+    local whole
+    if y >= 0 then whole = math.floor(y) else whole = math.ceil(y) end
+    -- |whole| <= 2^63: '%.0f' prints an integral double exactly.
+    local w = format('%.0f', whole)
+    if w == '-0' then w = '0' end
+    local c = int_cmp(i, w)
+    if c ~= 0 then return c end
+    local frac = y - whole
+    if frac > 0 then return -1 elseif frac < 0 then return 1 else return 0 end
+  end
+
+  -- Exact comparison of two stored numbers, as the core's Number::cmp_value (floats in total
+  -- order: -0.0 below 0.0).
+  local function num_cmp(a, b)
+    local fa, fb = is_float(a), is_float(b)
+    if not fa and not fb then return int_cmp(a, b) end
+    if fa and fb then
+      local x, y = tonumber(a), tonumber(b)
+      if x < y then return -1 elseif x > y then return 1 end
+      if x == 0 then
+        -- 0.0 and -0.0: the sign decides, as in f64::total_cmp.
+        local sx, sy = 1 / x, 1 / y
+        if sx < sy then return -1 elseif sx > sy then return 1 end
+      end
+      return 0
+    end
+    if fb then return int_float_cmp(a, tonumber(b)) end
+    return -int_float_cmp(b, tonumber(a))
+  end
+
+  exact = { int_add = int_add, num_cmp = num_cmp }
+  return exact
+end
+
+-- The shapes: per shape its paths (for HMGET and HSET) and each name's position in them.
+local n_names = small(ARGV[1])
+local pos = n_names + 2
+local n_shapes = small(ARGV[pos])
 pos = pos + 1
-for _ = 1, u do
-  local op, fi, given = ARGV[pos], tonumber(ARGV[pos + 1]), ARGV[pos + 2]
-  pos = pos + 3
-  local cur = vals[fi]
-  if not cur then
-    -- A new leaf (rare once a bucket exists): it must not be a map already, nor sit below a
-    -- number (a leaf named by this batch or stored); its prefixes get map markers.
-    local k, path = locate(fi)
-    if exists(k, path .. '.') then
-      return fail('STATSCONFLICT', fi, 'is a map in the stored document, not a number')
+local shape_paths, shape_at = {}, {}
+for s = 1, n_shapes do
+  local c = small(ARGV[pos])
+  local paths, at
+  if c == 0 then
+    -- Every name, in order.
+    paths, at = { unpack(ARGV, 2, 1 + n_names) }, {}
+    for j = 1, n_names do at[j] = j end
+  else
+    paths, at = {}, {}
+    for j = 1, c do
+      local name = small(ARGV[pos + j])
+      paths[j] = ARGV[1 + name]
+      at[name] = j
+    end
+  end
+  shape_paths[s], shape_at[s] = paths, at
+  pos = pos + c + 1
+end
+
+-- Key k's shape index is ARGV[keypos + 2k - 2], its expire-at the argument after it.
+local keypos = pos
+pos = pos + 2 * #KEYS
+
+-- Read every key's paths: one HMGET per key (chunked for very wide keys). The reply is the
+-- working copy: cur[k][j] is the value of the key's path j, false while missing. kshape[k] is
+-- the key's shape index.
+local cur, kshape = {}, {}
+for k = 1, #KEYS do
+  local s = small(ARGV[keypos + 2 * k - 2])
+  kshape[k] = s
+  local paths = shape_paths[s]
+  local c = #paths
+  local got
+  if c <= CHUNK then
+    got = call('HMGET', KEYS[k], unpack(paths))
+  else
+    got = {}
+    for a = 0, c - 1, CHUNK do
+      local last = a + CHUNK
+      if last > c then last = c end
+      local part = call('HMGET', KEYS[k], unpack(paths, a + 1, last))
+      for j = 1, last - a do got[a + j] = part[j] end
+    end
+  end
+  cur[k] = got
+end
+
+-- New leaves (rare once a bucket exists), prepared at the first one, still before any write.
+-- Per key with a missing path: the fields its new leaves are checked against (markers,
+-- prefixes and their markers), read with one HMGET, as ex[k][field] = value or false; markers
+-- this batch creates are set to '1' in ex[k] and listed in marks[k].
+local new_leaf, marks
+local function prepare_new_leaves()
+  local sub = string.sub
+  local ex, name_of = {}, {}
+  marks = {}
+  for i = 1, n_names do name_of[ARGV[1 + i]] = i end
+  for k = 1, #KEYS do
+    local paths, vals = shape_paths[kshape[k]], cur[k]
+    local want, wanted, n = nil, nil, 0
+    for j = 1, #paths do
+      if not vals[j] then
+        if not want then want, wanted = {}, {} end
+        local path = paths[j]
+        local marker = path .. '.'
+        if not wanted[marker] then wanted[marker] = true; n = n + 1; want[n] = marker end
+        local start = 1
+        while true do
+          local dot = find(path, '.', start, true)
+          if not dot then break end
+          local prefix = sub(path, 1, dot - 1)
+          if not wanted[prefix] then wanted[prefix] = true; n = n + 1; want[n] = prefix end
+          local pmarker = prefix .. '.'
+          if not wanted[pmarker] then wanted[pmarker] = true; n = n + 1; want[n] = pmarker end
+          start = dot + 1
+        end
+      end
+    end
+    if want then
+      local got = {}
+      for a = 1, n, CHUNK do
+        local last = a + CHUNK - 1
+        if last > n then last = n end
+        local part = call('HMGET', KEYS[k], unpack(want, a, last))
+        for j = 1, last - a + 1 do
+          got[want[a + j - 1]] = part[j]
+        end
+      end
+      ex[k], marks[k] = got, {}
+    end
+  end
+
+  -- A new leaf at path of key k: it must not be a map already, nor sit below a number (a
+  -- leaf named by this batch at this key, or stored); its prefixes get map markers. Returns
+  -- an error reply or nil.
+  new_leaf = function(k, path, at, vals)
+    local got, mk = ex[k], marks[k]
+    if got[path .. '.'] then
+      return fail('STATSCONFLICT', k, path, 'is a map in the stored document, not a number')
     end
     local start = 1
     while true do
-      local dot = string.find(path, '.', start, true)
+      local dot = find(path, '.', start, true)
       if not dot then break end
-      local prefix = string.sub(path, 1, dot - 1)
-      local leaf = false
-      for j = first[k], first[k] + count[k] - 1 do
-        if ARGV[argbase[k] + j] == prefix then leaf = vals[j] ~= false; break end
-      end
-      if leaf or exists(k, prefix) then
-        return fail('STATSCONFLICT', fi, 'goes below a number in the stored document')
+      local prefix = sub(path, 1, dot - 1)
+      -- A prefix written by this batch at this key has its current value in vals.
+      local name, j, leaf = name_of[prefix], nil, nil
+      if name then j = at[name] end
+      if j then leaf = vals[j] else leaf = got[prefix] end
+      if leaf then
+        return fail('STATSCONFLICT', k, path, 'goes below a number in the stored document')
       end
       local marker = prefix .. '.'
-      if not exists(k, marker) then
-        extra[k][marker] = '1'
-        extra_changed[k][marker] = true
+      if not got[marker] then
+        got[marker] = '1'
+        mk[#mk + 1] = marker
       end
       start = dot + 1
     end
-    vals[fi], kinds[fi], changed[fi] = given, op == 'f', true
-  else
-    local float = kinds[fi]
-    if float == nil then
-      float = is_float(cur)
-      kinds[fi] = float
+    return nil
+  end
+end
+
+-- The updates, write by write. Each field's op, name, value and (for an increment) number
+-- are decoded once per write, not once per key.
+local n_writes = small(ARGV[pos])
+pos = pos + 1
+local f_op, f_name, f_given, f_num = {}, {}, {}, {}
+for _ = 1, n_writes do
+  local nk = small(ARGV[pos])
+  local kpos = pos + 1
+  pos = kpos + nk
+  local nf = small(ARGV[pos])
+  pos = pos + 1
+  for f = 1, nf do
+    local code, given = small(ARGV[pos]), ARGV[pos + 1]
+    local op = code % 8
+    f_op[f], f_name[f], f_given[f] = op, (code - op) / 8, given
+    -- Integers below 10^15 in magnitude add exactly as doubles; others take the exact path.
+    if op == 0 then
+      if #given <= 15 then f_num[f] = tonumber(given) else f_num[f] = false end
+    elseif op == 1 then
+      f_num[f] = tonumber(given)
     end
-    if op == 'i' and not float then
-      local r
-      if #cur <= 15 and #given <= 15 then
-        r = format('%d', tonumber(cur) + tonumber(given))
+    pos = pos + 2
+  end
+  for i = kpos, kpos + nk - 1 do
+    local k = small(ARGV[i])
+    local vals, at = cur[k], shape_at[kshape[k]]
+    for f = 1, nf do
+      local op, j = f_op[f], at[f_name[f]]
+      local v = vals[j]
+      if not v then
+        if not new_leaf then prepare_new_leaves() end
+        local err = new_leaf(k, ARGV[1 + f_name[f]], at, vals)
+        if err then return err end
+        vals[j] = f_given[f]
+      elseif op <= 1 then
+        if op == 0 and not find(v, '[.eE]') then
+          local num = f_num[f]
+          if num and #v <= 15 then
+            -- Both below 10^15 in magnitude: the double sum is exact.
+            vals[j] = format('%d', tonumber(v) + num)
+          else
+            local r = exact_ops().int_add(v, f_given[f])
+            if not r then
+              return fail('STATSOVERFLOW', k, ARGV[1 + f_name[f]], v .. ' + ' .. f_given[f])
+            end
+            vals[j] = r
+          end
+        else
+          local x = tonumber(v) + (f_num[f] or tonumber(f_given[f]))
+          if x ~= x or x == HUGE or x == -HUGE then
+            return fail('STATSOVERFLOW', k, ARGV[1 + f_name[f]], v .. ' + ' .. f_given[f])
+          end
+          -- '%.17g' reads back to the same double; whole numbers below 10^17 in magnitude
+          -- get '.0' so that the leaf stays a float.
+          local s = format('%.17g', x)
+          if x % 1 == 0 and x < 1e17 and x > -1e17 then s = s .. '.0' end
+          vals[j] = s
+        end
+      elseif op == 2 then
+        vals[j] = f_given[f]
+      elseif op == 3 or op == 4 then
+        local c = exact_ops().num_cmp(f_given[f], v)
+        if (op == 3 and c > 0) or (op == 4 and c < 0) then
+          vals[j] = f_given[f]
+        end
       else
-        r = int_add(cur, given)
-        if not r then return fail('STATSOVERFLOW', fi, cur .. ' + ' .. given) end
+        return fail('STATSBADOP', k, ARGV[1 + f_name[f]], tostring(op))
       end
-      vals[fi], changed[fi] = r, true
-    elseif op == 'i' or op == 'f' then
-      local x = tonumber(cur) + tonumber(given)
-      if x ~= x or x == math.huge or x == -math.huge then
-        return fail('STATSOVERFLOW', fi, cur .. ' + ' .. given)
-      end
-      vals[fi], kinds[fi], changed[fi] = format_float(x), true, true
-    elseif op == 's' then
-      vals[fi], kinds[fi], changed[fi] = given, nil, true
-    elseif op == 'x' or op == 'n' then
-      local c = num_cmp(given, cur)
-      if (op == 'x' and c > 0) or (op == 'n' and c < 0) then
-        vals[fi], kinds[fi], changed[fi] = given, nil, true
-      end
-    else
-      return fail('STATSBADOP', fi, op)
     end
   end
 end
 
--- Everything succeeded: write the changed fields, then the expiry.
+-- Everything succeeded: write every path read (each was updated), the new markers, then the
+-- expiry.
 local args = {}
 for k = 1, #KEYS do
-  local n, base = 0, argbase[k]
-  for j = first[k], first[k] + count[k] - 1 do
-    if changed[j] then
-      args[n + 1] = ARGV[base + j]
-      args[n + 2] = vals[j]
+  local paths, vals = shape_paths[kshape[k]], cur[k]
+  local n = 0
+  for j = 1, #paths do
+    args[n + 1], args[n + 2] = paths[j], vals[j]
+    n = n + 2
+  end
+  local mk = marks and marks[k]
+  if mk then
+    for m = 1, #mk do
+      args[n + 1], args[n + 2] = mk[m], '1'
       n = n + 2
     end
   end
-  for f in pairs(extra_changed[k] or {}) do
-    args[n + 1] = f
-    args[n + 2] = '1'
-    n = n + 2
+  if n <= 2 * CHUNK then
+    call('HSET', KEYS[k], unpack(args, 1, n))
+  else
+    for a = 1, n, 2 * CHUNK do
+      local last = a + 2 * CHUNK - 1
+      if last > n then last = n end
+      call('HSET', KEYS[k], unpack(args, a, last))
+    end
   end
-  for a = 1, n, 2 * CHUNK do
-    redis.call('HSET', KEYS[k], unpack(args, a, math.min(a + 2 * CHUNK - 1, n)))
-  end
-  local at = ARGV[pos + k - 1]
-  if n > 0 and at ~= '0' then
-    redis.call('EXPIREAT', KEYS[k], at)
+  local at = ARGV[keypos + 2 * k - 1]
+  if at ~= '0' then
+    call('EXPIREAT', KEYS[k], at)
   end
 end
 return 'OK'

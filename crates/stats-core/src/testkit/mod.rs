@@ -20,12 +20,14 @@
 //! lacks them, and whole-batch atomicity is checked where the store claims it.
 
 mod counter;
+mod exact;
 mod hostile;
 mod metric;
 mod throttle;
 mod tracker;
 
 pub use counter::*;
+pub use exact::*;
 pub use hostile::*;
 pub use metric::*;
 pub use throttle::*;
@@ -65,6 +67,8 @@ macro_rules! metric_store_tests {
                 metric_get_is_ordered_and_blank_for_missing,
                 metric_set_overwrites_only_named_leaves,
                 metric_max_min,
+                metric_max_mixed_kinds_is_exact,
+                metric_min_mixed_kinds_is_exact,
                 metric_floats,
                 metric_ops_apply_in_batch_order,
                 metric_overflow_writes_nothing_at_the_key,
@@ -173,6 +177,7 @@ macro_rules! __testkit_cases {
 
 /// The metric checks under the names the macro uses.
 pub mod metric_checks {
+    pub use super::exact::*;
     pub use super::hostile::{
         metric_edge_values_round_trip, metric_hostile_input_is_refused_before_the_store,
         metric_purge, metric_remove_metric,
