@@ -18,19 +18,21 @@
 //! | a throttle | `<prefix>::t::{<key>}` | string with a millisecond TTL (`SET NX PX`) |
 //!
 //! Numbers are stored as text: integers in canonical decimal, floats always with a `.` or an
-//! exponent (`2.0`, `1e-300`), so a leaf keeps its kind: an integer leaf is incremented with
-//! `HINCRBY` (exact, 64-bit, overflow refused by the server); once a float is involved the sum
-//! is taken in `f64` and written back with 17 significant digits, which reads back to the same
-//! `f64`. A nested leaf `a.b` also writes a marker field `a.` (it says `a` is a map); reads skip
+//! exponent (`2.0`, `1e-300`), so a leaf keeps its kind: integer sums are exact 64-bit
+//! arithmetic on the decimal text (overflow refused), max and min compare an integer with a
+//! float exactly (as [`Number::cmp_value`](stats_core::Number::cmp_value) does); once a float is
+//! involved in a sum it is taken in `f64` and written back with 17 significant digits, which
+//! reads back to the same `f64`. A nested leaf `a.b` also writes a marker field `a.` (it says `a` is a map); reads skip
 //! markers. The portable name rule keeps `{`, `}` and `::` out of metrics, namespaces and keys,
 //! and `.` out of field names, so no name can break this layout or collide with another.
 //!
 //! # What is atomic
 //!
 //! Every batch of metric writes runs as Lua scripts (`EVALSHA` of scripts loaded once, loaded
-//! again by the driver after a server restart or `SCRIPT FLUSH`). A script checks every update
-//! before writing it and restores every field it touched if one fails (overflow, path
-//! conflict), so a failing script leaves nothing written.
+//! again by the driver after a server restart or `SCRIPT FLUSH`). A script reads the fields it
+//! needs (one `HMGET` per key), computes and checks every update on that copy, and only when
+//! all of them succeed writes them (one `HSET` per key): a failing script (overflow, path
+//! conflict) leaves nothing written. Its cost is linear in the batch.
 //!
 //! - On one server the whole batch is one script: **a batch is atomic** (all or nothing, and no
 //!   other client sees part of it).
