@@ -390,7 +390,10 @@ impl Report {
         for base in self.rows.iter().filter(|r| r.case == "1-thread") {
             let Some(one) = &base.ours else { continue };
             for row in self.rows.iter().filter(|r| r.group == base.group) {
-                let threaded = row.case.split_once("-threads").map(|(n, _)| n.parse::<u32>());
+                let threaded = row
+                    .case
+                    .split_once("-threads")
+                    .map(|(n, _)| n.parse::<u32>());
                 let (Some(Ok(_)), Some(ours)) = (threaded, &row.ours) else {
                     continue;
                 };

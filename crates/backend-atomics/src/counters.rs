@@ -587,7 +587,11 @@ mod tests {
             assert_eq!(c.inc(ns, key, step, 10).unwrap(), 10 + step, "{ns}/{key}");
             assert_eq!(c.inc(ns, key, step, 10).unwrap(), 10 + 2 * step);
             assert_eq!(c.get(ns, key).unwrap(), Some(10 + 2 * step));
-            assert!(c.get_all(ns).unwrap().contains(&(key.clone(), 10 + 2 * step)));
+            assert!(
+                c.get_all(ns)
+                    .unwrap()
+                    .contains(&(key.clone(), 10 + 2 * step))
+            );
             let handle = c.handle(ns, key, 0).unwrap();
             assert_eq!(handle.inc(1).unwrap(), 11 + 2 * step);
             assert!(format!("{handle:?}").contains(key.as_str()));
