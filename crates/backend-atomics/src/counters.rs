@@ -12,9 +12,10 @@
 //! metadata byte, its entry pointer, the map's entry (one pointer) and the slot, where the
 //! name is compared and the value updated. Each counter's slot is a cache line of its own, so
 //! counters written by different threads never share one (false sharing would serialize
-//! them). With the name in a separate allocation (as before) a hit read six lines and a
-//! counter's lines took about three times the memory, which made the ratio to a plain
-//! `HashMap` depend on whether the working set fit the machine's per-core L2 cache.
+//! them). With the key bytes in an allocation of their own and the value behind one more
+//! pointer, a hit read five cold lines instead of four and 10,000 counters in rotation missed
+//! a 1 MiB cache 4.5 times per increment instead of 2.9 (cachegrind), which made the ratio to
+//! a plain `HashMap` depend on how much of the working set the machine's per-core L2 holds.
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;
