@@ -39,48 +39,45 @@ use stats_core::store::check_counter;
 use stats_core::{CasOutcome, CounterInfo, Error, NameKind, NamespaceInfo, Result, name};
 
 /// Name bytes (namespace and key together) kept inside the slot; longer names go to the heap.
-/// 44 makes the slot exactly one cache line (checked by a test).
-const INLINE: usize = 44;
+/// 38 makes the slot exactly one cache line (checked by a test).
+const INLINE: usize = 38;
 
 /// Slots allocated together: one allocation (and one reference-count header) per 8 counters,
 /// so that slots lie back to back in memory instead of each behind its own header and the
 /// allocator's alignment padding.
 const BLOCK: usize = 8;
 
-// The namespace length of a heap name is stored as a u16: every checked segment fits.
+// The namespace length is stored as a u16: every checked segment fits.
 const _: () = assert!(name::MAX_SEGMENT_LEN <= u16::MAX as usize);
 
-/// A counter's name (the namespace immediately followed by the key) and its deletion mark.
+/// The bytes of a counter's name: the namespace immediately followed by the key.
 #[derive(Debug)]
-enum Name {
+enum NameBytes {
     /// Up to [`INLINE`] bytes in place, `len` of them used.
-    Inline {
-        deleted: AtomicBool,
-        ns_len: u8,
-        len: u8,
-        bytes: [u8; INLINE],
-    },
+    Inline { len: u8, bytes: [u8; INLINE] },
     /// A longer name, in its own allocation.
-    Heap {
-        deleted: AtomicBool,
-        ns_len: u16,
-        bytes: Box<[u8]>,
-    },
+    Heap(Box<[u8]>),
+}
+
+/// A counter's name and its deletion mark.
+#[derive(Debug)]
+struct Name {
+    deleted: AtomicBool,
+    /// The namespace's length: the first `ns_len` bytes of `bytes`.
+    ns_len: u16,
+    bytes: NameBytes,
 }
 
 impl Name {
     /// `ns` must be a checked namespace (at most [`name::MAX_SEGMENT_LEN`] bytes).
     fn new(ns: &str, key: &str) -> Self {
         let len = ns.len() + key.len();
-        let deleted = AtomicBool::new(false);
-        if len <= INLINE {
+        let bytes = if len <= INLINE {
             let mut bytes = [0; INLINE];
             bytes[..ns.len()].copy_from_slice(ns.as_bytes());
             bytes[ns.len()..len].copy_from_slice(key.as_bytes());
-            // Both at most INLINE (44), so they fit.
-            Name::Inline {
-                deleted,
-                ns_len: ns.len() as u8,
+            NameBytes::Inline {
+                // At most INLINE (38), so it fits.
                 len: len as u8,
                 bytes,
             }
@@ -88,34 +85,26 @@ impl Name {
             let mut bytes = Vec::with_capacity(len);
             bytes.extend_from_slice(ns.as_bytes());
             bytes.extend_from_slice(key.as_bytes());
-            Name::Heap {
-                deleted,
-                // Checked segments fit (asserted at compile time above).
-                ns_len: ns.len() as u16,
-                bytes: bytes.into_boxed_slice(),
-            }
+            NameBytes::Heap(bytes.into_boxed_slice())
+        };
+        Name {
+            deleted: AtomicBool::new(false),
+            // Checked segments fit (asserted at compile time above).
+            ns_len: ns.len() as u16,
+            bytes,
         }
     }
 
     /// The namespace and key bytes.
     #[inline]
     fn parts(&self) -> (&[u8], &[u8]) {
-        let (bytes, ns_len) = match self {
-            Name::Inline {
-                ns_len, len, bytes, ..
-            } => (
-                bytes.get(..usize::from(*len)).unwrap_or(bytes),
-                usize::from(*ns_len),
-            ),
-            Name::Heap { ns_len, bytes, .. } => (&bytes[..], usize::from(*ns_len)),
+        let bytes = match &self.bytes {
+            NameBytes::Inline { len, bytes } => bytes.get(..usize::from(*len)).unwrap_or(bytes),
+            NameBytes::Heap(bytes) => bytes,
         };
-        bytes.split_at_checked(ns_len).unwrap_or((&[], &[]))
-    }
-
-    fn deleted(&self) -> &AtomicBool {
-        match self {
-            Name::Inline { deleted, .. } | Name::Heap { deleted, .. } => deleted,
-        }
+        bytes
+            .split_at_checked(usize::from(self.ns_len))
+            .unwrap_or((&[], &[]))
     }
 }
 
@@ -151,15 +140,16 @@ impl Slot {
         (String::from_utf8_lossy(ns), String::from_utf8_lossy(key))
     }
 
+    #[inline]
     fn is_deleted(&self) -> bool {
         self.name
             .get()
-            .is_some_and(|name| name.deleted().load(Ordering::Acquire))
+            .is_some_and(|name| name.deleted.load(Ordering::Acquire))
     }
 
     fn mark_deleted(&self) {
         if let Some(name) = self.name.get() {
-            name.deleted().store(true, Ordering::Release);
+            name.deleted.store(true, Ordering::Release);
         }
     }
 
@@ -186,6 +176,7 @@ impl Slot {
     }
 }
 
+#[cold]
 fn overflow(ns: &str, key: &str, current: i64, step: i64) -> Error {
     Error::Overflow {
         key: format!("{ns}/{key}"),
@@ -630,8 +621,11 @@ impl CounterHandle {
     /// was deleted.
     #[inline]
     pub fn inc(&self, step: i64) -> Result<i64> {
-        self.live()?;
-        self.slot.add(step)
+        let slot: &Slot = &self.slot;
+        if slot.is_deleted() {
+            return Err(deleted(slot));
+        }
+        slot.add(step)
     }
 
     /// The current value.
@@ -646,11 +640,16 @@ impl CounterHandle {
     #[inline]
     fn live(&self) -> Result<()> {
         if self.slot.is_deleted() {
-            let (ns, key) = self.slot.names();
-            return Err(Error::NotFound(format!("counter {ns}/{key} was deleted")));
+            return Err(deleted(&self.slot));
         }
         Ok(())
     }
+}
+
+#[cold]
+fn deleted(slot: &Slot) -> Error {
+    let (ns, key) = slot.names();
+    Error::NotFound(format!("counter {ns}/{key} was deleted"))
 }
 
 #[cfg(test)]
