@@ -153,6 +153,14 @@ impl Slot {
         }
     }
 
+    /// The error of `current + step` overflowing, kept out of line so that `add` inlines.
+    #[cold]
+    #[inline(never)]
+    fn overflow(&self, current: i64, step: i64) -> Error {
+        let (ns, key) = self.names();
+        overflow(&ns, &key, current, step)
+    }
+
     /// Checked add as one compare-exchange loop: the stored value never wraps, not even for
     /// an instant.
     #[inline]
@@ -160,8 +168,7 @@ impl Slot {
         let mut current = self.value.load(Ordering::Relaxed);
         loop {
             let Some(new) = current.checked_add(step) else {
-                let (ns, key) = self.names();
-                return Err(overflow(&ns, &key, current, step));
+                return Err(self.overflow(current, step));
             };
             match self.value.compare_exchange_weak(
                 current,
@@ -647,6 +654,7 @@ impl CounterHandle {
 }
 
 #[cold]
+#[inline(never)]
 fn deleted(slot: &Slot) -> Error {
     let (ns, key) = slot.names();
     Error::NotFound(format!("counter {ns}/{key} was deleted"))
