@@ -110,6 +110,9 @@ pub(crate) fn run(name: &str, no_run: bool, criterion_args: &[String]) -> Result
             .into());
         }
         println!("\n{}", report.table());
+        for line in report.scaling() {
+            println!("{line}");
+        }
         for note in &report.notes {
             eprintln!("note: {note}");
         }
@@ -377,6 +380,34 @@ impl Report {
             push_line(line);
         }
         out
+    }
+
+    /// How our throughput scales with threads: in each group that has a `1-thread` case, every
+    /// case named `<n>-threads...` as a multiple of our 1-thread rate (e.g. the atomics store's
+    /// keyed increments on 2 threads with distinct keys), with both spreads.
+    fn scaling(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for base in self.rows.iter().filter(|r| r.case == "1-thread") {
+            let Some(one) = &base.ours else { continue };
+            for row in self.rows.iter().filter(|r| r.group == base.group) {
+                let threaded = row
+                    .case
+                    .split_once("-threads")
+                    .map(|(n, _)| n.parse::<u32>());
+                let (Some(Ok(_)), Some(ours)) = (threaded, &row.ours) else {
+                    continue;
+                };
+                lines.push(format!(
+                    "{} {}: ours {:.2}x our 1-thread rate (± {:.1}% / ± {:.1}%)",
+                    row.group,
+                    row.case,
+                    ours.melem_per_s() / one.melem_per_s(),
+                    ours.spread_pct(),
+                    one.spread_pct(),
+                ));
+            }
+        }
+        lines
     }
 
     /// The report as JSON, for comparing runs later.
@@ -704,6 +735,38 @@ mod tests {
                 .rows
                 .len(),
             1
+        );
+    }
+
+    #[test]
+    fn scaling_is_each_threaded_case_over_our_one_thread_rate() {
+        let scratch = Scratch::new("scaling");
+        let c = &scratch.0;
+        let elements = |n: u64| json!({ "Elements": n });
+        // 1 thread: 1 element in 50 ns = 20 M/s; 2 threads: 2 elements in 62.5 ns = 32 M/s.
+        for (dir, function, case, n, ns) in [
+            ("k1o", "ours", "1-thread", 1, 50.0),
+            ("k1r", "raw", "1-thread", 1, 25.0),
+            ("k2o", "ours", "2-threads-distinct", 2, 62.5),
+            ("k2r", "raw", "2-threads-distinct", 2, 25.0),
+            ("kao", "ours", "async-trait", 1, 100.0),
+        ] {
+            write_result(
+                c,
+                dir,
+                "atomics/keyed",
+                Some(function),
+                Some(case),
+                elements(n),
+                ns,
+            );
+        }
+        let report = Report::collect(c, "atomics", None).unwrap();
+        let lines = report.scaling();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].starts_with("atomics/keyed 2-threads-distinct: ours 1.60x"),
+            "{lines:?}"
         );
     }
 

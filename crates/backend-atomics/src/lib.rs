@@ -2,8 +2,9 @@
 //! for tests and single-process applications.
 //!
 //! - Counters are atomics in a lock-free concurrent map (papaya): an increment of an existing
-//!   counter is two lock-free lookups and one compare-exchange, and writes to different
-//!   counters touch different cache lines, so threads do not slow each other down. The
+//!   counter is one lock-free lookup and one compare-exchange on a 64-byte slot that holds the
+//!   counter's value and name, and writes to different counters touch different cache lines,
+//!   so threads do not slow each other down. The
 //!   compare-exchange loop makes every increment checked: a counter never wraps, not even for
 //!   an instant. [`Counters::handle`] skips the lookups.
 //! - Metric documents sit in the same kind of map, each behind its own small mutex; a batch
