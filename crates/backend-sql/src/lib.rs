@@ -237,7 +237,7 @@ mod store;
 
 pub use config::{
     DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_BUSY_TIMEOUT, DEFAULT_DEADLOCK_RERUNS,
-    DEFAULT_MAX_CONNECTIONS, DEFAULT_TABLE_PREFIX, Database, MAX_TABLE_PREFIX_LEN, SqlConfig,
-    TableNames,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_SWEEP_INTERVAL, DEFAULT_TABLE_PREFIX, Database,
+    MAX_TABLE_PREFIX_LEN, SqlConfig, TableNames,
 };
-pub use store::{STORE_NAME, SqlStore};
+pub use store::{STORE_NAME, SqlStore, SweepFailure};

@@ -160,6 +160,22 @@ impl Spelling {
     }
 }
 
+/// Opens one connection with `options` and closes it, within `timeout` (then
+/// [`sqlx::Error::PoolTimedOut`]). A pool retries a refused connection until its acquire
+/// timeout and then reports only the timeout; this keeps the cause.
+#[allow(dead_code)]
+pub(crate) async fn probe<O>(options: &O, timeout: std::time::Duration) -> Result<(), sqlx::Error>
+where
+    O: sqlx::ConnectOptions,
+    O::Connection: Sized,
+{
+    use sqlx::Connection as _;
+    let connection = tokio::time::timeout(timeout, options.connect())
+        .await
+        .map_err(|_| sqlx::Error::PoolTimedOut)??;
+    connection.close().await
+}
+
 /// A stored leaf as read back: its number from the two columns. Map markers (both `NULL`) are
 /// filtered out by the queries.
 pub(crate) fn number(int: Option<i64>, float: Option<f64>, path: &str) -> Result<Number> {
@@ -237,7 +253,9 @@ pub(crate) fn decoded(text: String) -> Result<String, sqlx::Error> {
 ///   (`throttle_purge`).
 /// - `values` (dialects that bind one parameter per value): `upsert` (`upsert_head`, one
 ///   `VALUES` row per leaf, `upsert_tail`), `push_docs` and `read` (`read_head`, the documents
-///   in chunks of [`DOCS_PER_QUERY`]).
+///   in chunks of [`DOCS_PER_QUERY`]); `remove_metric` (`metric_count`, then `metric_delete`:
+///   metric) and `purge` (`purge_count`, then `purge_delete`: granularity, start) in a
+///   transaction.
 /// - `swap_and_acquire` (dialects with numbered parameters and conditional upserts):
 ///   `counter_swap` (`counter_swap`: name space, key, expected, new) and `try_acquire`
 ///   (`throttle_acquire`: key, time to live).
@@ -410,6 +428,43 @@ macro_rules! shared_methods {
                         .push_bind(doc.at)
                         .push(")");
                 }
+            }
+
+            /// Counts the documents of one metric, then deletes its rows, in one
+            /// transaction that locks them first (`metric_count` locks on MySQL; SQLite's
+            /// `BEGIN IMMEDIATE` holds the write lock), so the count is of the rows deleted.
+            pub(crate) async fn remove_metric(&self, metric: &str) -> R<u64> {
+                let mut tx = self.pool.$begin $begin_args.await?;
+                let count: i64 = sqlx::query_scalar(&self.sql.metric_count)
+                    .bind($bind(metric))
+                    .fetch_one(&mut *tx)
+                    .await?;
+                sqlx::query(&self.sql.metric_delete)
+                    .bind($bind(metric))
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(u64::try_from(count).unwrap_or(0))
+            }
+
+            /// Counts the buckets of `granularity` that start before `before`, then deletes
+            /// them, in one transaction as [`remove_metric`](Self::remove_metric) does.
+            pub(crate) async fn purge(&self, granularity: &str, before: i64) -> R<u64> {
+                let mut tx = self.pool.$begin $begin_args.await?;
+                let count: i64 = sqlx::query_scalar(&self.sql.purge_count)
+                    .bind($bind(granularity))
+                    .bind(before)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                if count > 0 {
+                    sqlx::query(&self.sql.purge_delete)
+                        .bind($bind(granularity))
+                        .bind(before)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(u64::try_from(count).unwrap_or(0))
             }
 
             pub(crate) async fn read(&self, docs: &[DocId<'_>]) -> R<Vec<DocRow>> {

@@ -45,6 +45,13 @@ struct Sql {
     read_head: String,
     range: String,
     remove_head: String,
+    metric_count: String,
+    metric_delete: String,
+    purge_count: String,
+    purge_delete: String,
+    expiry_index_exists: String,
+    expiry_index: String,
+    buckets: String,
     counter_inc: String,
     counter_add: String,
     counter_get: String,
@@ -95,6 +102,7 @@ impl Sql {
                         int_value BIGINT NULL,
                         float_value DOUBLE NULL,
                         PRIMARY KEY (metric, granularity, at, path),
+                        INDEX `{buckets}_expiry` (granularity, at),
                         CONSTRAINT `{buckets}_one_number` CHECK (int_value IS NULL OR float_value IS NULL)
                     ) ENGINE=InnoDB"
                 ),
@@ -135,6 +143,24 @@ impl Sql {
                  AND (int_value IS NOT NULL OR float_value IS NOT NULL)"
             ),
             remove_head: format!("DELETE FROM `{buckets}` WHERE "),
+            // A locking read: the rows counted stay locked (and no new row of the metric can
+            // come in between) until the delete in the same transaction.
+            metric_count: format!(
+                "SELECT COUNT(DISTINCT granularity, at) FROM `{buckets}` WHERE metric = ? FOR UPDATE"
+            ),
+            metric_delete: format!("DELETE FROM `{buckets}` WHERE metric = ?"),
+            purge_count: format!(
+                "SELECT COUNT(DISTINCT metric, at) FROM `{buckets}` \
+                 WHERE granularity = ? AND at < ? FOR UPDATE"
+            ),
+            purge_delete: format!("DELETE FROM `{buckets}` WHERE granularity = ? AND at < ?"),
+            expiry_index_exists: "SELECT COUNT(*) FROM information_schema.statistics \
+                 WHERE table_schema = DATABASE() AND table_name = ? AND index_name = ?"
+                .into(),
+            expiry_index: format!(
+                "CREATE INDEX `{buckets}_expiry` ON `{buckets}` (granularity, at)"
+            ),
+            buckets: buckets.clone(),
             counter_inc: format!(
                 "INSERT INTO `{counters}` (namespace, counter_key, value) VALUES (?, ?, ?) \
                  ON DUPLICATE KEY UPDATE value = value + ?"
@@ -192,6 +218,7 @@ fn text(bytes: Vec<u8>) -> R<String> {
 impl MySql {
     pub(crate) async fn connect(config: &SqlConfig) -> R<Self> {
         let options = MySqlConnectOptions::from_str(&config.url)?;
+        super::probe(&options, config.acquire_timeout).await?;
         let pool = MySqlPoolOptions::new()
             .max_connections(config.max_connections)
             .min_connections(config.min_connections)
@@ -212,8 +239,30 @@ impl MySql {
 
     /// DDL commits implicitly in MySQL, so the statements run one by one; `IF NOT EXISTS`
     /// under the server's metadata lock makes concurrent setups safe.
+    ///
+    /// Tables created before the expiry index existed get it here (MySQL has no
+    /// `CREATE INDEX IF NOT EXISTS`): a concurrent setup that created it first makes ours fail
+    /// with a duplicate key name (1061), which means it is there.
     pub(crate) async fn setup(&self) -> R<()> {
-        self.run_each(&self.sql.setup).await
+        self.run_each(&self.sql.setup).await?;
+        let index = format!("{}_expiry", self.sql.buckets);
+        let present: i64 = sqlx::query_scalar(&self.sql.expiry_index_exists)
+            .bind(&self.sql.buckets)
+            .bind(&index)
+            .fetch_one(&self.pool)
+            .await?;
+        if present == 0 {
+            match self.pool.execute(self.sql.expiry_index.as_str()).await {
+                Err(sqlx::Error::Database(db))
+                    if db
+                        .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+                        .is_some_and(|e| e.number() == 1061) => {}
+                other => {
+                    other?;
+                }
+            }
+        }
+        Ok(())
     }
 
     pub(crate) async fn drop_tables(&self) -> R<()> {

@@ -39,6 +39,8 @@ struct Sql {
     read: String,
     range: String,
     remove: String,
+    remove_metric: String,
+    purge: String,
     counter_inc: String,
     counter_add: String,
     counter_get: String,
@@ -94,6 +96,9 @@ impl Sql {
                     WITH (fillfactor = 80)"#
                 ),
                 format!(
+                    r#"CREATE INDEX IF NOT EXISTS "{buckets}_expiry" ON "{buckets}" (granularity, at)"#
+                ),
+                format!(
                     r#"CREATE TABLE IF NOT EXISTS "{counters}" (
                         namespace text COLLATE "C" NOT NULL,
                         counter_key text COLLATE "C" NOT NULL,
@@ -137,6 +142,15 @@ impl Sql {
             remove: format!(
                 r#"DELETE FROM "{buckets}"
                 WHERE (metric, granularity, at) IN (SELECT * FROM UNNEST($1::text[], $2::text[], $3::int8[]))"#
+            ),
+            // One statement: the count is of exactly the rows deleted.
+            remove_metric: format!(
+                r#"WITH d AS (DELETE FROM "{buckets}" WHERE metric = $1 RETURNING granularity, at)
+                SELECT COUNT(*) FROM (SELECT DISTINCT granularity, at FROM d) AS docs"#
+            ),
+            purge: format!(
+                r#"WITH d AS (DELETE FROM "{buckets}" WHERE granularity = $1 AND at < $2 RETURNING metric, at)
+                SELECT COUNT(*) FROM (SELECT DISTINCT metric, at FROM d) AS docs"#
             ),
             counter_inc: format!(
                 r#"INSERT INTO "{counters}" AS t (namespace, counter_key, value) VALUES ($1, $2, $3)
@@ -194,6 +208,7 @@ type R<T> = Result<T, sqlx::Error>;
 impl Postgres {
     pub(crate) async fn connect(config: &SqlConfig) -> R<Self> {
         let options = PgConnectOptions::from_str(&config.url)?;
+        super::probe(&options, config.acquire_timeout).await?;
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections)
             .min_connections(config.min_connections)
@@ -308,6 +323,23 @@ impl Postgres {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    pub(crate) async fn remove_metric(&self, metric: &str) -> R<u64> {
+        let count: i64 = sqlx::query_scalar(&self.sql.remove_metric)
+            .bind(metric)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    pub(crate) async fn purge(&self, granularity: &str, before: i64) -> R<u64> {
+        let count: i64 = sqlx::query_scalar(&self.sql.purge)
+            .bind(granularity)
+            .bind(before)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u64::try_from(count).unwrap_or(0))
     }
 
     pub(crate) async fn counter_inc(

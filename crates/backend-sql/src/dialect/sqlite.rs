@@ -56,6 +56,10 @@ struct Sql {
     read_head: String,
     range: String,
     remove_head: String,
+    metric_count: String,
+    metric_delete: String,
+    purge_count: String,
+    purge_delete: String,
     counter_inc: String,
     counter_add: String,
     counter_get: String,
@@ -113,6 +117,9 @@ impl Sql {
                     ) WITHOUT ROWID, STRICT"#
                 ),
                 format!(
+                    r#"CREATE INDEX IF NOT EXISTS "{buckets}_expiry" ON "{buckets}" (granularity, at)"#
+                ),
+                format!(
                     r#"CREATE TABLE IF NOT EXISTS "{counters}" (
                         namespace TEXT NOT NULL,
                         counter_key TEXT NOT NULL,
@@ -153,6 +160,15 @@ impl Sql {
                 AND (int_value IS NOT NULL OR float_value IS NOT NULL)"#
             ),
             remove_head: format!(r#"DELETE FROM "{buckets}" WHERE "#),
+            metric_count: format!(
+                r#"SELECT COUNT(*) FROM (SELECT DISTINCT granularity, at FROM "{buckets}" WHERE metric = ?1)"#
+            ),
+            metric_delete: format!(r#"DELETE FROM "{buckets}" WHERE metric = ?1"#),
+            purge_count: format!(
+                r#"SELECT COUNT(*) FROM (SELECT DISTINCT metric, at FROM "{buckets}"
+                WHERE granularity = ?1 AND at < ?2)"#
+            ),
+            purge_delete: format!(r#"DELETE FROM "{buckets}" WHERE granularity = ?1 AND at < ?2"#),
             counter_inc: format!(
                 r#"INSERT INTO "{counters}" AS t (namespace, counter_key, value) VALUES (?1, ?2, ?3)
                 ON CONFLICT (namespace, counter_key) DO UPDATE SET value = {counter_sum}
@@ -212,6 +228,9 @@ impl Sqlite {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(config.busy_timeout);
+        if !config.is_sqlite_memory() {
+            super::probe(&options, config.acquire_timeout).await?;
+        }
         let mut pool = SqlitePoolOptions::new().acquire_timeout(config.acquire_timeout);
         pool = if config.is_sqlite_memory() {
             // Every connection to `:memory:` would open a database of its own; one connection
