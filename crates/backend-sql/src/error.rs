@@ -108,7 +108,12 @@ struct ConnectFailure {
 
 impl std::fmt::Display for ConnectFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "cannot connect to {}: {}", self.target, self.source)
+        let verb = if self.target.starts_with("sqlite:") {
+            "open"
+        } else {
+            "connect to"
+        };
+        write!(f, "cannot {verb} {}: {}", self.target, self.source)
     }
 }
 

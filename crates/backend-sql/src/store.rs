@@ -86,7 +86,8 @@ async fn sweep_loop(
     acquire_timeout: Duration,
     last_error: Arc<Mutex<Option<SweepFailure>>>,
 ) {
-    let mut ticker = tokio::time::interval(interval);
+    // The first sweep waits one interval: the tables may be set up just after connecting.
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     // A sweep slower than the interval delays the next one instead of running a burst.
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -141,8 +142,8 @@ impl SqlStore {
     /// once, at deployment or start.
     ///
     /// With a [`retention`](SqlConfig::retention), it also starts the sweep: a tokio task that
-    /// runs [`SqlStore::purge_expired`] at once and then every
-    /// [`sweep_interval`](SqlConfig::sweep_interval) until the store is dropped or closed (see
+    /// runs [`SqlStore::purge_expired`] every [`sweep_interval`](SqlConfig::sweep_interval)
+    /// (the first one interval after connecting) until the store is dropped or closed (see
     /// [`SqlStore::last_sweep_error`]). So it must be called inside a tokio runtime, as every
     /// call of this store must.
     ///
@@ -219,7 +220,7 @@ impl SqlStore {
     /// let config = SqlConfig::from_url("sqlite:stats.db")?
     ///     .retention(retention)
     ///     .sweep_interval(Duration::from_secs(600))?;
-    /// let store = SqlStore::connect(config).await?; // sweeps now and every 10 minutes
+    /// let store = SqlStore::connect(config).await?; // sweeps every 10 minutes
     /// store.setup().await?;
     /// let removed = store.purge_expired().await?; // or on demand
     /// # Ok(()) }
