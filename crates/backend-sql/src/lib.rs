@@ -30,7 +30,7 @@
 //!
 //! | table | columns | primary key | holds |
 //! |---|---|---|---|
-//! | `<prefix>_buckets` | `metric`, `granularity`, `at` (bucket start, unix seconds), `path`, `op`, `int_value`, `float_value` | (`metric`, `granularity`, `at`, `path`) | one row per leaf of a bucket document, by flattened path (`by.country`) |
+//! | `<prefix>_buckets` | `metric`, `granularity`, `at` (bucket start, unix seconds), `path`, `op`, `int_value`, `float_value`; index `<prefix>_buckets_expiry` on (`granularity`, `at`) | (`metric`, `granularity`, `at`, `path`) | one row per leaf of a bucket document, by flattened path (`by.country`) |
 //! | `<prefix>_counters` | `namespace`, `counter_key`, `value` | (`namespace`, `counter_key`) | one row per counter |
 //! | `<prefix>_throttles` | `throttle_key`, `expires_at` (unix milliseconds), index `<prefix>_throttles_expires_at` | (`throttle_key`) | one row per throttle key |
 //!
@@ -53,6 +53,12 @@
 //! | integers | `bigint` | `BIGINT` | `INTEGER` |
 //! | floats | `double precision` | `DOUBLE` | `REAL` |
 //! | table options | `fillfactor = 80` (buckets, counters) | InnoDB | `STRICT`, `WITHOUT ROWID` |
+//!
+//! Numbers are bound and read as `i64` and `f64` in the drivers' binary protocols, never as
+//! text, so every value comes back bit for bit on all three databases: `i64::MIN` and
+//! `i64::MAX`, `f64::MAX`, the smallest subnormal `5e-324` (MariaDB's `DOUBLE` keeps it),
+//! `0.1`, `1/3` (checked by the conformance suite). `-0.0` never reaches them: the core
+//! normalises it to `0.0`, which MySQL and SQLite could not tell apart anyway.
 //!
 //! Names compare byte by byte on every database: `é` is not `e`, `A` is not `a`, `x ` is not
 //! `x`. Changing the time zone or week start of a tracker on existing data changes which bucket
@@ -145,7 +151,11 @@
 //!   up to [`SqlConfig::deadlock_reruns`] times (default 5), with a short random pause.
 //! - Counters: `inc` is one upsert (`INSERT ... ON CONFLICT DO UPDATE SET value = value + step
 //!   RETURNING value`; MySQL: the upsert and a read of the locked row in one transaction).
-//!   `default + step` is checked before sending; `value + step` overflows in the database.
+//!   `default + step` is checked before sending; `value + step` overflows in the database,
+//!   which writes nothing; the store then reads the counter to report
+//!   [`Error::counter_overflow`](stats_core::Error::counter_overflow)
+//!   (`<namespace>/<key>: <current> + <step>`, as every store does), and runs the increment
+//!   again if the counter changed in between so that it fits.
 //!   `compare_and_swap` is one conditional `UPDATE ... WHERE value = expected` (or an insert
 //!   when the counter is missing and `expected` is 0); on a mismatch the current value is read
 //!   and reported.
@@ -153,8 +163,30 @@
 //!   expires_at = ... WHERE expires_at <= now` (MySQL: delete the key if expired, then
 //!   `INSERT IGNORE`; only one caller can find it free). The clock is the database's
 //!   (PostgreSQL, MySQL), so application servers with drifting clocks agree; on SQLite it is
-//!   the local machine's. Expired rows are reused on the next acquire; call
+//!   the local machine's. TTLs up to [`MAX_TTL`](stats_core::store::MAX_TTL) (100 years)
+//!   are held as given (as milliseconds, far inside `bigint`); longer ones are refused before
+//!   any SQL. Expired rows are reused on the next acquire; call
 //!   [`SqlStore::purge_expired_throttles`] now and then to delete the ones never used again.
+//!
+//! # Retention and removal
+//!
+//! - [`SqlConfig::retention`] keeps the buckets of each granularity for a period from their
+//!   start (default: forever). [`SqlStore::connect`] then starts a tokio task that, every
+//!   [`SqlConfig::sweep_interval`] (default 60 s, the first one interval after connecting),
+//!   runs one `DELETE ... WHERE granularity = ? AND at < ?` per granularity with a retention,
+//!   on the index `<prefix>_buckets_expiry`, so a sweep reads only the rows it deletes. The
+//!   cutoff is by this machine's clock. The task holds only a weak reference to the pool and
+//!   is aborted when the store is dropped or closed. It does not log: a failed sweep is kept
+//!   for [`SqlStore::last_sweep_error`], and the next sweep tries again.
+//!   [`SqlStore::purge_expired`] runs the same sweep on demand, and
+//!   [`MetricStore::purge`](stats_core::MetricStore::purge) purges any granularity before any
+//!   time. Status slots are never purged. Between sweeps, expired buckets are still read.
+//! - [`MetricStore::remove_metric`](stats_core::MetricStore::remove_metric) deletes every row
+//!   of one metric (`WHERE metric = ?`, exact, on the primary key) and returns the number of
+//!   documents (distinct bucket starts and status) it held, counted under the same lock as the
+//!   delete: PostgreSQL `DELETE ... RETURNING` counted in the same statement; MySQL a
+//!   `SELECT ... FOR UPDATE` count and the delete in one transaction; SQLite both in one
+//!   `BEGIN IMMEDIATE` transaction. `purge` counts its buckets the same way.
 //!
 //! # Errors
 //!
@@ -167,6 +199,15 @@
 //! | the `one_number` CHECK constraint | [`Error::PathConflict`](stats_core::Error::PathConflict) | no |
 //! | bad URL or parameters | [`Error::InvalidInput`](stats_core::Error::InvalidInput) | no |
 //! | anything else, constraint violations and refused logins included | [`Error::Backend`](stats_core::Error::Backend) | no |
+//!
+//! [`SqlStore::connect`] opens one connection of its own before the pool, within the acquire
+//! timeout, because the pool retries a refused connection until its timeout and then reports
+//! only the timeout. Its errors name the database by URL (password hidden) and keep the
+//! driver's cause: `sql unavailable: cannot connect to postgres://app@db:5432/app: error
+//! communicating with database: Connection refused (os error 111)`; an unknown host or an
+//! unopenable SQLite file is named the same way. A server that goes away later makes calls
+//! wait for the acquire timeout and fail with the retryable
+//! [`Error::Timeout`](stats_core::Error::Timeout).
 //!
 //! A bad table prefix is [`Error::InvalidInput`](stats_core::Error::InvalidInput) from
 //! [`SqlConfig::table_prefix`], before any connection. Bad names, keys and TTLs are refused by
