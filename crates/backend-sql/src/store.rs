@@ -58,8 +58,10 @@ pub(crate) async fn purge(
     dispatch!(on, db => db.purge(granularity, before).await)
 }
 
-/// A timed retention sweep that failed (see [`SqlStore::last_sweep_error`]).
+/// A timed retention sweep that failed (see [`SqlStore::last_sweep_error`], which has an
+/// example).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct SweepFailure {
     /// When the sweep started (the time its cutoffs were computed from).
     pub at: Timestamp,
@@ -223,6 +225,9 @@ impl SqlStore {
     /// let store = SqlStore::connect(config).await?; // sweeps every 10 minutes
     /// store.setup().await?;
     /// let removed = store.purge_expired().await?; // or on demand
+    /// if let Some(failure) = store.last_sweep_error() {
+    ///     eprintln!("sweep of {} buckets failed at {}: {}", failure.granularity, failure.at, failure.error);
+    /// }
     /// # Ok(()) }
     /// ```
     ///
