@@ -83,8 +83,8 @@ fn hincrby(c: &mut Criterion) {
     let store = Arc::new(rt.block_on(async {
         let config = RedisConfig::from_url(&url())
             .expect("url")
-            .prefix("bench")
-            .expect("prefix");
+            .key_prefix("bench")
+            .expect("key prefix");
         RedisStore::connect(config).await.expect("connect")
     }));
     let hour: Granularity = "1h".parse().expect("granularity");

@@ -11,6 +11,31 @@
 //! - Throttle keys expire by the monotonic clock (see [`Throttles`]).
 //!
 //! Unbounded ([`AtomicsStore::new`]) or bounded per namespace ([`AtomicsStore::bounded`]).
+//! Buckets are kept until removed unless [`AtomicsStore::retention`] says how long to keep
+//! each granularity's; set one in a long-running process, or its minute buckets grow without
+//! bound.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//!
+//! use stats_backend_atomics::AtomicsStore;
+//! use stats_core::retention::Retention;
+//! use stats_core::tracker::{Config, Tracker};
+//! use stats_core::values;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let retention = Retention::new().keep("1m".parse()?, Duration::from_secs(86_400))?;
+//! let store = Arc::new(AtomicsStore::new().retention(retention));
+//! let tracker = Tracker::new(store.clone(), Config::new());
+//! tracker.track_now("logins", &values!({"count": 1})).await?;
+//!
+//! // The synchronous side of the same store.
+//! assert_eq!(store.counters().inc("logins", "total", 1, 0)?, 1);
+//! assert!(store.throttles().try_acquire("daily-report", Duration::from_secs(86_400))?);
+//! # Ok(()) }
+//! ```
 
 mod counters;
 mod metrics;

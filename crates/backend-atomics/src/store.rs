@@ -48,9 +48,8 @@ impl AtomicsStore {
         Self::build(None)
     }
 
-    /// A store whose namespaces hold at most `capacity` counters each (CounterEx's bounded
-    /// mode): creating one more is [`Error::CapacityExceeded`], and deleting a counter gives its
-    /// place back.
+    /// A store whose namespaces hold at most `capacity` counters each: creating one more is
+    /// [`Error::CapacityExceeded`], and deleting a counter gives its place back.
     ///
     /// A deleted counter's memory is not handed to the next counter: an increment still in
     /// flight on the deleted counter would otherwise land on an unrelated one (the ABA fault of

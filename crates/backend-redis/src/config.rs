@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+use stats_core::retention::Retention;
 use stats_core::{Error, Granularity, NameKind, Result, name};
 
 /// Default connection timeout.
@@ -11,8 +12,8 @@ pub const DEFAULT_CONNECTION_TIMEOUT: Duration = Duration::from_secs(2);
 /// Default response timeout: a call to a server that stopped answering fails after this long
 /// with a retryable [`Error::Timeout`] instead of hanging.
 pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Default key prefix.
-pub const DEFAULT_PREFIX: &str = "stats";
+/// Default key prefix (see [`RedisConfig::key_prefix`]).
+pub const DEFAULT_KEY_PREFIX: &str = "stats";
 
 /// Where the server is.
 #[derive(Clone, PartialEq, Eq)]
@@ -88,7 +89,7 @@ impl RedisConfig {
     fn with_target(target: Target) -> Self {
         RedisConfig {
             target,
-            prefix: DEFAULT_PREFIX.to_owned(),
+            prefix: DEFAULT_KEY_PREFIX.to_owned(),
             expiry: BTreeMap::new(),
             connection_timeout: DEFAULT_CONNECTION_TIMEOUT,
             response_timeout: DEFAULT_RESPONSE_TIMEOUT,
@@ -96,22 +97,72 @@ impl RedisConfig {
     }
 
     /// The prefix of every key this store writes (default `stats`), so that several
-    /// applications, or test runs, can share a server.
+    /// applications, or test runs, can share a server. Not to be confused with the tracker's
+    /// [`Config::metric_prefix`](stats_core::tracker::Config::metric_prefix), which becomes
+    /// part of each metric's name: this one only separates this store's keys from others on the
+    /// same server.
+    ///
+    /// ```
+    /// use stats_backend_redis::RedisConfig;
+    /// let config = RedisConfig::single("redis://127.0.0.1:6379/").key_prefix("myapp")?;
+    /// assert!(RedisConfig::single("redis://127.0.0.1:6379/").key_prefix("my::app").is_err());
+    /// # Ok::<(), stats_core::Error>(())
+    /// ```
     ///
     /// # Errors
-    /// [`Error::InvalidName`] when the prefix breaks the segment rule.
-    pub fn prefix(mut self, prefix: &str) -> Result<Self> {
-        name::check_segment(NameKind::Metric, prefix)?;
+    /// [`Error::InvalidName`] of kind [`NameKind::KeyPrefix`] when the prefix breaks the
+    /// segment rule (empty, too long, `::`, `{`, `}`, control characters, ...).
+    pub fn key_prefix(mut self, prefix: &str) -> Result<Self> {
+        name::check_segment(NameKind::KeyPrefix, prefix)?;
         self.prefix = prefix.to_owned();
         Ok(self)
     }
 
-    /// Keep buckets of `granularity` for `retention` after their start: every write of such a
-    /// bucket sets the key to expire at `start + retention`, in the same script as the write,
-    /// so no bucket key ever exists without its expiry. A write to a bucket older than its
-    /// retention is applied and expires at once.
-    pub fn expire(mut self, granularity: Granularity, retention: Duration) -> Self {
-        self.expiry.insert(granularity, retention);
+    /// Keep buckets of `granularity` for `keep` after their start: every write of such a
+    /// bucket sets the key to expire at `start + keep`, in the same script as the write,
+    /// so no bucket key ever exists without its expiry, and Redis removes expired buckets by
+    /// itself (no sweep to run). A write to a bucket older than its retention is applied and
+    /// expires at once. Replaces an earlier setting for the same granularity.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use stats_backend_redis::RedisConfig;
+    /// let config = RedisConfig::single("redis://127.0.0.1:6379/")
+    ///     .expire("1m".parse()?, Duration::from_secs(2 * 86_400))?; // minute buckets: 2 days
+    /// assert!(config.clone().expire("1h".parse()?, Duration::MAX).is_err());
+    /// # Ok::<(), stats_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] naming the granularity for a period under one second or over
+    /// [`MAX_TTL`](stats_core::store::MAX_TTL) (as [`Retention::keep`]).
+    pub fn expire(mut self, granularity: Granularity, keep: Duration) -> Result<Self> {
+        let checked = Retention::new().keep(granularity, keep)?;
+        self.expiry.extend(checked.iter());
+        Ok(self)
+    }
+
+    /// Keep buckets as `retention` says (the same setting every store takes): each granularity
+    /// in it as with [`RedisConfig::expire`]; granularities it does not name are kept forever.
+    /// Replaces every earlier expiry setting.
+    ///
+    /// Redis applies retention itself, through the expiry each write sets; buckets written
+    /// before a retention was configured have no expiry: remove them with
+    /// [`Retention::purge_expired`] or [`MetricStore::purge`](stats_core::MetricStore::purge)
+    /// (which scan the key space, see [`RedisStore`](crate::RedisStore)).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use stats_backend_redis::RedisConfig;
+    /// use stats_core::retention::Retention;
+    /// let retention = Retention::new()
+    ///     .keep("1m".parse()?, Duration::from_secs(2 * 86_400))?
+    ///     .keep("1h".parse()?, Duration::from_secs(90 * 86_400))?;
+    /// let config = RedisConfig::single("redis://127.0.0.1:6379/").retention(retention);
+    /// # Ok::<(), stats_core::Error>(())
+    /// ```
+    pub fn retention(mut self, retention: Retention) -> Self {
+        self.expiry = retention.iter().collect();
         self
     }
 
@@ -153,7 +204,7 @@ impl fmt::Debug for RedisConfig {
         };
         f.debug_struct("RedisConfig")
             .field("target", &target)
-            .field("prefix", &self.prefix)
+            .field("key_prefix", &self.prefix)
             .field("expiry", &self.expiry)
             .field("connection_timeout", &self.connection_timeout)
             .field("response_timeout", &self.response_timeout)
@@ -198,15 +249,68 @@ mod tests {
     }
 
     #[test]
-    fn prefix_is_checked() {
-        assert!(RedisConfig::single("redis://x").prefix("a::b").is_err());
-        assert!(RedisConfig::single("redis://x").prefix("{a}").is_err());
+    fn key_prefix_is_checked_and_named_as_such() {
+        for bad in ["a::b", "{a}", "", "tab\t"] {
+            let err = RedisConfig::single("redis://x")
+                .key_prefix(bad)
+                .unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    Error::InvalidName {
+                        kind: NameKind::KeyPrefix,
+                        ..
+                    }
+                ),
+                "{bad:?}: {err}"
+            );
+            assert!(err.to_string().starts_with("invalid key prefix"), "{err}");
+        }
         assert_eq!(
             RedisConfig::single("redis://x")
-                .prefix("app")
+                .key_prefix("app")
                 .unwrap()
                 .prefix,
             "app"
         );
+    }
+
+    #[test]
+    fn expiry_is_checked_and_names_the_granularity() {
+        let hour: Granularity = "1h".parse().unwrap();
+        for bad in [
+            Duration::MAX,
+            stats_core::store::MAX_TTL + Duration::from_secs(1),
+            Duration::ZERO,
+            Duration::from_millis(999),
+        ] {
+            let err = RedisConfig::single("redis://x")
+                .expire(hour, bad)
+                .unwrap_err();
+            assert!(
+                matches!(&err, Error::InvalidInput(m) if m.contains("1h")),
+                "{bad:?}: {err}"
+            );
+        }
+        let c = RedisConfig::single("redis://x")
+            .expire(hour, stats_core::store::MAX_TTL)
+            .unwrap();
+        assert_eq!(c.expiry.get(&hour), Some(&stats_core::store::MAX_TTL));
+    }
+
+    #[test]
+    fn retention_replaces_the_expiry_settings() {
+        let (m, h): (Granularity, Granularity) = ("1m".parse().unwrap(), "1h".parse().unwrap());
+        let retention = Retention::new().keep(m, Duration::from_secs(60)).unwrap();
+        let c = RedisConfig::single("redis://x")
+            .expire(h, Duration::from_secs(7))
+            .unwrap()
+            .retention(retention.clone());
+        assert_eq!(c.expiry.len(), 1);
+        assert_eq!(c.expiry.get(&m), Some(&Duration::from_secs(60)));
+        let same = RedisConfig::single("redis://x")
+            .expire(m, Duration::from_secs(60))
+            .unwrap();
+        assert_eq!(same, c, "expire and retention have the same effect");
     }
 }

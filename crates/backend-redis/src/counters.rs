@@ -37,14 +37,6 @@ impl RedisStore {
             .await
             .map_err(|e| self.error(e))
     }
-
-    fn overflow_error(&self, ns: &str, key: &str, detail: String) -> Error {
-        Error::Overflow {
-            key: format!("{ns}/{key}"),
-            path: None,
-            detail,
-        }
-    }
 }
 
 #[async_trait]
@@ -66,11 +58,16 @@ impl CounterStore for RedisStore {
         let (created, value) = match reply {
             Ok(r) => r,
             Err(e) if e.code() == Some("STATSOVERFLOW") => {
-                return Err(self.overflow_error(
-                    namespace,
-                    key,
-                    format!("{default} + {step} (or the stored value + {step})"),
-                ));
+                // The script names the stored value, or `missing` (then the default applies).
+                let current = match e.detail().map(str::trim) {
+                    Some("missing") => Some(default),
+                    Some(stored) => stored.parse().ok(),
+                    None => None,
+                };
+                return Err(match current {
+                    Some(current) => Error::counter_overflow(namespace, key, current, step),
+                    None => self.error(e),
+                });
             }
             Err(e) => return Err(self.error(e)),
         };

@@ -6,8 +6,8 @@
 //!
 //! # Layout
 //!
-//! Every key starts with a configurable prefix (default `stats`, see
-//! [`RedisConfig::prefix`]).
+//! Every key starts with a configurable key prefix (default `stats`, see
+//! [`RedisConfig::key_prefix`]).
 //!
 //! | data | key | type |
 //! |---|---|---|
@@ -43,7 +43,23 @@
 //!   several metric keys if one node cannot carry it.
 //! - Counter calls are single-key: `inc` (with its default), `compare_and_swap` and
 //!   `delete_namespace` are scripts, `get`, `set`, `delete` single commands; each is atomic.
-//! - Expiry (see [`RedisConfig::expire`]) is set in the same script as the write.
+//! - Expiry (see [`RedisConfig::expire`] and [`RedisConfig::retention`]) is set in the same
+//!   script as the write.
+//!
+//! # Removing metrics and purging old buckets
+//!
+//! Redis expires buckets by itself once a retention is configured, so
+//! [`purge`](stats_core::MetricStore::purge) is needed only for buckets written without one.
+//! Both [`remove_metric`](stats_core::MetricStore::remove_metric) and `purge` find keys with
+//! `SCAN MATCH` (never `KEYS`, so the server keeps serving other clients between pages) and
+//! delete them with `UNLINK` in chunks (memory is freed in the background):
+//!
+//! - `remove_metric` scans the keys of one server; on a cluster only the node that holds the
+//!   metric's hash slot. The cost grows with the number of keys on that node, not with the
+//!   metric's size.
+//! - `purge` scans every key of one server, or of every master of a cluster, once per call.
+//! - Neither is atomic: a bucket written while the scan runs may survive it; the returned count
+//!   is the number of keys actually deleted.
 //!
 //! Reads (`read`, `range`) are one pipeline of `HGETALL`; `range` computes the keys from the
 //! caller's timeline, and on a cluster all of them live on one node.
@@ -58,10 +74,12 @@
 
 mod config;
 mod counters;
+mod errors;
 mod metrics;
+mod removal;
 mod store;
 
 pub use config::{
-    DEFAULT_CONNECTION_TIMEOUT, DEFAULT_PREFIX, DEFAULT_RESPONSE_TIMEOUT, RedisConfig, Target,
+    DEFAULT_CONNECTION_TIMEOUT, DEFAULT_KEY_PREFIX, DEFAULT_RESPONSE_TIMEOUT, RedisConfig, Target,
 };
 pub use store::{RedisStore, STORE_NAME};

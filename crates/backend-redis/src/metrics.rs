@@ -271,6 +271,14 @@ impl MetricStore for RedisStore {
         try_join_all(parts).await?;
         Ok(())
     }
+
+    async fn remove_metric(&self, metric: &str) -> Result<u64> {
+        self.remove_metric_keys(metric).await
+    }
+
+    async fn purge(&self, granularity: Granularity, before: i64) -> Result<u64> {
+        self.purge_buckets(granularity, before).await
+    }
 }
 
 impl RedisStore {

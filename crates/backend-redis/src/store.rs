@@ -10,6 +10,7 @@ use redis::{Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, ServerErrorKind, 
 use stats_core::{Capabilities, Error, Granularity, Key, Slot, Store};
 
 use crate::config::{RedisConfig, Target, redact};
+use crate::errors::connect_error;
 
 /// The name this store reports in errors and [`Store::name`].
 pub const STORE_NAME: &str = "redis";
@@ -70,8 +71,8 @@ impl RedisStore {
     /// restarts; a cluster connection follows slot moves and reconnects to its nodes.
     ///
     /// # Errors
-    /// [`Error::Unavailable`] when the server cannot be reached within the connection timeout,
-    /// [`Error::InvalidInput`] for a bad URL.
+    /// [`Error::Unavailable`] naming the server(s) when they cannot be reached (refused,
+    /// unknown host) within the connection timeout, [`Error::InvalidInput`] for a bad URL.
     pub async fn connect(config: RedisConfig) -> stats_core::Result<Self> {
         let conn = match &config.target {
             Target::Single(url) => {
@@ -85,7 +86,7 @@ impl RedisStore {
                     .set_max_delay(Duration::from_millis(500));
                 let manager = ConnectionManager::new_with_config(client, manager_config)
                     .await
-                    .map_err(|e| map_error(e, config.connection_timeout))?;
+                    .map_err(|e| connect_error(e, &config))?;
                 Conn::Single(manager)
             }
             Target::Cluster(urls) => {
@@ -100,7 +101,7 @@ impl RedisStore {
                 let conn = client
                     .get_async_connection()
                     .await
-                    .map_err(|e| map_error(e, config.connection_timeout))?;
+                    .map_err(|e| connect_error(e, &config))?;
                 Conn::Cluster(conn)
             }
         };
@@ -112,8 +113,8 @@ impl RedisStore {
         map_error(e, self.config.response_timeout)
     }
 
-    /// The prefix of every key this store writes.
-    pub fn prefix(&self) -> &str {
+    /// The prefix of every key this store writes (see [`RedisConfig::key_prefix`]).
+    pub fn key_prefix(&self) -> &str {
         &self.config.prefix
     }
 

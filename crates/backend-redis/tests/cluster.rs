@@ -71,3 +71,17 @@ async fn info_counts_namespaces_on_every_node() {
     assert_eq!(info.namespaces.len(), 20);
     assert_eq!(info.counters, 20);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removal_is_confined_to_the_store() {
+    let urls: Vec<String> = common::url(VAR)
+        .split(',')
+        .map(|u| u.trim().replace("redis+cluster://", "redis://"))
+        .collect();
+    let raw = redis::cluster::ClusterClient::new(urls)
+        .expect("cluster client")
+        .get_async_connection()
+        .await
+        .expect("connect");
+    common::removal_is_confined_to_the_store(VAR, raw).await;
+}

@@ -38,7 +38,7 @@ async fn capabilities_say_single_node_batches_are_atomic() {
 #[tokio::test]
 async fn layout_is_as_documented() {
     let s = store().await;
-    let prefix = s.prefix();
+    let prefix = s.key_prefix();
     let key = Key::bucket("orders", "1h".parse().unwrap(), 3600).unwrap();
     let mut batch = Batch::new();
     batch
@@ -90,9 +90,10 @@ async fn expiry_is_set_with_the_write() {
     let hour = "1h".parse().unwrap();
     let config = RedisConfig::from_url(&common::url(VAR))
         .unwrap()
-        .prefix(&stats_core::testkit::unique("redis"))
+        .key_prefix(&stats_core::testkit::unique("redis"))
         .unwrap()
-        .expire(hour, Duration::from_secs(2 * 86_400));
+        .expire(hour, Duration::from_secs(2 * 86_400))
+        .unwrap();
     let s = RedisStore::connect(config).await.unwrap();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -150,9 +151,9 @@ async fn names_that_would_break_the_layout_are_refused_before_sending() {
             "metric {bad:?}"
         );
     }
-    assert!(RedisConfig::single("redis://x").prefix("{p}").is_err());
+    assert!(RedisConfig::single("redis://x").key_prefix("{p}").is_err());
     let mut conn = raw().await;
-    let keys: Vec<String> = conn.keys(format!("{}*", s.prefix())).await.unwrap();
+    let keys: Vec<String> = conn.keys(format!("{}*", s.key_prefix())).await.unwrap();
     assert!(keys.is_empty(), "nothing may be written: {keys:?}");
 }
 
@@ -165,4 +166,189 @@ async fn a_dead_server_gives_a_retryable_error_quickly() {
     .await
     .unwrap_err();
     assert!(err.is_retryable(), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removal_is_confined_to_the_store() {
+    common::removal_is_confined_to_the_store(VAR, raw().await).await;
+}
+
+#[tokio::test]
+async fn retention_sets_the_expiry_of_each_write() {
+    let minute: stats_core::Granularity = "1m".parse().unwrap();
+    let retention = stats_core::retention::Retention::new()
+        .keep(minute, Duration::from_secs(3_600))
+        .unwrap();
+    let config = RedisConfig::from_url(&common::url(VAR))
+        .unwrap()
+        .key_prefix(&stats_core::testkit::unique("redis"))
+        .unwrap()
+        .retention(retention);
+    let s = RedisStore::connect(config).await.unwrap();
+    let now = stats_core::jiff::Timestamp::now().as_second();
+    let key = Key::bucket("kept", minute, now - now % 60).unwrap();
+    let old = key.with_bucket(minute, now - now % 60 - 7_200);
+    let mut batch = Batch::new();
+    batch
+        .inc([key.clone(), old.clone()], &values!({"n": 1}))
+        .unwrap();
+    s.apply(&batch).await.unwrap();
+    let mut conn = raw().await;
+    let ttl: i64 = conn.ttl(s.bucket_key(&key)).await.unwrap();
+    assert!((3_530..=3_600).contains(&ttl), "ttl {ttl}");
+    assert_eq!(
+        s.read(&[old]).await.unwrap(),
+        vec![stats_core::Values::new()],
+        "a bucket older than its retention expires at once"
+    );
+    assert_eq!(s.remove_metric("kept").await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn a_host_typo_names_the_host() {
+    let err = RedisStore::connect(
+        RedisConfig::single("redis://no-such-host.invalid:6379/")
+            .connection_timeout(Duration::from_secs(2)),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, stats_core::Error::Unavailable { .. }),
+        "{err:?}"
+    );
+    assert!(err.is_retryable());
+    assert!(
+        err.to_string().contains("no-such-host.invalid"),
+        "the message must name the host: {err}"
+    );
+    // Passwords stay hidden in the message.
+    let err = RedisStore::connect(
+        RedisConfig::single("redis://user:hunter2@no-such-host.invalid:6379/")
+            .connection_timeout(Duration::from_secs(2)),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("no-such-host.invalid") && !err.contains("hunter2"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn counter_overflow_names_the_current_value() {
+    use stats_core::Error;
+    let s = store().await;
+    s.set("ovf", "near", i64::MAX - 2).await.unwrap();
+    let err = s.inc("ovf", "near", 5, 0).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        Error::counter_overflow("ovf", "near", i64::MAX - 2, 5).to_string()
+    );
+    assert!(err.to_string().contains("9223372036854775805 + 5"), "{err}");
+    // A missing counter starts at its default: that is the current value.
+    let err = s.inc("ovf", "new", 2, i64::MAX - 1).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        Error::counter_overflow("ovf", "new", i64::MAX - 1, 2).to_string()
+    );
+    let value = s.inc("ovf", "near", -5, i64::MIN).await.unwrap();
+    assert_eq!(value, i64::MAX - 7, "a failed inc changes nothing");
+}
+
+#[tokio::test]
+async fn keys_in_errors_show_a_readable_time() {
+    use stats_core::Error;
+    let s = store().await;
+    let key = Key::bucket("readable", "1h".parse().unwrap(), 1_700_002_800).unwrap();
+    let mut set = Batch::new();
+    set.set([key.clone()], &values!({"n": i64::MAX, "leaf": 1}))
+        .unwrap();
+    s.apply(&set).await.unwrap();
+    let mut inc = Batch::new();
+    inc.inc([key.clone()], &values!({"n": 1})).unwrap();
+    match s.apply(&inc).await {
+        Err(Error::Overflow { key, path, .. }) => {
+            assert_eq!(key, "readable::1h::2023-11-14T23:00:00Z");
+            assert_eq!(path.as_deref(), Some("n"));
+        }
+        other => panic!("expected an overflow, got {other:?}"),
+    }
+    let mut below = Batch::new();
+    below.inc([key], &values!({"leaf": {"x": 1}})).unwrap();
+    match s.apply(&below).await {
+        Err(Error::PathConflict { key, .. }) => {
+            assert_eq!(key, "readable::1h::2023-11-14T23:00:00Z");
+        }
+        other => panic!("expected a path conflict, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_bad_key_prefix_is_reported_as_a_key_prefix() {
+    let err = RedisConfig::single("redis://x")
+        .key_prefix("my::app")
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            stats_core::Error::InvalidName {
+                kind: stats_core::NameKind::KeyPrefix,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .starts_with("invalid key prefix \"my::app\""),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn float_sums_computed_by_the_script_round_trip_bit_for_bit() {
+    use stats_core::{Fields, Number, Op};
+    let s = store().await;
+    let key = Key::bucket("sums", "1h".parse().unwrap(), 0).unwrap();
+    // (stored float, float increment): the script adds them in f64 and writes the sum with
+    // `%.17g`; the stored text must read back to exactly the f64 Rust computes.
+    let cases: [(f64, f64); 10] = [
+        (0.0, 5e-324),
+        (0.0, f64::MIN_POSITIVE),
+        (0.0, f64::MAX),
+        (f64::MAX, -1e292),
+        (0.1, 0.2),
+        (1.0 / 3.0, 1.0 / 3.0),
+        (1e16, 1.0),
+        (1e17, 1.5),
+        (9_223_372_036_854_775_808.0, 1.0),
+        (-5e-324, 1e-323),
+    ];
+    let pairs = |f: &dyn Fn(f64, f64) -> f64| {
+        Fields::from_pairs(
+            cases
+                .iter()
+                .enumerate()
+                .map(|(i, &(a, b))| (format!("c{i}"), Number::Float(f(a, b)))),
+        )
+        .unwrap()
+    };
+    let mut set = Batch::new();
+    set.push_flat(Op::Set, [key.clone()], pairs(&|a, _| a));
+    s.apply(&set).await.unwrap();
+    let mut inc = Batch::new();
+    inc.push_flat(Op::Inc, [key.clone()], pairs(&|_, b| b));
+    s.apply(&inc).await.unwrap();
+    let doc = s.read(std::slice::from_ref(&key)).await.unwrap().remove(0);
+    for (i, &(a, b)) in cases.iter().enumerate() {
+        let got = doc.number_at(&format!("c{i}"));
+        assert_eq!(
+            got.map(|n| n.as_f64().to_bits()),
+            Some((a + b).to_bits()),
+            "{a:e} + {b:e}: got {got:?}, expected {:e}",
+            a + b
+        );
+        assert!(matches!(got, Some(Number::Float(_))), "c{i} stays a float");
+    }
 }

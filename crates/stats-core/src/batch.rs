@@ -26,7 +26,7 @@ impl Op {
     /// `key` and `path` name the leaf in an overflow error.
     ///
     /// # Errors
-    /// [`Error::Overflow`](crate::Error::Overflow) when an increment leaves the `i64` range or a
+    /// [`Error::Overflow`] when an increment leaves the `i64` range or a
     /// float sum becomes infinite.
     pub fn apply(
         self,
@@ -188,7 +188,7 @@ impl Batch {
     /// A write with no keys or no leaves adds nothing.
     ///
     /// # Errors
-    /// [`Error::InvalidName`](crate::Error::InvalidName) for a path that is too long or deep.
+    /// [`Error::InvalidName`] for a path that is too long or deep.
     /// On error the batch is unchanged.
     pub fn push(
         &mut self,

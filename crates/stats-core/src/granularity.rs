@@ -76,8 +76,29 @@ impl Unit {
 /// The width of a time bucket: `n` units, written `<n><unit>` (`1m`, `15m`, `1h`, `1d`, `1w`,
 /// `1mo`, `1q`, `1y`, `33m`, ...).
 ///
-/// `n` is at least 1 and at most [`Unit::max_count`]. A count that does not divide its period
-/// gives a short last bucket in each period (`33m` gives buckets at :00 and :33 of every hour).
+/// `n` is at least 1 and at most [`Unit::max_count`]. Buckets follow the calendar, not a fixed
+/// length: a `1mo` bucket is a calendar month, a `1d` bucket a calendar day in the tracker's
+/// zone. A count that does not divide its period gives a short last bucket in each period
+/// (`33m` gives buckets at :00 and :33 of every hour).
+///
+/// ```
+/// use stats::{Granularity, Unit};
+///
+/// let quarter_hour: Granularity = "15m".parse()?;
+/// assert_eq!((quarter_hour.count(), quarter_hour.unit()), (15, Unit::Minute));
+/// assert_eq!(quarter_hour.to_string(), "15m");
+/// assert_eq!(Granularity::new(1, Unit::Month)?, "1mo".parse()?);
+///
+/// // What a tracker writes by default.
+/// let defaults: Vec<String> = Granularity::defaults().iter().map(|g| g.to_string()).collect();
+/// assert_eq!(defaults, ["1m", "1h", "1d", "1w", "1mo", "1q", "1y"]);
+///
+/// // Refused: no count, an unknown unit, more hours than a day has.
+/// for bad in ["m", "1x", "25h", "0d", " 1d"] {
+///     assert!(bad.parse::<Granularity>().is_err(), "{bad}");
+/// }
+/// # Ok::<(), stats::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Granularity {
     unit: Unit,

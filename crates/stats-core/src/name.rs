@@ -8,7 +8,7 @@
 //! - is not empty and at most its kind's length in bytes ([`MAX_SEGMENT_LEN`] for metric keys,
 //!   namespaces, counter and throttle keys; [`MAX_FIELD_LEN`] for field names);
 //! - has no control characters (this includes NUL, tab and newline);
-//! - does not start with `$` (MongoDB reserves it for operators).
+//! - does not start with `$` (document databases such as MongoDB reserve it for operators).
 //!
 //! A field name (one level of a [`Values`](crate::Values) map) also has no `.` (the path
 //! separator of the flattened form) and is not `*` (the wildcard of series paths). A flattened path is at most [`MAX_PATH_LEN`] bytes and

@@ -19,8 +19,8 @@ use crate::key::Key;
 use crate::name;
 use crate::values::Values;
 
-/// What a store supports, so that shared tests and wrappers (the buffer) adapt instead of
-/// guessing.
+/// What a store supports, so that code written for every store (tests, wrappers) can adapt
+/// instead of guessing.
 ///
 /// Build one from [`Capabilities::default`] (everything off) and set fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -56,11 +56,34 @@ pub trait Store: fmt::Debug + Send + Sync + 'static {
     fn capabilities(&self) -> Capabilities;
 }
 
-/// A store of time-bucketed [`Values`] documents (the Trifle driver contract, extended).
+/// A store of time-bucketed [`Values`] documents: what a [`Tracker`](crate::tracker::Tracker)
+/// writes to and reads from.
 ///
-/// Every method takes many keys at once so that a network store can send one call in one round
-/// trip. All inputs are checked before anything is sent: keys and batches are valid by
-/// construction and [`check_range`] checks the rest.
+/// A document is addressed by a [`Key`] (metric, granularity, bucket start, or the metric's
+/// status slot). Every method takes many keys at once so that a network store can send one call
+/// in one round trip. All inputs are checked before anything is sent: keys and batches are
+/// valid by construction, and `range` checks its metric key and starts.
+///
+/// Most applications use the tracker and never call these methods; they are the contract every
+/// store fulfils (and what a new store implements).
+///
+/// ```
+/// use stats::atomics::AtomicsStore;
+/// use stats::{Batch, Key, MetricStore, values};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> stats::Result<()> {
+/// let store = AtomicsStore::new();
+/// // The hour bucket of "orders" starting at 2023-11-14T23:00:00Z (unix seconds).
+/// let key = Key::bucket("orders", "1h".parse()?, 1_700_002_800)?;
+/// let mut batch = Batch::new();
+/// batch.inc([key.clone()], &values!({"count": 1, "amount": 12.5}))?;
+/// batch.max([key.clone()], &values!({"largest": 12.5}))?;
+/// store.apply(&batch).await?; // all or nothing
+/// let docs = store.read(&[key]).await?;
+/// assert_eq!(docs[0], values!({"count": 1, "amount": 12.5, "largest": 12.5}));
+/// # Ok(()) }
+/// ```
 #[async_trait]
 pub trait MetricStore: Store {
     /// Applies a batch of increments, sets, maxima and minima.
@@ -92,8 +115,8 @@ pub trait MetricStore: Store {
     /// Reads the buckets of one metric and granularity at the given starts, returning one
     /// document per start, aligned (empty for a missing bucket).
     ///
-    /// `starts` must be strictly ascending (a timeline); [`check_range`] checks it and the
-    /// metric key. Stores read the whole range in one indexed scan or one pipeline where they
+    /// `starts` must be strictly ascending (a timeline); the metric key and the order are
+    /// checked before anything is read. Stores read the whole range in one indexed scan or one pipeline where they
     /// can, never one query per bucket.
     ///
     /// # Errors
@@ -244,11 +267,39 @@ impl CounterInfo {
     }
 }
 
-/// Plain integer counters grouped by namespace (the CounterEx contract).
+/// Plain integer counters grouped by namespace: page views per page, sign-ups per region, the
+/// next invoice number.
 ///
-/// Namespaces and keys follow the segment rule ([`name::check_segment`]); a bad one is
-/// [`Error::InvalidName`] and nothing is written. Values are `i64` and arithmetic is checked:
-/// [`Error::Overflow`] leaves the counter unchanged. Every method is atomic on its counter.
+/// A counter is addressed by a namespace and a key; both follow the name rule for segments
+/// ([`name::check_segment`]), and a bad one is [`Error::InvalidName`] with nothing written.
+/// Values are `i64` and arithmetic is checked: [`Error::Overflow`] leaves the counter unchanged.
+/// Every method is atomic on its counter, also between processes on a shared store.
+///
+/// ```
+/// use stats::atomics::AtomicsStore;
+/// use stats::{CasOutcome, CounterStore};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> stats::Result<()> {
+/// let store = AtomicsStore::new();
+/// // A counter that does not exist yet starts at the default (here 1000), then adds the step.
+/// assert_eq!(store.inc("invoices", "next", 1, 1000).await?, 1001);
+/// assert_eq!(store.inc("invoices", "next", 1, 1000).await?, 1002);
+/// assert_eq!(store.get("invoices", "next").await?, Some(1002));
+/// assert_eq!(store.get("invoices", "missing").await?, None);
+///
+/// // Compare-and-swap: replace only if the counter still holds what was read.
+/// assert_eq!(store.compare_and_swap("invoices", "next", 1002, 2000).await?, CasOutcome::Swapped(2000));
+/// assert_eq!(store.compare_and_swap("invoices", "next", 1002, 3000).await?, CasOutcome::Mismatch(2000));
+///
+/// // Overflow is an error, never a wrap.
+/// store.set("invoices", "big", i64::MAX).await?;
+/// assert!(matches!(store.inc("invoices", "big", 1, 0).await, Err(stats::Error::Overflow { .. })));
+///
+/// assert_eq!(store.get_all("invoices").await?, vec![("big".into(), i64::MAX), ("next".into(), 2000)]);
+/// assert_eq!(store.delete_namespace("invoices").await?, 2);
+/// # Ok(()) }
+/// ```
 #[async_trait]
 pub trait CounterStore: Store {
     /// Adds `step` to the counter and returns the new value. A missing counter starts at
@@ -277,8 +328,8 @@ pub trait CounterStore: Store {
     /// [`Error::CapacityExceeded`] when a bounded namespace is full and the counter is new.
     async fn set(&self, namespace: &str, key: &str, value: i64) -> Result<()>;
 
-    /// Resets the counter to `initial`, creating it if missing (CounterEx's `reset`; the
-    /// same effect as [`CounterStore::set`], kept for the contract).
+    /// Resets the counter to `initial`, creating it if missing: the same effect as
+    /// [`CounterStore::set`], under the name that reads better where a counter starts over.
     ///
     /// # Errors
     /// As [`CounterStore::set`].
@@ -301,8 +352,8 @@ pub trait CounterStore: Store {
 
     /// Atomically replaces the counter's value with `new` if it equals `expected`.
     ///
-    /// A missing counter counts as 0 (as in CounterEx): with `expected == 0` it is created
-    /// with `new`, otherwise the outcome is `Mismatch(0)`. The compare and the swap are one
+    /// A missing counter counts as 0: with `expected == 0` it is created with `new`, otherwise
+    /// the outcome is `Mismatch(0)`. The compare and the swap are one
     /// atomic step in the store (compare_exchange, a script, a conditional update), never a
     /// read followed by a write.
     ///
@@ -332,7 +383,28 @@ pub fn check_counter(namespace: &str, key: &str) -> Result<()> {
     name::check_segment(NameKind::Counter, key)
 }
 
-/// Atomic acquire of a key for a time (a guard's throttle, a lock with a lease).
+/// Atomic acquire of a key for a time: "at most once per period" (one alert per hour, one
+/// password reset mail per minute), or a lock with a lease (one server of many runs a job).
+///
+/// ```
+/// use std::time::Duration;
+///
+/// use stats::atomics::AtomicsStore;
+/// use stats::{Error, ThrottleStore};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> stats::Result<()> {
+/// let store = AtomicsStore::new();
+/// let minute = Duration::from_secs(60);
+/// if store.try_acquire("reset-mail:ada@example.com", minute).await? {
+///     // send the mail
+/// }
+/// // A second request within the minute finds the key held.
+/// assert!(!store.try_acquire("reset-mail:ada@example.com", minute).await?);
+/// // TTLs are checked: at least 1 ms, at most MAX_TTL.
+/// assert!(matches!(store.try_acquire("k", Duration::ZERO).await, Err(Error::InvalidInput(_))));
+/// # Ok(()) }
+/// ```
 #[async_trait]
 pub trait ThrottleStore: Store {
     /// Acquires `key` for `ttl` if it is free: returns `true` if this call acquired it, `false`

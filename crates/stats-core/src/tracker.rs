@@ -34,10 +34,27 @@ fn check_user_key(key: &str) -> Result<()> {
     Ok(())
 }
 
-/// Tracker configuration: a plain value, no global state.
+/// What a [`Tracker`] writes: which granularities, in which time zone, under which names.
 ///
-/// Defaults: granularities `1m 1h 1d 1w 1mo 1q 1y`, UTC, weeks from Monday, no system index,
-/// no metric prefix.
+/// A plain value, no global state. Defaults: granularities `1m 1h 1d 1w 1mo 1q 1y`, UTC, weeks
+/// starting on Monday, no system index, no metric prefix.
+///
+/// ```
+/// use stats::{Config, Weekday};
+///
+/// let config = Config::new()
+///     .granularities(["15m", "1h", "1d", "1w"])? // every event goes to these four buckets
+///     .time_zone("America/New_York")? // days start at midnight New York time
+///     .week_start(Weekday::Sunday)
+///     .metric_prefix("shop", ":")?; // "orders" is stored as "shop:orders"
+/// assert_eq!(config.granularity_list().len(), 4);
+/// assert_eq!(config.metric("orders"), "shop:orders");
+///
+/// // Mistakes are refused when the configuration is built, not at the first write.
+/// assert!(Config::new().granularities(["1x"]).is_err());
+/// assert!(Config::new().time_zone("Mars/Olympus_Mons").is_err());
+/// # Ok::<(), stats::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     granularities: Vec<Granularity>,
@@ -92,8 +109,9 @@ impl Config {
         Ok(self)
     }
 
-    /// The IANA time zone buckets are floored in (the bundled database is used where the
-    /// system has none).
+    /// The IANA time zone (`"Europe/Berlin"`, `"UTC"`) whose wall clock buckets follow: a `1d`
+    /// bucket starts at midnight there, a `1h` bucket on the full hour (the bundled zone
+    /// database is used where the system has none).
     ///
     /// # Errors
     /// [`Error::InvalidInput`] for an unknown zone.
@@ -102,7 +120,7 @@ impl Config {
         Ok(self)
     }
 
-    /// The first day of a week for `w` granularities.
+    /// The first day of a week for `w` granularities (default Monday).
     pub fn week_start(mut self, day: Weekday) -> Self {
         self.calendar = Calendar::new(self.calendar.time_zone().clone(), day);
         self
@@ -190,10 +208,42 @@ pub struct Status {
     pub values: Values,
 }
 
-/// Tracks events into time buckets on any [`MetricStore`].
+/// Counts events into time buckets on any [`MetricStore`], and reads them back.
 ///
-/// The `stats` crate's docs and README show it at work on the in-process store; every store's
-/// tests run the tracker checks of the conformance suite (`tracker_tests!`).
+/// An event is a metric key (`"orders"`) and a map of numbers ([`Values`]). [`Tracker::track`]
+/// adds the numbers into the bucket of every configured granularity that holds the event's
+/// time, in one write to the store; [`Tracker::values`] reads one granularity's buckets over a
+/// range of time, both ends included, as a [`Series`]; [`Tracker::total`] sums one number over
+/// such a range. A tracker can be cloned and shared between tasks.
+///
+/// ```
+/// use std::sync::Arc;
+///
+/// use stats::atomics::AtomicsStore;
+/// use stats::{Blanks, Config, Number, Timestamp, Tracker, values};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // Hour and day buckets only (no minute buckets to accumulate in memory).
+/// let config = Config::new().granularities(["1h", "1d"])?;
+/// let tracker = Tracker::new(Arc::new(AtomicsStore::new()), config);
+///
+/// let at: Timestamp = "2024-05-01T09:12:00Z".parse()?;
+/// tracker.track("orders", at, &values!({"count": 1, "amount": 12.5})).await?;
+/// tracker.track("orders", at, &values!({"count": 2, "amount": 20.0})).await?;
+/// tracker.track_max("orders", at, &values!({"largest": 20.0})).await?;
+///
+/// let day = tracker.values("orders", at, at, "1d".parse()?, Blanks::Keep).await?;
+/// assert_eq!(day.values, vec![values!({"count": 3, "amount": 32.5, "largest": 20.0})]);
+///
+/// // From 08:00 to 10:00, both included: three hourly buckets, one of them with data.
+/// let (from, to) = ("2024-05-01T08:00:00Z".parse()?, "2024-05-01T10:00:00Z".parse()?);
+/// let hours = tracker.values("orders", from, to, "1h".parse()?, Blanks::Keep).await?;
+/// assert_eq!(hours.len(), 3);
+/// let count = tracker.total("orders", from, to, "1h".parse()?, "count").await?;
+/// assert_eq!(count, Some(Number::Int(3)));
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Tracker {
     store: Arc<dyn MetricStore>,
@@ -264,12 +314,15 @@ impl Tracker {
     ///
     /// ```
     /// # use std::sync::Arc;
-    /// # use stats_core::{tracker::{Config, Tracker}, values, MetricStore};
-    /// # async fn demo(store: Arc<dyn MetricStore>) -> stats_core::Result<()> {
-    /// let tracker = Tracker::new(store, Config::new());
-    /// let at = "2024-05-01T12:00:00Z".parse().unwrap();
+    /// # use stats::{atomics::AtomicsStore, Config, Number, Timestamp, Tracker, values};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let tracker = Tracker::new(Arc::new(AtomicsStore::new()), Config::new().granularities(["1d"])?);
+    /// let at: Timestamp = "2024-05-01T12:00:00Z".parse()?;
     /// let (a, b) = (values!({"count": 1}), values!({"count": 1, "ms": 12.5}));
-    /// tracker.track_many([("logins", at, &a), ("orders", at, &b)]).await?;
+    /// tracker.track_many([("logins", at, &a), ("orders", at, &b), ("orders", at, &b)]).await?;
+    /// let orders = tracker.total("orders", at, at, "1d".parse()?, "count").await?;
+    /// assert_eq!(orders, Some(Number::Int(2)));
     /// # Ok(()) }
     /// ```
     ///
@@ -314,7 +367,7 @@ impl Tracker {
         self.store.apply(&batch).await
     }
 
-    /// [`Tracker::track`] at the current time.
+    /// [`Tracker::track`] at the current time ([`Timestamp::now`]).
     ///
     /// # Errors
     /// As [`Tracker::track`].
@@ -364,9 +417,10 @@ impl Tracker {
         self.write(Op::Min, key, at, values).await
     }
 
-    /// The series of `key` at `granularity`: every bucket that a write at an instant from
-    /// `from` to `to` (both inclusive) would land in, read with one range read. `from` and `to`
-    /// need not be bucket starts: the first bucket is the one holding `from`. Blank buckets are
+    /// The series of `key` at `granularity` from `from` to `to`, **both inclusive**: every
+    /// bucket that a write at an instant from `from` to `to` would land in, read with one range
+    /// read. `from` and `to` need not be bucket starts: the first bucket is the one holding
+    /// `from`, the last the one holding `to` (so `from == to` gives one bucket). Blank buckets are
     /// empty documents, or left out with [`Blanks::Skip`]. The granularity need not be
     /// configured (unconfigured ones read blank).
     ///
@@ -390,8 +444,9 @@ impl Tracker {
             .await
     }
 
-    /// The sum of the leaf at `path` over the buckets [`Tracker::values`] would return (`None`
-    /// when no bucket has it): "how many orders this week" in one call.
+    /// The sum of the leaf at `path` over the buckets [`Tracker::values`] would return, `from`
+    /// and `to` both inclusive (`None` when no bucket has it): "how many orders this week" in
+    /// one call.
     ///
     /// # Errors
     /// As [`Tracker::values`]; [`Error::InvalidName`] for a bad path; [`Error::Overflow`] when

@@ -46,7 +46,33 @@ impl From<Values> for Value {
     }
 }
 
-/// A nested map of names to numbers (or to further maps), ordered by name.
+/// A nested map of names to numbers (or to further maps), ordered by name: one event, or the
+/// contents of one bucket.
+///
+/// ```
+/// use stats::{Number, Values, try_values, values};
+///
+/// // A literal written in the code: `values!` (it panics on a bad name or number, which a
+/// // literal can be checked for by reading it).
+/// let event = values!({"count": 1, "duration": {"sum": 0.25, "max": 0.25}});
+/// assert_eq!(event.number_at("duration.sum"), Some(Number::Float(0.25)));
+///
+/// // Names or numbers known only at run time: `try_values!` or `insert`, which return errors.
+/// let region = "eu"; // from a request
+/// let event = try_values!({"count": 1, "by_region": {region: 1}})?;
+/// let mut same = Values::new();
+/// same.insert("count", 1)?.insert("by_region", Values::new().with(region, 1)?)?;
+/// assert_eq!(event, same);
+///
+/// // The flattened form stores use: one (path, number) per leaf.
+/// let flat: Vec<(String, Number)> = event.flatten();
+/// assert_eq!(flat[0], ("by_region.eu".to_string(), Number::Int(1)));
+///
+/// // JSON in and out.
+/// assert_eq!(event.to_string(), r#"{"by_region":{"eu":1},"count":1}"#);
+/// assert_eq!(Values::from_json(r#"{"by_region":{"eu":1},"count":1}"#)?, event);
+/// # Ok::<(), stats::Error>(())
+/// ```
 ///
 /// Every name in a `Values` satisfies [`name::check_field`]: the only ways to build one
 /// ([`Values::insert`], [`Values::from_flat`], deserialization, `TryFrom<serde_json::Value>`)
@@ -438,7 +464,7 @@ impl std::str::FromStr for Values {
 ///
 /// Meant for literals in tests and examples, whose names and numbers are known to be valid.
 /// For anything built from runtime data (names from requests, measured floats that may be
-/// NaN), use [`try_values!`](crate::try_values), which returns the error instead.
+/// NaN), use [`try_values!`](crate::try_values!), which returns the error instead.
 ///
 /// ```
 /// let v = stats_core::values!({"count": 1, "duration": {"sum": 2.5}});
@@ -453,7 +479,7 @@ macro_rules! values {
 }
 
 /// Builds a [`Values`] from a JSON-like literal with runtime names and numbers, returning
-/// `Result<Values, Error>`: the fallible form of [`values!`](crate::values).
+/// `Result<Values, Error>`: the fallible form of [`values!`](crate::values!).
 ///
 /// Names may be any expression of a string type; numbers any integer or float. A bad name is
 /// [`Error::InvalidName`]; NaN or an infinity (which JSON has no form for) is

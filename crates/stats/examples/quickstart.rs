@@ -3,15 +3,20 @@
 //! Run with `cargo run --release --example quickstart`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use stats::atomics::AtomicsStore;
-use stats::jiff::Timestamp;
 use stats::series::ExpressionTransponder;
-use stats::{Blanks, CasOutcome, Config, CounterStore, Tracker, values};
+use stats::{
+    Blanks, CasOutcome, Config, CounterStore, Retention, Timestamp, Tracker, try_values, values,
+};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let store = Arc::new(AtomicsStore::new());
+    // Minute buckets are kept for two days, the larger ones forever. Without a retention, a
+    // long-running process would keep every minute bucket it ever wrote.
+    let retention = Retention::new().keep("1m".parse()?, Duration::from_secs(2 * 86_400))?;
+    let store = Arc::new(AtomicsStore::new().retention(retention));
 
     // Counters: namespaces, increments with a default, compare-and-swap.
     for _ in 0..3 {
@@ -26,51 +31,56 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     // Metrics: every event counted into its minute, hour, day, week, month, quarter and year
-    // bucket (in Berlin time) with one store batch.
+    // bucket (on Berlin's wall clock) with one store write.
     let tracker = Tracker::new(store.clone(), Config::new().time_zone("Europe/Berlin")?);
+    // Events as they might arrive from outside: the region is runtime data, so the event is
+    // built with `try_values!` (an error for a bad name or number), not the panicking
+    // `values!`, which is for literals.
     let orders = [
         ("2024-05-01T09:12:00Z", 1, 12.5, "eu"),
         ("2024-05-01T09:48:00Z", 2, 30.0, "us"),
         ("2024-05-01T11:05:00Z", 1, 7.25, "eu"),
         ("2024-05-01T11:59:00Z", 3, 99.0, "eu"),
     ];
+    let mut events = Vec::new();
     for (at, count, amount, region) in orders {
         let at: Timestamp = at.parse()?;
-        tracker
-            .track(
-                "orders",
-                at,
-                &values!({"count": count, "amount": amount, "by_region": {region: count}}),
-            )
-            .await?;
-        tracker
-            .track_max("orders", at, &values!({"largest": amount}))
-            .await?;
+        let event = try_values!({"count": count, "amount": amount, "by_region": {region: count}})?;
+        let largest = try_values!({"largest": amount})?;
+        tracker.track_max("orders", at, &largest).await?;
+        events.push((at, event));
     }
+    // Many events in one store write.
+    tracker
+        .track_many(events.iter().map(|(at, event)| ("orders", *at, event)))
+        .await?;
+    // And one happening now.
+    tracker.track_now("visits", &values!({"count": 1})).await?;
 
-    // One range read gives the hourly series, blanks included.
+    // One range read gives the hourly series, blanks included. `from` and `to` are both
+    // inclusive: every bucket an event from 09:00 to 12:00 UTC lands in.
     let from: Timestamp = "2024-05-01T09:00:00Z".parse()?;
     let to: Timestamp = "2024-05-01T12:00:00Z".parse()?;
     let series = tracker
         .values("orders", from, to, "1h".parse()?, Blanks::Keep)
         .await?;
-    println!("hourly series of \"orders\" (Europe/Berlin):");
-    let zone = tracker.config().calendar().time_zone().clone();
-    for (at, doc) in series.at.iter().zip(&series.values) {
+    println!("hourly series of \"orders\" (bucket starts in Europe/Berlin):");
+    let zone = tracker.config().calendar().time_zone();
+    for (start, doc) in series.at_zoned(zone).iter().zip(&series.values) {
         let shown = if doc.is_empty() {
             "-".to_string()
         } else {
             doc.to_string()
         };
-        println!(
-            "  {}  {shown}",
-            at.to_zoned(zone.clone()).strftime("%Y-%m-%d %H:%M %Z")
-        );
+        println!("  {}  {shown}", start.strftime("%Y-%m-%d %H:%M %Z"));
     }
     let day = tracker
-        .values("orders", from, from, "1d".parse()?, Blanks::Keep)
+        .total("orders", from, from, "1d".parse()?, "count")
         .await?;
-    println!("the day: {}", day.values[0]);
+    println!(
+        "orders that day: {}",
+        day.map_or("-".into(), |n| n.to_string())
+    );
 
     // Series analytics: an expression per bucket, aggregates, a timeline, categories.
     let mut series = series;
@@ -91,11 +101,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             );
         }
     }
-    let total = series.sum("count", 1)?;
+    let total = series.total("count")?;
     let largest = series.max("largest", 1)?;
     println!(
         "orders in the range: {}, largest order: {}",
-        total[0].map_or("-".into(), |n| n.to_string()),
+        total.map_or("-".into(), |n| n.to_string()),
         largest[0].map_or("-".into(), |n| n.to_string())
     );
     let regions = series.category("by_region.*", 1)?;

@@ -1,7 +1,7 @@
 //! Aggregators: one number per slice of a series.
 //!
 //! Built in: [`Sum`], [`Mean`], [`Min`], [`Max`], registered in a default
-//! [`Registry`](super::Registry) as `sum`, `mean` (also `avg`, Trifle's older name), `min` and
+//! [`Registry`](super::Registry) as `sum`, `mean` (also as `avg`), `min` and
 //! `max`. Every aggregator works on all the numbers a [`Path`] matches in the buckets of a slice:
 //! for a plain path to a number that is one number per bucket; a wildcard or a path to a map
 //! contributes every matched leaf.

@@ -53,8 +53,8 @@ impl Designator {
         }
     }
 
-    /// The label as a field name of a [`Values`] map: every `.` becomes `_` (as Trifle does),
-    /// so `"0.5"` is stored as `"0_5"` and `"1000.0+"` as `"1000_0+"`.
+    /// The label as a field name of a [`Values`] map: every `.` becomes `_` (a field
+    /// name may not hold `.`), so `"0.5"` is stored as `"0_5"` and `"1000.0+"` as `"1000_0+"`.
     pub fn field(&self, value: Number) -> String {
         self.designate(value).replace('.', "_")
     }
@@ -247,7 +247,7 @@ fn float_bound(v: f64, step: f64) -> Number {
 /// A value at or below `min` is labelled `min`; above `max`, `"max+"`; otherwise with the
 /// smallest power of ten at or above it, capped at `max`: with `{min: 0, max: 1000}`, `0.05`
 /// is `"0.1"`, `0.1` is `"0.1"`, `0.5` and `1` are `"1.0"`, `10` is `"10.0"`, `11` is
-/// `"100.0"`. Labels are always floats (`"10.0"`), as in Trifle.
+/// `"100.0"`. Labels are always written as floats (`"10.0"`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "GeometricSpec")]
 pub struct Geometric {

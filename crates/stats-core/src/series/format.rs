@@ -60,7 +60,7 @@ pub enum Formatted {
 /// One bucket of a timeline: its start and the number at the path, `None` when the bucket has
 /// none.
 ///
-/// Serializes as the pair `[at, value]` (Trifle's shape), `at` in RFC 3339 and a missing value
+/// Serializes as the pair `[at, value]`, `at` in RFC 3339 and a missing value
 /// as `null`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Point {
@@ -81,7 +81,7 @@ impl Serialize for Point {
 
 /// The result of `timeline`: for each concrete path, the points of every bucket, per slice.
 ///
-/// JSON form (Trifle's): an object from concrete path to its points; with one slice the points
+/// JSON form, ready for a chart: an object from concrete path to its points; with one slice the points
 /// are one array, `{"count": [["2023-01-01T10:00:00Z", 10], ...]}`; with more slices, an array
 /// of one array per slice. An empty series gives `{}`.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -123,7 +123,7 @@ impl Serialize for Timeline {
 /// Sums follow [`Series::sum`]: integers stay exact, a float makes the total a float, and a
 /// path without any number in the slice totals `None`.
 ///
-/// JSON form (Trifle's): with one slice an object `{"by.us": 5, "by.de": 3}`; with more slices
+/// JSON form, ready for a chart: with one slice an object `{"by.us": 5, "by.de": 3}`; with more slices
 /// an array of such objects. An empty series gives `{}` (one slice) or `[]`.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Category {

@@ -6,18 +6,18 @@
 //! - Aggregators ([`Series::sum`], [`Series::mean`], [`Series::min`], [`Series::max`]): one
 //!   result per slice of the series.
 //! - Formatters ([`Series::timeline`], [`Series::category`]): chart-ready shapes, serializable
-//!   to the JSON shapes Trifle Stats produces.
+//!   to JSON.
 //! - Transponders ([`ExpressionTransponder`] and the named ones built on it): compute a value per
 //!   bucket from other values of the bucket, with a real [`Expression`] parser.
 //! - Designators ([`Designator`]): histogram bucket labels.
-//! - [`Registry`]: every built-in under its Trifle name, plus whatever the application adds.
+//! - [`Registry`]: every built-in under its name, plus whatever the application adds.
 //!
 //! # Slices
 //!
 //! Aggregators and formatters take `slices >= 1`: the series is cut into `slices` consecutive
 //! slices of `len / slices` buckets each, and each slice gives one result. When the length is
 //! not divisible, the *oldest* `len % slices` buckets are dropped, so the newest data always
-//! counts (Trifle's rule). An empty series gives no slices (an empty result). `slices == 0`, or
+//! counts. An empty series gives no slices (an empty result). `slices == 0`, or
 //! fewer buckets than slices, is an [`Error::InvalidInput`].
 //!
 //! # Missing values
@@ -62,7 +62,40 @@ pub use transpond::{ExpressionTransponder, Transponder, TransponderFactory};
 /// A time series: bucket starts and the document of each bucket, aligned (`at[i]` is the start
 /// of the bucket whose document is `values[i]`). A blank bucket has an empty document.
 ///
-/// This is what `Tracker::values` returns and what the analytics in this module work on.
+/// This is what [`Tracker::values`](crate::tracker::Tracker::values) returns and what the
+/// analytics in this module work on. Bucket starts are instants; [`Series::at_zoned`] shows
+/// them on a zone's wall clock.
+///
+/// ```
+/// use stats::{Number, Series, TimeZone, values};
+///
+/// // Four hourly buckets, as a tracker's `values` would return them.
+/// let at = vec![
+///     "2024-05-01T08:00:00Z".parse()?,
+///     "2024-05-01T09:00:00Z".parse()?,
+///     "2024-05-01T10:00:00Z".parse()?,
+///     "2024-05-01T11:00:00Z".parse()?,
+/// ];
+/// let docs = vec![
+///     values!({"count": 1, "ms": 120.0}),
+///     values!({}), // nothing happened from 09:00 to 10:00
+///     values!({"count": 3, "ms": 90.0, "by_region": {"eu": 2, "us": 1}}),
+///     values!({"count": 2, "ms": 60.0, "by_region": {"eu": 2}}),
+/// ];
+/// let series = Series::new(at, docs)?;
+///
+/// assert_eq!(series.total("count")?, Some(Number::Int(6)));
+/// // Cut into two slices of two hours: one sum per slice.
+/// assert_eq!(series.sum("count", 2)?, vec![Some(Number::Int(1)), Some(Number::Int(5))]);
+/// // A blank bucket is no number, not a zero: the mean is over the three buckets with data.
+/// assert_eq!(series.mean("ms", 1)?, vec![Some(Number::Float(90.0))]);
+/// // `*` matches every key of a map.
+/// assert_eq!(series.total("by_region.*")?, Some(Number::Int(5)));
+///
+/// let berlin = TimeZone::get("Europe/Berlin")?;
+/// assert_eq!(series.at_zoned(&berlin)[0].to_string(), "2024-05-01T10:00:00+02:00[Europe/Berlin]");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Series {
     /// Bucket starts, ascending.

@@ -136,7 +136,7 @@ impl Path {
     /// The concrete leaf paths this path matches in any of `docs`, sorted and deduplicated.
     ///
     /// When nothing matches and the path has no wildcard, the path itself is the one concrete
-    /// path (so a formatter still reports it, with no values), as Trifle does.
+    /// path (so a formatter still reports it, with no values).
     pub fn concrete_paths<'a>(&self, docs: impl IntoIterator<Item = &'a Values>) -> Vec<String> {
         let mut found = BTreeSet::new();
         for doc in docs {

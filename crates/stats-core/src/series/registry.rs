@@ -1,7 +1,7 @@
 //! A registry of aggregators, formatters and transponders by name.
 //!
 //! No global state: a [`Registry`] is a value. `Registry::default()` holds the built-ins under
-//! their Trifle names; an application adds its own (or replaces a built-in) with the
+//! the names listed on [`Registry`]; an application adds its own (or replaces a built-in) with the
 //! `register_*` methods and passes the registry wherever names are resolved (a CLI, an HTTP
 //! handler). Cloning is cheap: entries are shared.
 
@@ -20,7 +20,7 @@ use super::transpond::{self, Transponder, TransponderFactory};
 /// Named aggregators, formatters and transponder factories.
 ///
 /// Built-ins in `Registry::default()`:
-/// - aggregators `sum`, `mean`, `avg` (Trifle's older name for `mean`), `min`, `max`;
+/// - aggregators `sum`, `mean`, `avg` (another name for `mean`), `min`, `max`;
 /// - formatters `timeline`, `category`;
 /// - transponders `expression`, `add`, `subtract`, `multiply`, `divide`, `sum`, `mean`, `min`,
 ///   `max`, `ratio`, `average`, `standard_deviation` (see the [`transpond` module](super::transpond) for

@@ -1,8 +1,8 @@
 //! Transponders: compute a new value in every bucket from other values of the same bucket.
 //!
 //! The one engine is [`ExpressionTransponder`]: bound paths (`a`..`z`), an [`Expression`] and
-//! a response path. Trifle's simpler named transponders are expressions too, built by the
-//! associated functions of [`ExpressionTransponder`] and registered under their Trifle names
+//! a response path. The simpler named transponders are expressions too, built by the
+//! associated functions of [`ExpressionTransponder`] and registered under these names
 //! in a default [`Registry`](super::Registry):
 //!
 //! | name | parameters (JSON) | expression | default response |
@@ -116,7 +116,7 @@ impl ExpressionTransponder {
     ///
     /// # Errors
     /// [`Error::InvalidName`] for a bad path or response path; [`Error::InvalidInput`] for a
-    /// path or response with a `*` wildcard (not supported, as in Trifle) or more than 26
+    /// path or response with a `*` wildcard (each must name one leaf) or more than 26
     /// paths; [`Error::InvalidExpression`] when the expression does not parse.
     pub fn new<P: AsRef<str>>(
         paths: impl IntoIterator<Item = P>,
@@ -468,7 +468,7 @@ fn list(name: &'static str) -> impl Fn(&serde_json::Value) -> Built + Send + Syn
     }
 }
 
-/// The built-in factories under their Trifle names.
+/// The built-in factories under their registry names.
 pub(crate) fn builtins() -> Vec<(&'static str, Box<dyn TransponderFactory>)> {
     fn expression(p: &serde_json::Value) -> Built {
         let p: ExpressionParams = params("expression", p)?;

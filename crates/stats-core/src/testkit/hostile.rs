@@ -66,7 +66,7 @@ pub async fn metric_edge_values_round_trip(store: Arc<dyn MetricStore>) {
         ("percent%_".into(), Number::Int(6)),
         ("ümlaut 🎉".into(), Number::Int(7)),
         ("x:y::z".into(), Number::Int(8)),
-        ("p.".repeat(1) + "q", Number::Int(9)),
+        ("p.".to_string() + "q", Number::Int(9)),
     ];
     let fields = Fields::from_pairs(edges.clone()).expect("edge fields are valid");
     let mut batch = Batch::new();
