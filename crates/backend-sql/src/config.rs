@@ -249,9 +249,11 @@ impl SqlConfig {
     /// How long buckets of each granularity are kept (default: forever). With a retention,
     /// [`SqlStore::connect`](crate::SqlStore::connect) starts a background sweep that deletes
     /// expired buckets (a bucket starting at `s` expires at `s + keep`) every
-    /// [`sweep_interval`](Self::sweep_interval), the first one interval after connecting, with one indexed `DELETE` per granularity
-    /// that has a retention; [`SqlStore::purge_expired`](crate::SqlStore::purge_expired) runs
-    /// the same sweep on demand. Status slots are never swept. Between sweeps, expired buckets
+    /// [`sweep_interval`](Self::sweep_interval), the first one interval after connecting: for
+    /// each granularity that has a retention, one primary key range delete per metric (see the
+    /// crate docs, "Retention and removal");
+    /// [`SqlStore::purge_expired`](crate::SqlStore::purge_expired) runs the same sweep on
+    /// demand. Status slots are never swept. Between sweeps, expired buckets
     /// are still read back.
     ///
     /// ```

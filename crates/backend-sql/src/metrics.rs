@@ -158,8 +158,8 @@ impl MetricStore for SqlStore {
         dispatch!(self, db => db.remove_metric(metric).await).map_err(|e| self.error(e))
     }
 
-    /// Uses the index `<prefix>_buckets_expiry` on (granularity, start), so the sweep reads
-    /// only the rows it deletes.
+    /// Metric by metric on the primary key, without an index of its own (see the crate docs,
+    /// "Retention and removal").
     async fn purge(&self, granularity: Granularity, before: i64) -> Result<u64> {
         purge(&self.backend, &granularity.to_string(), before)
             .await

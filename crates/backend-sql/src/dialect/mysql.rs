@@ -47,11 +47,10 @@ struct Sql {
     remove_head: String,
     metric_count: String,
     metric_delete: String,
-    purge_count: String,
-    purge_delete: String,
-    expiry_index_exists: String,
-    expiry_index: String,
-    buckets: String,
+    metrics: String,
+    purge_count_head: String,
+    purge_count_tail: String,
+    purge_delete_head: String,
     counter_inc: String,
     counter_add: String,
     counter_get: String,
@@ -102,7 +101,6 @@ impl Sql {
                         int_value BIGINT NULL,
                         float_value DOUBLE NULL,
                         PRIMARY KEY (metric, granularity, at, path),
-                        INDEX `{buckets}_expiry` (granularity, at),
                         CONSTRAINT `{buckets}_one_number` CHECK (int_value IS NULL OR float_value IS NULL)
                     ) ENGINE=InnoDB"
                 ),
@@ -149,18 +147,14 @@ impl Sql {
                 "SELECT COUNT(DISTINCT granularity, at) FROM `{buckets}` WHERE metric = ? FOR UPDATE"
             ),
             metric_delete: format!("DELETE FROM `{buckets}` WHERE metric = ?"),
-            purge_count: format!(
-                "SELECT COUNT(DISTINCT metric, at) FROM `{buckets}` \
-                 WHERE granularity = ? AND at < ? FOR UPDATE"
+            // MySQL and MariaDB read DISTINCT of the primary key's first column with a loose
+            // index scan ("Using index for group-by"): one descent per metric.
+            metrics: format!("SELECT DISTINCT metric FROM `{buckets}`"),
+            purge_count_head: format!(
+                "SELECT COUNT(DISTINCT metric, at) FROM `{buckets}` WHERE granularity = "
             ),
-            purge_delete: format!("DELETE FROM `{buckets}` WHERE granularity = ? AND at < ?"),
-            expiry_index_exists: "SELECT COUNT(*) FROM information_schema.statistics \
-                 WHERE table_schema = DATABASE() AND table_name = ? AND index_name = ?"
-                .into(),
-            expiry_index: format!(
-                "CREATE INDEX `{buckets}_expiry` ON `{buckets}` (granularity, at)"
-            ),
-            buckets: buckets.clone(),
+            purge_count_tail: " FOR UPDATE".into(),
+            purge_delete_head: format!("DELETE FROM `{buckets}` WHERE granularity = "),
             counter_inc: format!(
                 "INSERT INTO `{counters}` (namespace, counter_key, value) VALUES (?, ?, ?) \
                  ON DUPLICATE KEY UPDATE value = value + ?"
@@ -239,30 +233,8 @@ impl MySql {
 
     /// DDL commits implicitly in MySQL, so the statements run one by one; `IF NOT EXISTS`
     /// under the server's metadata lock makes concurrent setups safe.
-    ///
-    /// Tables created before the expiry index existed get it here (MySQL has no
-    /// `CREATE INDEX IF NOT EXISTS`): a concurrent setup that created it first makes ours fail
-    /// with a duplicate key name (1061), which means it is there.
     pub(crate) async fn setup(&self) -> R<()> {
-        self.run_each(&self.sql.setup).await?;
-        let index = format!("{}_expiry", self.sql.buckets);
-        let present: i64 = sqlx::query_scalar(&self.sql.expiry_index_exists)
-            .bind(&self.sql.buckets)
-            .bind(&index)
-            .fetch_one(&self.pool)
-            .await?;
-        if present == 0 {
-            match self.pool.execute(self.sql.expiry_index.as_str()).await {
-                Err(sqlx::Error::Database(db))
-                    if db
-                        .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
-                        .is_some_and(|e| e.number() == 1061) => {}
-                other => {
-                    other?;
-                }
-            }
-        }
-        Ok(())
+        self.run_each(&self.sql.setup).await
     }
 
     pub(crate) async fn drop_tables(&self) -> R<()> {

@@ -17,6 +17,9 @@ use super::{DocRow, RangeRow, Side, Spelling};
 use crate::config::SqlConfig;
 use crate::plan::{DocId, Plan, Row};
 
+/// Metrics per purge statement (each one a primary key range).
+const METRICS_PER_PURGE: usize = 1000;
+
 /// Rows per upsert statement (arrays have no parameter limit; this bounds one statement's work).
 const MAX_ROWS: usize = 10_000;
 
@@ -40,6 +43,7 @@ struct Sql {
     range: String,
     remove: String,
     remove_metric: String,
+    metrics: String,
     purge: String,
     counter_inc: String,
     counter_add: String,
@@ -96,9 +100,6 @@ impl Sql {
                     WITH (fillfactor = 80)"#
                 ),
                 format!(
-                    r#"CREATE INDEX IF NOT EXISTS "{buckets}_expiry" ON "{buckets}" (granularity, at)"#
-                ),
-                format!(
                     r#"CREATE TABLE IF NOT EXISTS "{counters}" (
                         namespace text COLLATE "C" NOT NULL,
                         counter_key text COLLATE "C" NOT NULL,
@@ -148,8 +149,10 @@ impl Sql {
                 r#"WITH d AS (DELETE FROM "{buckets}" WHERE metric = $1 RETURNING granularity, at)
                 SELECT COUNT(*) FROM (SELECT DISTINCT granularity, at FROM d) AS docs"#
             ),
+            metrics: super::loose_scan(&format!(r#""{buckets}""#)),
             purge: format!(
-                r#"WITH d AS (DELETE FROM "{buckets}" WHERE granularity = $1 AND at < $2 RETURNING metric, at)
+                r#"WITH d AS (DELETE FROM "{buckets}"
+                    WHERE metric = ANY($3::text[]) AND granularity = $1 AND at < $2 RETURNING metric, at)
                 SELECT COUNT(*) FROM (SELECT DISTINCT metric, at FROM d) AS docs"#
             ),
             counter_inc: format!(
@@ -333,13 +336,23 @@ impl Postgres {
         Ok(u64::try_from(count).unwrap_or(0))
     }
 
+    /// Metric by metric on the primary key (see [`super::loose_scan`]), one statement per
+    /// chunk of metrics that deletes and counts what it deleted.
     pub(crate) async fn purge(&self, granularity: &str, before: i64) -> R<u64> {
-        let count: i64 = sqlx::query_scalar(&self.sql.purge)
-            .bind(granularity)
-            .bind(before)
-            .fetch_one(&self.pool)
+        let metrics: Vec<String> = sqlx::query_scalar(&self.sql.metrics)
+            .fetch_all(&self.pool)
             .await?;
-        Ok(u64::try_from(count).unwrap_or(0))
+        let mut total = 0;
+        for chunk in metrics.chunks(METRICS_PER_PURGE) {
+            let count: i64 = sqlx::query_scalar(&self.sql.purge)
+                .bind(granularity)
+                .bind(before)
+                .bind(chunk)
+                .fetch_one(&self.pool)
+                .await?;
+            total += u64::try_from(count).unwrap_or(0);
+        }
+        Ok(total)
     }
 
     pub(crate) async fn counter_inc(

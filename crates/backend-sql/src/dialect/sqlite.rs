@@ -58,8 +58,10 @@ struct Sql {
     remove_head: String,
     metric_count: String,
     metric_delete: String,
-    purge_count: String,
-    purge_delete: String,
+    metrics: String,
+    purge_count_head: String,
+    purge_count_tail: String,
+    purge_delete_head: String,
     counter_inc: String,
     counter_add: String,
     counter_get: String,
@@ -117,9 +119,6 @@ impl Sql {
                     ) WITHOUT ROWID, STRICT"#
                 ),
                 format!(
-                    r#"CREATE INDEX IF NOT EXISTS "{buckets}_expiry" ON "{buckets}" (granularity, at)"#
-                ),
-                format!(
                     r#"CREATE TABLE IF NOT EXISTS "{counters}" (
                         namespace TEXT NOT NULL,
                         counter_key TEXT NOT NULL,
@@ -164,11 +163,12 @@ impl Sql {
                 r#"SELECT COUNT(*) FROM (SELECT DISTINCT granularity, at FROM "{buckets}" WHERE metric = ?1)"#
             ),
             metric_delete: format!(r#"DELETE FROM "{buckets}" WHERE metric = ?1"#),
-            purge_count: format!(
-                r#"SELECT COUNT(*) FROM (SELECT DISTINCT metric, at FROM "{buckets}"
-                WHERE granularity = ?1 AND at < ?2)"#
+            metrics: super::loose_scan(&format!(r#""{buckets}""#)),
+            purge_count_head: format!(
+                r#"SELECT COUNT(*) FROM (SELECT DISTINCT metric, at FROM "{buckets}" WHERE granularity = "#
             ),
-            purge_delete: format!(r#"DELETE FROM "{buckets}" WHERE granularity = ?1 AND at < ?2"#),
+            purge_count_tail: ")".into(),
+            purge_delete_head: format!(r#"DELETE FROM "{buckets}" WHERE granularity = "#),
             counter_inc: format!(
                 r#"INSERT INTO "{counters}" AS t (namespace, counter_key, value) VALUES (?1, ?2, ?3)
                 ON CONFLICT (namespace, counter_key) DO UPDATE SET value = {counter_sum}

@@ -73,6 +73,11 @@ macro_rules! sql_checks {
         }
 
         #[tokio::test]
+        async fn purge_spans_many_metrics() {
+            common::purge_spans_many_metrics($config()).await;
+        }
+
+        #[tokio::test]
         async fn mixed_max_min_agree_with_number() {
             common::mixed_max_min_agree_with_number($store().await).await;
         }
@@ -731,6 +736,50 @@ pub async fn purge_expired_on_demand_counts_buckets(config: SqlConfig) {
     unkept.apply(&b).await.expect("apply");
     assert_eq!(unkept.purge_expired().await.expect("purge"), 0);
     assert_eq!(unkept.read(&[old]).await.expect("read")[0].len(), 1);
+    store.drop_tables().await.expect("drop");
+}
+
+/// A purge reaches every metric, however many (more than one statement's chunk of metrics),
+/// and counts every bucket it deletes; later buckets and other granularities stay.
+pub async fn purge_spans_many_metrics(config: SqlConfig) {
+    const METRICS: usize = 1_234;
+    let store = store_at(config, &unique_prefix("purgemany")).await;
+    let (minute, now) = minute_ago(0);
+    let mut b = Batch::new();
+    for i in 0..METRICS {
+        let metric = format!("m{i:05}");
+        let old = Key::bucket(&metric, minute, now - 7_200).expect("key");
+        b.inc(
+            [
+                old.clone(),
+                old.with_bucket(minute, now - 3_600),
+                old.with_bucket(minute, now),
+                old.with_bucket(hour(), now - now % 3_600 - 7_200),
+            ],
+            &stats_core::values!({"n": 1, "by": {"x": 1}}),
+        )
+        .expect("batch");
+    }
+    store.apply(&b).await.expect("apply");
+    assert_eq!(
+        store.purge(minute, now - 60).await.expect("purge"),
+        2 * METRICS as u64
+    );
+    let last = format!("m{:05}", METRICS - 1);
+    let docs = store
+        .read(&[
+            Key::bucket(&last, minute, now - 3_600).expect("key"),
+            Key::bucket(&last, minute, now).expect("key"),
+            Key::bucket(&last, hour(), now - now % 3_600 - 7_200).expect("key"),
+        ])
+        .await
+        .expect("read");
+    let present: Vec<bool> = docs.iter().map(|d| !d.is_empty()).collect();
+    assert_eq!(present, [false, true, true]);
+    assert_eq!(
+        store.purge(minute, now + 60).await.expect("purge"),
+        METRICS as u64
+    );
     store.drop_tables().await.expect("drop");
 }
 
