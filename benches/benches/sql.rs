@@ -9,6 +9,11 @@
 //!   statements into a plain `(k text primary key, v bigint)` table (1,000 keys per task). Both
 //!   from 4 concurrent tasks on a pool of 4 connections, counted in field writes (rows) per
 //!   second.
+//! - `sql/<db>-fresh`, case `new-bucket-fields`: as the write case, but every batch writes 10
+//!   buckets no batch wrote before (every row an insert); raw upserts 1,000 new keys per batch
+//!   in 100-row statements. (A run with an extra index on (granularity, start), for retention
+//!   sweeps, measured what it would cost every new row: see the SQL crate's docs, "Retention and
+//!   removal".)
 //! - `sql/<db>-range`, case `30-days-at-1h`: ours reads 720 hourly buckets of 4 leaves each with
 //!   `range`; raw runs the same indexed `SELECT` with sqlx and collects the rows, without
 //!   building documents. Counted in buckets per second.
@@ -212,6 +217,64 @@ fn bench_database(c: &mut Criterion, db: &str, url: &str, raw: Raw, rt: &tokio::
         })
     });
     group.finish();
+
+    // Writes into new buckets: every row an insert.
+    let fresh = |t: u64, n: u64| {
+        let keys: Vec<Key> = (0..BUCKETS)
+            .map(|i| {
+                let start = ((n * BUCKETS as u64) as i64 + i) * 3600;
+                Key::bucket(&format!("fresh-{t}"), hour(), start).expect("key")
+            })
+            .collect();
+        let mut batch = Batch::new();
+        batch.inc(keys, &doc).expect("batch");
+        batch
+    };
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let ours_fresh = |b: &mut criterion::Bencher<'_>| {
+        b.iter_custom(|iters| {
+            on_tasks(rt, iters, |t, n| {
+                let (store, next) = (Arc::clone(&store), Arc::clone(&next));
+                let batches: Vec<Batch> = (0..n)
+                    .map(|_| fresh(t, next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)))
+                    .collect();
+                async move {
+                    for batch in &batches {
+                        store.apply(batch).await.expect("apply");
+                    }
+                }
+            })
+        })
+    };
+    // Empties the buckets table between measurements (TRUNCATE leaves no dead rows behind).
+    let clear = match raw {
+        Raw::Postgres(_) => "TRUNCATE bench_buckets",
+        Raw::Sqlite(_) => "DELETE FROM bench_buckets",
+    };
+    let mut group = c.benchmark_group(format!("sql/{db}-fresh"));
+    group.throughput(Throughput::Elements(BATCH));
+    rt.block_on(raw.execute(clear));
+    group.bench_function(BenchmarkId::new("ours", "new-bucket-fields"), ours_fresh);
+    let raw_next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    group.bench_function(BenchmarkId::new("raw", "new-bucket-fields"), |b| {
+        b.iter_custom(|iters| {
+            on_tasks(rt, iters, |_, n| {
+                let (raw, raw_next) = (raw.clone(), Arc::clone(&raw_next));
+                async move {
+                    for _ in 0..n {
+                        let at = raw_next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let keys: Vec<String> =
+                            (0..BATCH).map(|i| format!("fresh-{at}-{i}")).collect();
+                        for chunk in keys.chunks(RAW_ROWS) {
+                            raw.upsert(chunk).await;
+                        }
+                    }
+                }
+            })
+        })
+    });
+    group.finish();
+    rt.block_on(raw.execute(clear));
 
     // Range reads.
     let starts: Vec<i64> = (0..RANGE_BUCKETS).map(|i| RANGE_START + i * 3600).collect();

@@ -3,6 +3,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use stats_core::retention::Retention;
+use stats_core::store::MAX_TTL;
 use stats_core::{Error, Result};
 
 /// Default table prefix: the tables are `stats_buckets`, `stats_counters` and `stats_throttles`.
@@ -18,6 +20,8 @@ pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default number of times a batch that lost a deadlock or a serialization conflict is run
 /// again before its retryable error is returned.
 pub const DEFAULT_DEADLOCK_RERUNS: u32 = 5;
+/// Default time between two retention sweeps (see [`SqlConfig::retention`]).
+pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 /// Longest table prefix, so that every derived name (`<prefix>_throttles_expires_at`) stays
 /// under the identifier limits of all three databases (63 bytes on PostgreSQL).
 pub const MAX_TABLE_PREFIX_LEN: usize = 41;
@@ -132,6 +136,8 @@ pub struct SqlConfig {
     pub(crate) acquire_timeout: Duration,
     pub(crate) busy_timeout: Duration,
     pub(crate) deadlock_reruns: u32,
+    pub(crate) retention: Retention,
+    pub(crate) sweep_interval: Duration,
 }
 
 impl SqlConfig {
@@ -205,6 +211,8 @@ impl SqlConfig {
             acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
             busy_timeout: DEFAULT_BUSY_TIMEOUT,
             deadlock_reruns: DEFAULT_DEADLOCK_RERUNS,
+            retention: Retention::new(),
+            sweep_interval: DEFAULT_SWEEP_INTERVAL,
         })
     }
 
@@ -257,6 +265,50 @@ impl SqlConfig {
     pub fn deadlock_reruns(mut self, reruns: u32) -> Self {
         self.deadlock_reruns = reruns;
         self
+    }
+
+    /// How long buckets of each granularity are kept (default: forever). With a retention,
+    /// [`SqlStore::connect`](crate::SqlStore::connect) starts a background sweep that deletes
+    /// expired buckets (a bucket starting at `s` expires at `s + keep`) every
+    /// [`sweep_interval`](Self::sweep_interval), the first one interval after connecting: for
+    /// each granularity that has a retention, one primary key range delete per metric (see the
+    /// crate docs, "Retention and removal");
+    /// [`SqlStore::purge_expired`](crate::SqlStore::purge_expired) runs the same sweep on
+    /// demand. Status slots are never swept. Between sweeps, expired buckets
+    /// are still read back.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use stats_backend_sql::SqlConfig;
+    /// use stats_core::retention::Retention;
+    /// # #[cfg(feature = "sqlite")] {
+    /// let _config = SqlConfig::from_url("sqlite:stats.db")?.retention(
+    ///     Retention::new()
+    ///         .keep("1m".parse()?, Duration::from_secs(2 * 86_400))? // two days of minutes
+    ///         .keep("1h".parse()?, Duration::from_secs(90 * 86_400))?, // 90 days of hours
+    /// );
+    /// # }
+    /// # Ok::<(), stats_core::Error>(())
+    /// ```
+    pub fn retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// The time between two retention sweeps (default 60 s); only used with a
+    /// [`retention`](Self::retention).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for an interval under 1 ms or over
+    /// [`MAX_TTL`](stats_core::store::MAX_TTL).
+    pub fn sweep_interval(mut self, interval: Duration) -> Result<Self> {
+        if interval < Duration::from_millis(1) || interval > MAX_TTL {
+            return Err(Error::InvalidInput(format!(
+                "sweep interval must be between 1 ms and 100 years, got {interval:?}"
+            )));
+        }
+        self.sweep_interval = interval;
+        Ok(self)
     }
 
     /// The database the URL names.
@@ -416,6 +468,8 @@ impl fmt::Debug for SqlConfig {
             .field("acquire_timeout", &self.acquire_timeout)
             .field("busy_timeout", &self.busy_timeout)
             .field("deadlock_reruns", &self.deadlock_reruns)
+            .field("retention", &self.retention)
+            .field("sweep_interval", &self.sweep_interval)
             .finish()
     }
 }

@@ -12,39 +12,45 @@ use stats_core::{
 use crate::error::{Failure, classify};
 use crate::store::{STORE_NAME, SqlStore, dispatch};
 
-impl SqlStore {
-    fn counter_error(&self, e: sqlx::Error, ns: &str, key: &str, detail: String) -> Error {
-        match classify(e, self.config.acquire_timeout) {
-            Failure::Overflow(_) => Error::Overflow {
-                key: format!("{ns}/{key}"),
-                path: None,
-                detail,
-            },
-            Failure::Rerun(e) => self.error(e),
-            Failure::Conflict(message) => Error::backend(STORE_NAME, false, message),
-            Failure::Other(e) => e,
-        }
-    }
-}
+/// How many times an increment the database refused as an overflow is run again when the
+/// counter, read afterwards, no longer overflows (it changed in between).
+const OVERFLOW_RECHECKS: u32 = 8;
 
 #[async_trait]
 impl CounterStore for SqlStore {
+    /// One upsert. When the database refuses it as an overflow (nothing was written), the
+    /// counter is read to report `current + step` in the error; if the counter changed in
+    /// between so that the increment fits, the increment runs again.
     async fn inc(&self, namespace: &str, key: &str, step: i64, default: i64) -> Result<i64> {
         check_counter(namespace, key)?;
         // `default + step` is what a missing counter becomes; when it overflows, only an
         // existing counter can be incremented.
         let first = default.checked_add(step);
-        let value: Option<i64> =
-            dispatch!(self, db => db.counter_inc(namespace, key, step, first).await).map_err(
-                |e| self.counter_error(e, namespace, key, format!("the stored value + {step}")),
-            )?;
-        value.ok_or_else(|| Error::Overflow {
-            key: format!("{namespace}/{key}"),
-            path: None,
-            detail: format!(
-                "{default} + {step} (the counter is missing, so it starts at the default)"
-            ),
-        })
+        let mut current = default;
+        for _ in 0..=OVERFLOW_RECHECKS {
+            let inc = dispatch!(self, db => db.counter_inc(namespace, key, step, first).await);
+            let e = match inc {
+                Ok(Some(value)) => return Ok(value),
+                // The counter is missing and `default + step` overflows.
+                Ok(None) => return Err(Error::counter_overflow(namespace, key, default, step)),
+                Err(e) => e,
+            };
+            match classify(e, self.config.acquire_timeout) {
+                Failure::Overflow(_) => {}
+                Failure::Rerun(e) => return Err(self.error(e)),
+                Failure::Conflict(message) => {
+                    return Err(Error::backend(STORE_NAME, false, message));
+                }
+                Failure::Other(e) => return Err(e),
+            }
+            let stored: Option<i64> = dispatch!(self, db => db.counter_get(namespace, key).await)
+                .map_err(|e| self.error(e))?;
+            current = stored.unwrap_or(default);
+            if current.checked_add(step).is_none() {
+                break;
+            }
+        }
+        Err(Error::counter_overflow(namespace, key, current, step))
     }
 
     async fn get(&self, namespace: &str, key: &str) -> Result<Option<i64>> {

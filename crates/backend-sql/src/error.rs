@@ -113,6 +113,83 @@ fn is_tls_failure(e: &sqlx::Error) -> bool {
     }
 }
 
+/// A failed first connection, with the database it was to (its URL, password hidden): the
+/// driver's own message often names neither the host nor the file.
+#[derive(Debug)]
+struct ConnectFailure {
+    target: String,
+    source: sqlx::Error,
+}
+
+impl std::fmt::Display for ConnectFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let verb = if self.target.starts_with("sqlite:") {
+            "open"
+        } else {
+            "connect to"
+        };
+        write!(f, "cannot {verb} {}: {}", self.target, self.source)
+    }
+}
+
+impl std::error::Error for ConnectFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+/// Maps the error of [`SqlStore::connect`](crate::SqlStore::connect)'s first connection to
+/// `target` (a redacted URL): as [`map`], with the target named in the message.
+pub(crate) fn map_connect(e: sqlx::Error, target: String, acquire_timeout: Duration) -> Error {
+    if is_tls_failure(&e) {
+        // Not retryable, and said to be about TLS (the driver's words name the certificate).
+        return map(e, acquire_timeout);
+    }
+    match e {
+        sqlx::Error::PoolTimedOut => Error::Timeout {
+            store: STORE_NAME,
+            operation: "opening the first connection",
+            after: acquire_timeout,
+        },
+        sqlx::Error::Configuration(source) => {
+            Error::InvalidInput(format!("bad database configuration for {target}: {source}"))
+        }
+        e => {
+            let retryable = map_ref_retryable(&e);
+            let unavailable = is_unavailable(&e);
+            let source = Box::new(ConnectFailure { target, source: e });
+            if unavailable {
+                Error::Unavailable {
+                    store: STORE_NAME,
+                    source,
+                }
+            } else {
+                Error::backend(STORE_NAME, retryable, source)
+            }
+        }
+    }
+}
+
+/// Whether `e` means the database cannot be reached ([`Error::Unavailable`] in [`map`]).
+fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => class(db.as_ref()) == Class::Unavailable,
+        _ => false,
+    }
+}
+
+/// Whether a [`Error::Backend`] made of `e` by [`map`] is retryable.
+fn map_ref_retryable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => matches!(class(db.as_ref()), Class::Rerun | Class::Busy),
+        _ => false,
+    }
+}
+
 /// Maps a driver error that carries no meaning for the call (see the module docs).
 pub(crate) fn map(e: sqlx::Error, acquire_timeout: Duration) -> Error {
     if is_tls_failure(&e) {

@@ -5,12 +5,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use stats_core::store::check_range;
-use stats_core::{Batch, Error, Granularity, Key, MetricStore, Number, Result, Values};
+use stats_core::{
+    Batch, Error, Granularity, Key, MetricStore, NameKind, Number, Result, Values, name,
+};
 
 use crate::dialect::{DocRow, RangeRow, number};
 use crate::error::{Failure, classify};
 use crate::plan::{DocId, Plan, first_error};
-use crate::store::{SqlStore, dispatch};
+use crate::store::{SqlStore, dispatch, purge};
 
 /// The pause before rerun `n` (1-based): 2, 4, 8, 16, 32 ms, each plus up to as much again,
 /// so that the transactions that collided do not collide again.
@@ -147,5 +149,20 @@ impl MetricStore for SqlStore {
         ids.sort_unstable();
         ids.dedup();
         dispatch!(self, db => db.remove(&ids).await).map_err(|e| self.error(e))
+    }
+
+    /// One statement on PostgreSQL (`DELETE ... RETURNING` counted in the same statement);
+    /// on MySQL and SQLite a count under lock and the delete, in one transaction.
+    async fn remove_metric(&self, metric: &str) -> Result<u64> {
+        name::check_segment(NameKind::Metric, metric)?;
+        dispatch!(self, db => db.remove_metric(metric).await).map_err(|e| self.error(e))
+    }
+
+    /// Metric by metric on the primary key, without an index of its own (see the crate docs,
+    /// "Retention and removal").
+    async fn purge(&self, granularity: Granularity, before: i64) -> Result<u64> {
+        purge(&self.backend, &granularity.to_string(), before)
+            .await
+            .map_err(|e| self.error(e))
     }
 }

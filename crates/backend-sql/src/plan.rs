@@ -391,7 +391,7 @@ mod tests {
         let stored = vec![values!({"x": {"y": 1}})];
         let err = first_error(&b, &[&k], stored).unwrap_err();
         assert!(
-            matches!(&err, Error::PathConflict { path, key, .. } if path == "x" && key == "m::1h::0"),
+            matches!(&err, Error::PathConflict { path, key, .. } if path == "x" && *key == k.to_string()),
             "{err}"
         );
         let stored = vec![values!({"x": i64::MAX})];

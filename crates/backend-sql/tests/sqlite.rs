@@ -160,3 +160,21 @@ async fn layout_is_as_documented() {
         ]
     );
 }
+
+/// A file that cannot be opened (its directory does not exist) is an error naming the path.
+#[tokio::test]
+async fn unopenable_file_names_its_path() {
+    let path = dir()
+        .join("no-such-directory")
+        .join(stats_core::testkit::unique("missing"))
+        .join("stats.db");
+    let config = SqlConfig::from_url(&format!("sqlite://{}", path.display())).unwrap();
+    let err = SqlStore::connect(config).await.unwrap_err();
+    let shown = err.to_string();
+    assert!(
+        shown.contains(&path.display().to_string()),
+        "the path must be named: {shown}"
+    );
+    assert!(shown.contains("unable to open database file"), "{shown}");
+    assert!(!err.is_retryable(), "{err:?}");
+}

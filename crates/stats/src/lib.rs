@@ -388,7 +388,7 @@ pub mod redis {
 ///
 /// `SqlConfig::retention` takes a [`Retention`] (how long to keep the buckets of each granularity,
 /// counted from the bucket's start); the store then deletes expired buckets in the background, one
-/// indexed `DELETE` per granularity every sweep interval (60 s by default), and
+/// primary-key range `DELETE` per metric and granularity every sweep interval (60 s by default), and
 /// `SqlStore::purge_expired` runs the same sweep when asked. Without one, buckets are kept until
 /// removed: [`Tracker::remove`] deletes a metric, and [`MetricStore::purge`] deletes a
 /// granularity's buckets older than a given start.

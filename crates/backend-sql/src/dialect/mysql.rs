@@ -45,6 +45,12 @@ struct Sql {
     read_head: String,
     range: String,
     remove_head: String,
+    metric_count: String,
+    metric_delete: String,
+    metrics: String,
+    purge_count_head: String,
+    purge_count_tail: String,
+    purge_delete_head: String,
     counter_inc: String,
     counter_add: String,
     counter_get: String,
@@ -135,6 +141,20 @@ impl Sql {
                  AND (int_value IS NOT NULL OR float_value IS NOT NULL)"
             ),
             remove_head: format!("DELETE FROM `{buckets}` WHERE "),
+            // A locking read: the rows counted stay locked (and no new row of the metric can
+            // come in between) until the delete in the same transaction.
+            metric_count: format!(
+                "SELECT COUNT(DISTINCT granularity, at) FROM `{buckets}` WHERE metric = ? FOR UPDATE"
+            ),
+            metric_delete: format!("DELETE FROM `{buckets}` WHERE metric = ?"),
+            // MySQL and MariaDB read DISTINCT of the primary key's first column with a loose
+            // index scan ("Using index for group-by"): one descent per metric.
+            metrics: format!("SELECT DISTINCT metric FROM `{buckets}`"),
+            purge_count_head: format!(
+                "SELECT COUNT(DISTINCT metric, at) FROM `{buckets}` WHERE granularity = "
+            ),
+            purge_count_tail: " FOR UPDATE".into(),
+            purge_delete_head: format!("DELETE FROM `{buckets}` WHERE granularity = "),
             counter_inc: format!(
                 "INSERT INTO `{counters}` (namespace, counter_key, value) VALUES (?, ?, ?) \
                  ON DUPLICATE KEY UPDATE value = value + ?"
@@ -192,6 +212,7 @@ fn text(bytes: Vec<u8>) -> R<String> {
 impl MySql {
     pub(crate) async fn connect(config: &SqlConfig) -> R<Self> {
         let options = MySqlConnectOptions::from_str(&config.url)?;
+        super::probe(&options, config.acquire_timeout).await?;
         let pool = MySqlPoolOptions::new()
             .max_connections(config.max_connections)
             .min_connections(config.min_connections)

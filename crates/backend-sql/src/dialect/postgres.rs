@@ -17,6 +17,9 @@ use super::{DocRow, RangeRow, Side, Spelling};
 use crate::config::SqlConfig;
 use crate::plan::{DocId, Plan, Row};
 
+/// Metrics per purge statement (each one a primary key range).
+const METRICS_PER_PURGE: usize = 1000;
+
 /// Rows per upsert statement (arrays have no parameter limit; this bounds one statement's work).
 const MAX_ROWS: usize = 10_000;
 
@@ -39,6 +42,9 @@ struct Sql {
     read: String,
     range: String,
     remove: String,
+    remove_metric: String,
+    metrics: String,
+    purge: String,
     counter_inc: String,
     counter_add: String,
     counter_get: String,
@@ -138,6 +144,17 @@ impl Sql {
                 r#"DELETE FROM "{buckets}"
                 WHERE (metric, granularity, at) IN (SELECT * FROM UNNEST($1::text[], $2::text[], $3::int8[]))"#
             ),
+            // One statement: the count is of exactly the rows deleted.
+            remove_metric: format!(
+                r#"WITH d AS (DELETE FROM "{buckets}" WHERE metric = $1 RETURNING granularity, at)
+                SELECT COUNT(*) FROM (SELECT DISTINCT granularity, at FROM d) AS docs"#
+            ),
+            metrics: super::loose_scan(&format!(r#""{buckets}""#)),
+            purge: format!(
+                r#"WITH d AS (DELETE FROM "{buckets}"
+                    WHERE metric = ANY($3::text[]) AND granularity = $1 AND at < $2 RETURNING metric, at)
+                SELECT COUNT(*) FROM (SELECT DISTINCT metric, at FROM d) AS docs"#
+            ),
             counter_inc: format!(
                 r#"INSERT INTO "{counters}" AS t (namespace, counter_key, value) VALUES ($1, $2, $3)
                 ON CONFLICT (namespace, counter_key) DO UPDATE SET value = t.value + $4
@@ -194,6 +211,7 @@ type R<T> = Result<T, sqlx::Error>;
 impl Postgres {
     pub(crate) async fn connect(config: &SqlConfig) -> R<Self> {
         let options = PgConnectOptions::from_str(&config.url)?;
+        super::probe(&options, config.acquire_timeout).await?;
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections)
             .min_connections(config.min_connections)
@@ -308,6 +326,33 @@ impl Postgres {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    pub(crate) async fn remove_metric(&self, metric: &str) -> R<u64> {
+        let count: i64 = sqlx::query_scalar(&self.sql.remove_metric)
+            .bind(metric)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    /// Metric by metric on the primary key (see [`super::loose_scan`]), one statement per
+    /// chunk of metrics that deletes and counts what it deleted.
+    pub(crate) async fn purge(&self, granularity: &str, before: i64) -> R<u64> {
+        let metrics: Vec<String> = sqlx::query_scalar(&self.sql.metrics)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut total = 0;
+        for chunk in metrics.chunks(METRICS_PER_PURGE) {
+            let count: i64 = sqlx::query_scalar(&self.sql.purge)
+                .bind(granularity)
+                .bind(before)
+                .bind(chunk)
+                .fetch_one(&self.pool)
+                .await?;
+            total += u64::try_from(count).unwrap_or(0);
+        }
+        Ok(total)
     }
 
     pub(crate) async fn counter_inc(

@@ -56,6 +56,12 @@ struct Sql {
     read_head: String,
     range: String,
     remove_head: String,
+    metric_count: String,
+    metric_delete: String,
+    metrics: String,
+    purge_count_head: String,
+    purge_count_tail: String,
+    purge_delete_head: String,
     counter_inc: String,
     counter_add: String,
     counter_get: String,
@@ -153,6 +159,16 @@ impl Sql {
                 AND (int_value IS NOT NULL OR float_value IS NOT NULL)"#
             ),
             remove_head: format!(r#"DELETE FROM "{buckets}" WHERE "#),
+            metric_count: format!(
+                r#"SELECT COUNT(*) FROM (SELECT DISTINCT granularity, at FROM "{buckets}" WHERE metric = ?1)"#
+            ),
+            metric_delete: format!(r#"DELETE FROM "{buckets}" WHERE metric = ?1"#),
+            metrics: super::loose_scan(&format!(r#""{buckets}""#)),
+            purge_count_head: format!(
+                r#"SELECT COUNT(*) FROM (SELECT DISTINCT metric, at FROM "{buckets}" WHERE granularity = "#
+            ),
+            purge_count_tail: ")".into(),
+            purge_delete_head: format!(r#"DELETE FROM "{buckets}" WHERE granularity = "#),
             counter_inc: format!(
                 r#"INSERT INTO "{counters}" AS t (namespace, counter_key, value) VALUES (?1, ?2, ?3)
                 ON CONFLICT (namespace, counter_key) DO UPDATE SET value = {counter_sum}
@@ -212,6 +228,9 @@ impl Sqlite {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(config.busy_timeout);
+        if !config.is_sqlite_memory() {
+            super::probe(&options, config.acquire_timeout).await?;
+        }
         let mut pool = SqlitePoolOptions::new().acquire_timeout(config.acquire_timeout);
         pool = if config.is_sqlite_memory() {
             // Every connection to `:memory:` would open a database of its own; one connection

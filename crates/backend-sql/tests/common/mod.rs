@@ -5,6 +5,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use stats_backend_sql::{SqlConfig, SqlStore};
+use stats_core::retention::Retention;
+use stats_core::store::MAX_TTL;
 use stats_core::{
     Batch, CounterStore, Error, Key, MetricStore, Number, Store, ThrottleStore, Values,
 };
@@ -59,6 +61,36 @@ macro_rules! sql_checks {
         async fn throttles_expire_and_are_purged() {
             common::throttles_expire_and_are_purged($store().await).await;
         }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn retention_sweep_deletes_expired_buckets_only() {
+            common::retention_sweep_deletes_expired_buckets_only($config()).await;
+        }
+
+        #[tokio::test]
+        async fn purge_expired_on_demand_counts_buckets() {
+            common::purge_expired_on_demand_counts_buckets($config()).await;
+        }
+
+        #[tokio::test]
+        async fn purge_spans_many_metrics() {
+            common::purge_spans_many_metrics($config()).await;
+        }
+
+        #[tokio::test]
+        async fn mixed_max_min_agree_with_number() {
+            common::mixed_max_min_agree_with_number($store().await).await;
+        }
+
+        #[tokio::test]
+        async fn counter_overflow_names_the_operands() {
+            common::counter_overflow_names_the_operands($store().await).await;
+        }
+
+        #[tokio::test]
+        async fn max_ttl_throttle_holds() {
+            common::max_ttl_throttle_holds($store().await).await;
+        }
     };
 }
 pub(crate) use sql_checks;
@@ -72,6 +104,16 @@ macro_rules! server_checks {
         #[tokio::test]
         async fn unreachable_server_is_retryable() {
             common::unreachable_server_is_retryable($unreachable).await;
+        }
+
+        #[tokio::test]
+        async fn refused_connection_is_unavailable_with_its_cause() {
+            common::refused_connection_is_unavailable_with_its_cause($unreachable).await;
+        }
+
+        #[tokio::test]
+        async fn unknown_host_is_named() {
+            common::unknown_host_is_named($unreachable).await;
         }
 
         #[tokio::test]
@@ -527,4 +569,374 @@ pub async fn unreachable_server_is_retryable(url: &str) {
     let err = SqlStore::connect(config).await.unwrap_err();
     assert!(err.is_retryable(), "{err:?}");
     assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+/// A minute granularity and the start of the minute `minutes_ago` before now.
+fn minute_ago(minutes_ago: i64) -> (stats_core::Granularity, i64) {
+    let now = jiff::Timestamp::now().as_second();
+    (
+        "1m".parse().expect("granularity"),
+        now - now % 60 - minutes_ago * 60,
+    )
+}
+
+/// A retention of `keep` for minute buckets.
+fn minutes_kept(keep: Duration) -> Retention {
+    Retention::new()
+        .keep("1m".parse().expect("granularity"), keep)
+        .expect("retention")
+}
+
+/// With a retention of one hour for minute buckets and a sweep every 100 ms, the timed sweep
+/// deletes minute buckets older than an hour (of every metric) and keeps newer ones, hour
+/// buckets of the same old time, and status slots. A failed sweep is readable from the store;
+/// a dropped store's sweep stops.
+pub async fn retention_sweep_deletes_expired_buckets_only(config: SqlConfig) {
+    let prefix = unique_prefix("sweep");
+    let config = config
+        .retention(minutes_kept(Duration::from_secs(3600)))
+        .sweep_interval(Duration::from_millis(100))
+        .expect("interval");
+    let store = store_at(config.clone(), &prefix).await;
+    let (minute, old) = minute_ago(90);
+    let (_, fresh) = minute_ago(30);
+    let metrics = [
+        stats_core::testkit::unique("sweep-a"),
+        stats_core::testkit::unique("sweep-b"),
+    ];
+    let docs = |m: &str| {
+        vec![
+            Key::bucket(m, minute, old).expect("key"),
+            Key::bucket(m, minute, fresh).expect("key"),
+            Key::bucket(m, hour(), old - old % 3600).expect("key"),
+            Key::status(m).expect("key"),
+        ]
+    };
+    let write = |store: Arc<SqlStore>, keys: Vec<Key>| async move {
+        let mut b = Batch::new();
+        b.inc(keys, &stats_core::values!({"n": 1})).expect("batch");
+        store.apply(&b).await.expect("apply");
+    };
+    for m in &metrics {
+        write(Arc::clone(&store), docs(m)).await;
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let gone = store
+            .read(&[docs(&metrics[0])[0].clone(), docs(&metrics[1])[0].clone()])
+            .await
+            .expect("read");
+        if gone.iter().all(Values::is_empty) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sweep did not delete the expired minute buckets within 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for m in &metrics {
+        let kept = store.read(&docs(m)[1..]).await.expect("read");
+        assert!(
+            kept.iter().all(|d| *d == stats_core::values!({"n": 1})),
+            "{m}: a fresh minute bucket, an hour bucket and the status stay: {kept:?}"
+        );
+    }
+    assert!(
+        store.last_sweep_error().is_none(),
+        "{:?}",
+        store.last_sweep_error()
+    );
+
+    // A sweep that fails is kept for the caller: drop the tables under the running sweep.
+    store.drop_tables().await.expect("drop");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let failure = loop {
+        if let Some(failure) = store.last_sweep_error() {
+            break failure;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a failing sweep must be readable through last_sweep_error"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(failure.granularity, minute);
+    assert!(
+        failure
+            .error
+            .to_string()
+            .contains(&format!("{prefix}_buckets")),
+        "the error names the table: {}",
+        failure.error
+    );
+    assert!(
+        matches!(*failure.error, Error::Backend { .. }),
+        "{:?}",
+        failure.error
+    );
+    store.setup().await.expect("setup again");
+
+    // Once the store is dropped, its sweep ends: an expired bucket written by another store
+    // on the same tables stays.
+    drop(store);
+    let other = store_at(config.retention(Retention::new()), &prefix).await;
+    let expired = Key::bucket(&metrics[0], minute, old).expect("key");
+    write(Arc::clone(&other), vec![expired.clone()]).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        other.read(&[expired]).await.expect("read"),
+        vec![stats_core::values!({"n": 1})],
+        "the sweep of a dropped store must have ended"
+    );
+    assert!(other.last_sweep_error().is_none(), "no retention, no sweep");
+    other.drop_tables().await.expect("drop");
+}
+
+/// `purge_expired` deletes what the retention says has expired, now, and counts the buckets
+/// (not their rows); without a retention it deletes nothing.
+pub async fn purge_expired_on_demand_counts_buckets(config: SqlConfig) {
+    let prefix = unique_prefix("purgenow");
+    // The timed sweep does not run within the test: its first run is an hour away.
+    let config = config
+        .retention(minutes_kept(Duration::from_secs(600)))
+        .sweep_interval(Duration::from_secs(3600))
+        .expect("interval");
+    let store = store_at(config.clone(), &prefix).await;
+    let (minute, _) = minute_ago(0);
+    let metric = stats_core::testkit::unique("purgenow");
+    let keys: Vec<Key> = [11, 12, 13, 9, 0]
+        .into_iter()
+        .map(|ago| Key::bucket(&metric, minute, minute_ago(ago).1).expect("key"))
+        .collect();
+    let mut b = Batch::new();
+    b.inc(
+        keys.clone(),
+        &stats_core::values!({"n": 1, "by": {"x": 2.5, "y": 1}}),
+    )
+    .expect("batch");
+    store.apply(&b).await.expect("apply");
+    assert_eq!(store.purge_expired().await.expect("purge"), 3);
+    let docs = store.read(&keys).await.expect("read");
+    let present: Vec<bool> = docs.iter().map(|d| !d.is_empty()).collect();
+    assert_eq!(present, [false, false, false, true, true]);
+    assert_eq!(store.purge_expired().await.expect("again"), 0);
+    let unkept = SqlStore::connect(
+        config
+            .retention(Retention::new())
+            .table_prefix(&prefix)
+            .expect("prefix"),
+    )
+    .await
+    .expect("connect");
+    let old = Key::bucket(&metric, minute, minute_ago(500).1).expect("key");
+    let mut b = Batch::new();
+    b.inc([old.clone()], &stats_core::values!({"n": 1}))
+        .expect("batch");
+    unkept.apply(&b).await.expect("apply");
+    assert_eq!(unkept.purge_expired().await.expect("purge"), 0);
+    assert_eq!(unkept.read(&[old]).await.expect("read")[0].len(), 1);
+    store.drop_tables().await.expect("drop");
+}
+
+/// A purge reaches every metric, however many (more than one statement's chunk of metrics),
+/// and counts every bucket it deletes; later buckets and other granularities stay.
+pub async fn purge_spans_many_metrics(config: SqlConfig) {
+    const METRICS: usize = 1_234;
+    let store = store_at(config, &unique_prefix("purgemany")).await;
+    let (minute, now) = minute_ago(0);
+    let mut b = Batch::new();
+    for i in 0..METRICS {
+        let metric = format!("m{i:05}");
+        let old = Key::bucket(&metric, minute, now - 7_200).expect("key");
+        b.inc(
+            [
+                old.clone(),
+                old.with_bucket(minute, now - 3_600),
+                old.with_bucket(minute, now),
+                old.with_bucket(hour(), now - now % 3_600 - 7_200),
+            ],
+            &stats_core::values!({"n": 1, "by": {"x": 1}}),
+        )
+        .expect("batch");
+    }
+    store.apply(&b).await.expect("apply");
+    assert_eq!(
+        store.purge(minute, now - 60).await.expect("purge"),
+        2 * METRICS as u64
+    );
+    let last = format!("m{:05}", METRICS - 1);
+    let docs = store
+        .read(&[
+            Key::bucket(&last, minute, now - 3_600).expect("key"),
+            Key::bucket(&last, minute, now).expect("key"),
+            Key::bucket(&last, hour(), now - now % 3_600 - 7_200).expect("key"),
+        ])
+        .await
+        .expect("read");
+    let present: Vec<bool> = docs.iter().map(|d| !d.is_empty()).collect();
+    assert_eq!(present, [false, true, true]);
+    assert_eq!(
+        store.purge(minute, now + 60).await.expect("purge"),
+        METRICS as u64
+    );
+    store.drop_tables().await.expect("drop");
+}
+
+/// Max and min of an integer and a float at the edges of exactness (2^53, 2^63, i64::MIN)
+/// give what [`Number::max_value`] and [`Number::min_value`] give, whichever is stored first.
+pub async fn mixed_max_min_agree_with_number(store: Arc<SqlStore>) {
+    let two_63 = 9_223_372_036_854_775_808.0_f64;
+    let pairs = [
+        (Number::Int(i64::MAX), Number::Float(two_63)),
+        (
+            Number::Int(i64::MAX),
+            Number::Float(9_223_372_036_854_774_784.0),
+        ),
+        (
+            Number::Float(9_007_199_254_740_992.0),
+            Number::Int((1 << 53) + 1),
+        ),
+        (
+            Number::Float(9_007_199_254_740_994.0),
+            Number::Int((1 << 53) + 1),
+        ),
+        (Number::Int(i64::MIN), Number::Float(-two_63)),
+        (
+            Number::Int(i64::MIN),
+            Number::Float(-9_223_372_036_854_777_856.0),
+        ),
+        (Number::Int(i64::MIN + 1), Number::Float(-two_63)),
+        (Number::Int(0), Number::Float(5e-324)),
+    ];
+    let metric = stats_core::testkit::unique("mixed");
+    let key = Key::bucket(&metric, hour(), 0).expect("key");
+    for (a, b) in pairs {
+        for (stored, given) in [(a, b), (b, a)] {
+            for max in [true, false] {
+                let mut set = Batch::new();
+                set.set(
+                    [key.clone()],
+                    &Values::new().with("v", stored).expect("value"),
+                )
+                .expect("batch");
+                store.apply(&set).await.expect("set");
+                let mut op = Batch::new();
+                let given_doc = Values::new().with("v", given).expect("value");
+                if max {
+                    op.max([key.clone()], &given_doc).expect("batch");
+                } else {
+                    op.min([key.clone()], &given_doc).expect("batch");
+                }
+                store.apply(&op).await.expect("max/min");
+                let got = store
+                    .read(std::slice::from_ref(&key))
+                    .await
+                    .expect("read")
+                    .remove(0)
+                    .number_at("v");
+                let expected = if max {
+                    stored.max_value(given)
+                } else {
+                    stored.min_value(given)
+                };
+                assert_eq!(
+                    got,
+                    Some(expected),
+                    "{} of stored {stored:?} and {given:?}",
+                    if max { "max" } else { "min" }
+                );
+            }
+        }
+    }
+    store.remove(&[key]).await.expect("remove");
+}
+
+/// A counter overflow says `<namespace>/<key>: <current> + <step>`, the same as every store
+/// ([`Error::counter_overflow`]), for a stored counter and for a missing one (its default).
+pub async fn counter_overflow_names_the_operands(store: Arc<SqlStore>) {
+    let ns = stats_core::testkit::unique("ovf");
+    store.set(&ns, "hi", i64::MAX - 2).await.expect("set");
+    store.set(&ns, "lo", i64::MIN + 1).await.expect("set");
+    for (key, step, current) in [
+        ("hi", 3, i64::MAX - 2),
+        ("lo", -2, i64::MIN + 1),
+        ("hi", i64::MAX, i64::MAX - 2),
+    ] {
+        let err = store.inc(&ns, key, step, 0).await.expect_err("overflow");
+        assert_eq!(
+            err.to_string(),
+            Error::counter_overflow(&ns, key, current, step).to_string()
+        );
+        assert!(
+            err.to_string().contains(&format!("{current} + {step}")),
+            "{err}"
+        );
+    }
+    let err = store
+        .inc(&ns, "new", 10, i64::MAX - 5)
+        .await
+        .expect_err("overflow");
+    assert_eq!(
+        err.to_string(),
+        Error::counter_overflow(&ns, "new", i64::MAX - 5, 10).to_string()
+    );
+    assert_eq!(store.get(&ns, "new").await.expect("get"), None);
+    store.delete_namespace(&ns).await.expect("cleanup");
+}
+
+/// The longest TTL the core allows is held as given: the expiry is 100 years ahead.
+pub async fn max_ttl_throttle_holds(store: Arc<SqlStore>) {
+    let key = stats_core::testkit::unique("maxttl");
+    assert!(store.try_acquire(&key, MAX_TTL).await.expect("acquire"));
+    assert!(
+        !store
+            .try_acquire(&key, Duration::from_millis(1))
+            .await
+            .expect("again")
+    );
+    assert_eq!(store.purge_expired_throttles().await.expect("purge"), 0);
+    assert!(!store.try_acquire(&key, MAX_TTL).await.expect("still held"));
+}
+
+/// A refused connection is a retryable [`Error::Unavailable`] at once (not after the acquire
+/// timeout), naming the address and the cause.
+pub async fn refused_connection_is_unavailable_with_its_cause(url: &str) {
+    let config = SqlConfig::from_url(url)
+        .expect("url")
+        .acquire_timeout(Duration::from_secs(5));
+    let started = std::time::Instant::now();
+    let err = SqlStore::connect(config)
+        .await
+        .expect_err("nothing listens there");
+    let elapsed = started.elapsed();
+    let shown = err.to_string();
+    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+    assert!(
+        shown.contains("127.0.0.1:1"),
+        "the address must be named: {shown}"
+    );
+    assert!(
+        shown.to_lowercase().contains("refused"),
+        "the cause must be kept: {shown}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(3),
+        "a refused connection must fail at once, not after the acquire timeout: {elapsed:?}"
+    );
+}
+
+/// A host name that does not resolve is named in the error.
+pub async fn unknown_host_is_named(url: &str) {
+    let url = url.replacen("127.0.0.1:1", "no-such-host.invalid:5", 1);
+    let config = SqlConfig::from_url(&url)
+        .expect("url")
+        .acquire_timeout(Duration::from_secs(5));
+    let err = SqlStore::connect(config).await.expect_err("no such host");
+    let shown = err.to_string();
+    assert!(
+        shown.contains("no-such-host.invalid"),
+        "the host must be named: {shown}"
+    );
+    assert!(err.is_retryable(), "{err:?}");
 }
