@@ -22,7 +22,7 @@ mod with_tls {
         RedisConfig::single(common::url(URL))
             .tls_root_certificate_file(common::url(CA))
             .expect("the test CA")
-            .prefix(&stats_core::testkit::unique("tls"))
+            .key_prefix(&stats_core::testkit::unique("tls"))
             .expect("prefix")
     }
 
@@ -77,7 +77,7 @@ mod with_tls {
     #[tokio::test]
     async fn an_untrusted_certificate_is_a_clear_error() {
         let config = RedisConfig::single(common::url(URL))
-            .prefix(&stats_core::testkit::unique("tls"))
+            .key_prefix(&stats_core::testkit::unique("tls"))
             .unwrap();
         let err = RedisStore::connect(config)
             .await
