@@ -53,6 +53,27 @@ pub fn unique(label: &str) -> String {
     format!("tk{}x{n}x{nanos:x}-{label}", std::process::id())
 }
 
+/// Checks the error of connecting to a server whose TLS certificate is not trusted: a
+/// non-retryable [`Error::Backend`](crate::Error::Backend) (repeating it fails the same way)
+/// whose message says TLS and certificate, whatever the store.
+pub fn assert_untrusted_certificate(err: &crate::Error) {
+    let shown = err.to_string();
+    assert!(
+        matches!(
+            err,
+            crate::Error::Backend {
+                retryable: false,
+                ..
+            }
+        ),
+        "expected a non-retryable backend error: {shown}"
+    );
+    assert!(
+        shown.contains("TLS") && shown.contains("certificate"),
+        "the message must say TLS and certificate: {shown}"
+    );
+}
+
 /// Instantiates every [`MetricStore`](crate::MetricStore) check as a `#[tokio::test]`.
 ///
 /// `$setup` is a path to an `async fn() -> Arc<S>` where `S: MetricStore`.
