@@ -10,7 +10,7 @@ mod with_tls {
     use std::sync::Arc;
 
     use stats_backend_redis::{RedisConfig, RedisStore};
-    use stats_core::{Batch, CounterStore, Error, Key, MetricStore, values};
+    use stats_core::{CounterStore, Error};
 
     use super::common;
 
@@ -46,15 +46,7 @@ mod with_tls {
             "{URL} is not a rediss:// URL: {url}"
         );
         let s = store().await;
-        let key = Key::bucket("orders", "1h".parse().unwrap(), 3600).unwrap();
-        let mut batch = Batch::new();
-        batch
-            .inc([key.clone()], &values!({"count": 2, "by": {"eu": 1.5}}))
-            .unwrap();
-        s.apply(&batch).await.unwrap();
-        let read = s.read(std::slice::from_ref(&key)).await.unwrap();
-        assert_eq!(read, [values!({"count": 2, "by": {"eu": 1.5}})]);
-        assert_eq!(s.inc("jobs", "done", 3, 0).await.unwrap(), 3);
+        stats_core::testkit::write_read_and_count(&*s, &url).await;
         assert_eq!(s.get("jobs", "done").await.unwrap(), Some(3));
     }
 

@@ -14,7 +14,7 @@ mod with_tls {
     use std::sync::Arc;
 
     use stats_backend_sql::{SqlConfig, SqlStore};
-    use stats_core::{Batch, CounterStore, Error, Key, MetricStore, values};
+    use stats_core::Error;
 
     use super::common;
 
@@ -73,15 +73,7 @@ mod with_tls {
     async fn round_trip(url: &str) -> Arc<SqlStore> {
         let config = SqlConfig::from_url(url).expect("URL");
         let s = common::store_at(config, &common::unique_prefix("mytls")).await;
-        let key = Key::bucket("orders", "1h".parse().unwrap(), 3600).unwrap();
-        let mut batch = Batch::new();
-        batch
-            .inc([key.clone()], &values!({"count": 2, "by": {"eu": 1.5}}))
-            .unwrap();
-        s.apply(&batch).await.unwrap();
-        let read = s.read(std::slice::from_ref(&key)).await.unwrap();
-        assert_eq!(read, [values!({"count": 2, "by": {"eu": 1.5}})], "{url}");
-        assert_eq!(s.inc("jobs", "done", 3, 0).await.unwrap(), 3, "{url}");
+        stats_core::testkit::write_read_and_count(&*s, url).await;
         s
     }
 

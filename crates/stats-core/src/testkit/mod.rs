@@ -53,6 +53,27 @@ pub fn unique(label: &str) -> String {
     format!("tk{}x{n}x{nanos:x}-{label}", std::process::id())
 }
 
+/// A smoke test of a store reached in some new way (over TLS, through a wrapper): a batch, a
+/// read of it and a new counter (`store` must hold no counter `jobs/done` yet); `context`
+/// names the way in failure messages.
+pub async fn write_read_and_count<S>(store: &S, context: &str)
+where
+    S: crate::MetricStore + crate::CounterStore + ?Sized,
+{
+    let key = crate::Key::bucket("orders", "1h".parse().expect("1h"), 3600).expect("key");
+    let doc = crate::values!({"count": 2, "by": {"eu": 1.5}});
+    let mut batch = crate::Batch::new();
+    batch.inc([key.clone()], &doc).expect("batch");
+    store.apply(&batch).await.expect(context);
+    let read = store.read(std::slice::from_ref(&key)).await.expect(context);
+    assert_eq!(read, [doc], "{context}");
+    assert_eq!(
+        store.inc("jobs", "done", 3, 0).await.expect(context),
+        3,
+        "{context}"
+    );
+}
+
 /// Checks the error of connecting to a server whose TLS certificate is not trusted: a
 /// non-retryable [`Error::Backend`](crate::Error::Backend) (repeating it fails the same way)
 /// whose message says TLS and certificate, whatever the store.
