@@ -54,6 +54,15 @@ const STEPS: &[Step] = &[
         },
     },
     Step {
+        name: "RUSTDOCFLAGS='-D warnings' cargo doc --workspace --all-features --no-deps",
+        run: |_| {
+            workspace::run(
+                workspace::cargo(["doc", "--workspace", "--all-features", "--no-deps"])
+                    .env("RUSTDOCFLAGS", "-D warnings"),
+            )
+        },
+    },
+    Step {
         name: "cargo test --workspace --all-features --no-run",
         run: |_| it::build(),
     },
