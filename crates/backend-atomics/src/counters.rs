@@ -185,11 +185,7 @@ impl Slot {
 
 #[cold]
 fn overflow(ns: &str, key: &str, current: i64, step: i64) -> Error {
-    Error::Overflow {
-        key: format!("{ns}/{key}"),
-        path: None,
-        detail: format!("{current} + {step}"),
-    }
+    Error::counter_overflow(ns, key, current, step)
 }
 
 /// [`BLOCK`] slots in one allocation. A block is freed when no map entry or handle refers to

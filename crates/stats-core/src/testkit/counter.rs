@@ -219,6 +219,13 @@ pub async fn counter_overflow_is_an_error(store: Arc<dyn CounterStore>) {
             "{}: inc({k}, {step}) past i64 must be Overflow, got {result:?}",
             store.name()
         );
+        // Every store says it the same way, with the stored value.
+        assert_eq!(
+            result.map_err(|e| e.to_string()),
+            Err(Error::counter_overflow(&ns, k, expected, step).to_string()),
+            "{}",
+            store.name()
+        );
         assert_eq!(
             ok!(store, store.get(&ns, k)),
             Some(expected),
@@ -230,6 +237,12 @@ pub async fn counter_overflow_is_an_error(store: Arc<dyn CounterStore>) {
     assert!(
         matches!(result, Err(Error::Overflow { .. })),
         "{}: default + step past i64, got {result:?}",
+        store.name()
+    );
+    assert_eq!(
+        result.map_err(|e| e.to_string()),
+        Err(Error::counter_overflow(&ns, "new", i64::MAX, 1).to_string()),
+        "{}: a missing counter overflows from its default",
         store.name()
     );
     assert_eq!(
