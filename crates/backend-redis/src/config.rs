@@ -268,6 +268,9 @@ impl RedisConfig {
     }
 
     /// How long to wait for a connection (default 2 s).
+    ///
+    /// From 1 ms to one day ([`MAX_TIMEOUT`](stats_core::store::MAX_TIMEOUT)), checked by
+    /// [`RedisStore::connect`](crate::RedisStore::connect).
     pub fn connection_timeout(mut self, timeout: Duration) -> Self {
         self.connection_timeout = timeout;
         self
@@ -275,6 +278,9 @@ impl RedisConfig {
 
     /// How long to wait for a reply (default 5 s); then the call fails with a retryable
     /// [`Error::Timeout`]. Whether a timed-out write was applied is unknown.
+    ///
+    /// From 1 ms to one day ([`MAX_TIMEOUT`](stats_core::store::MAX_TIMEOUT)), checked by
+    /// [`RedisStore::connect`](crate::RedisStore::connect).
     pub fn response_timeout(mut self, timeout: Duration) -> Self {
         self.response_timeout = timeout;
         self

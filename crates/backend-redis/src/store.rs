@@ -83,6 +83,8 @@ impl RedisStore {
     /// in a build without TLS, a non-retryable [`Error::Backend`] when the server's certificate
     /// is not trusted (or does not name the host) or the TLS handshake fails.
     pub async fn connect(config: RedisConfig) -> stats_core::Result<Self> {
+        stats_core::store::check_timeout("connection_timeout", config.connection_timeout)?;
+        stats_core::store::check_timeout("response_timeout", config.response_timeout)?;
         let urls: Vec<&str> = match &config.target {
             Target::Single(url) => vec![url.as_str()],
             Target::Cluster(urls) => urls.iter().map(String::as_str).collect(),

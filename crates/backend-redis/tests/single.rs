@@ -30,6 +30,27 @@ async fn raw() -> redis::aio::MultiplexedConnection {
         .expect("connect")
 }
 
+/// Timeouts a driver cannot take (its deadline arithmetic would overflow) are refused before
+/// any connection is tried (the URL names no server).
+#[tokio::test]
+async fn hostile_timeouts_are_refused_before_connecting() {
+    let base = || RedisConfig::single("redis://127.0.0.1:1/");
+    for (config, needle) in [
+        (
+            base().connection_timeout(Duration::MAX),
+            "connection_timeout",
+        ),
+        (base().response_timeout(Duration::MAX), "response_timeout"),
+        (base().response_timeout(Duration::ZERO), "response_timeout"),
+    ] {
+        let err = RedisStore::connect(config).await.expect_err("refused");
+        assert!(
+            matches!(&err, stats_core::Error::InvalidInput(m) if m.contains(needle)),
+            "{err}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn capabilities_say_single_node_batches_are_atomic() {
     let caps = stats_core::Store::capabilities(&*store().await);

@@ -187,7 +187,7 @@ impl SqlConfig {
                 (Database::Sqlite, url.to_owned())
             } else {
                 return Err(Error::InvalidInput(format!(
-                    "{} is not a postgres://, mysql://, mariadb:// or sqlite: URL",
+                    "{:?} is not a postgres://, mysql://, mariadb:// or sqlite: URL",
                     redact(url)
                 )));
             };
@@ -228,6 +228,21 @@ impl SqlConfig {
         Ok(self)
     }
 
+    /// Checks the settings that can only be judged together or that the driver would not take:
+    /// timeouts within [`check_timeout`](stats_core::store::check_timeout)'s bounds,
+    /// `min_connections <= max_connections`.
+    pub(crate) fn check(&self) -> Result<()> {
+        stats_core::store::check_timeout("acquire_timeout", self.acquire_timeout)?;
+        stats_core::store::check_timeout("busy_timeout", self.busy_timeout)?;
+        if self.min_connections > self.max_connections {
+            return Err(Error::InvalidInput(format!(
+                "min_connections ({}) must not exceed max_connections ({})",
+                self.min_connections, self.max_connections
+            )));
+        }
+        Ok(())
+    }
+
     /// The most connections the pool opens (default 10; at least 1). An in-memory SQLite
     /// database always uses one.
     pub fn max_connections(mut self, max: u32) -> Self {
@@ -235,21 +250,25 @@ impl SqlConfig {
         self
     }
 
-    /// The connections the pool keeps open when idle (default 0).
+    /// The connections the pool keeps open when idle (default 0; at most `max_connections`,
+    /// checked by [`SqlStore::connect`](crate::SqlStore::connect)).
     pub fn min_connections(mut self, min: u32) -> Self {
         self.min_connections = min;
         self
     }
 
     /// How long a call waits for a free pooled connection (default 5 s); then it fails with a
-    /// retryable [`Error::Timeout`].
+    /// retryable [`Error::Timeout`]. From 1 ms to one day
+    /// ([`MAX_TIMEOUT`](stats_core::store::MAX_TIMEOUT)), checked by
+    /// [`SqlStore::connect`](crate::SqlStore::connect).
     pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
         self.acquire_timeout = timeout;
         self
     }
 
     /// SQLite only: how long a write waits for another connection's write lock (default 5 s);
-    /// then it fails with a retryable error.
+    /// then it fails with a retryable error. From 1 ms to one day, checked by
+    /// [`SqlStore::connect`](crate::SqlStore::connect).
     pub fn busy_timeout(mut self, timeout: Duration) -> Self {
         self.busy_timeout = timeout;
         self
@@ -477,6 +496,30 @@ impl fmt::Debug for SqlConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(feature = "sqlite")]
+    #[test]
+    fn hostile_settings_are_refused_before_connecting() {
+        let base = || SqlConfig::from_url("sqlite:/nonexistent/stats/never-opened.db").unwrap();
+        for (config, needle) in [
+            (base().acquire_timeout(Duration::MAX), "acquire_timeout"),
+            (base().acquire_timeout(Duration::ZERO), "acquire_timeout"),
+            (base().busy_timeout(Duration::MAX), "busy_timeout"),
+            (
+                base().max_connections(2).min_connections(3),
+                "min_connections (3) must not exceed max_connections (2)",
+            ),
+        ] {
+            let err = config.check().unwrap_err();
+            assert!(
+                matches!(&err, Error::InvalidInput(m) if m.contains(needle)),
+                "{err}"
+            );
+        }
+        base().check().unwrap();
+        let err = SqlConfig::from_url("").unwrap_err().to_string();
+        assert!(err.contains("\"\" is not a"), "{err}");
+    }
 
     #[test]
     fn prefixes_follow_the_pattern() {

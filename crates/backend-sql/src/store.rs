@@ -158,6 +158,7 @@ impl SqlStore {
     /// bad URL parameters; [`Error::Backend`](stats_core::Error::Backend) when the server
     /// refuses the login or a SQLite file cannot be opened (the path is in the URL shown).
     pub async fn connect(config: SqlConfig) -> Result<Self> {
+        config.check()?;
         let failed = |e| map_connect(e, redact(&config.url), config.acquire_timeout);
         let backend = match config.database {
             #[cfg(feature = "postgres")]

@@ -437,6 +437,32 @@ pub fn check_throttle(key: &str, ttl: Duration) -> Result<()> {
     check_ttl_max("throttle TTL", ttl)
 }
 
+/// The longest timeout a store setting accepts (connect, response, pool acquire, busy wait):
+/// one day. Longer ones would overflow the deadline arithmetic of the drivers.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(86_400);
+
+/// Checks a store's timeout setting: at least 1 ms and at most [`MAX_TIMEOUT`]. Stores call it
+/// for every timeout of their config before connecting.
+///
+/// ```
+/// use std::time::Duration;
+/// use stats_core::store::check_timeout;
+/// assert!(check_timeout("acquire_timeout", Duration::from_secs(5)).is_ok());
+/// let err = check_timeout("acquire_timeout", Duration::MAX).unwrap_err();
+/// assert!(err.to_string().contains("acquire_timeout"));
+/// ```
+///
+/// # Errors
+/// [`Error::InvalidInput`] naming the setting and the value.
+pub fn check_timeout(setting: &str, timeout: Duration) -> Result<()> {
+    if timeout < Duration::from_millis(1) || timeout > MAX_TIMEOUT {
+        return Err(Error::InvalidInput(format!(
+            "{setting} must be between 1 ms and 24 h, got {timeout:?}"
+        )));
+    }
+    Ok(())
+}
+
 /// Refuses a duration over [`MAX_TTL`], naming what it is.
 pub(crate) fn check_ttl_max(what: &str, ttl: Duration) -> Result<()> {
     if ttl > MAX_TTL {
