@@ -276,9 +276,17 @@ impl TryFrom<serde_json::Value> for Values {
     ///
     /// # Errors
     /// [`Error::InvalidValue`] for anything but objects and numbers (strings, booleans, null,
-    /// arrays) or a number outside `i64`/finite `f64`; [`Error::InvalidName`] for a bad name.
+    /// arrays), a number outside `i64`/finite `f64`, or maps nested deeper than
+    /// [`MAX_DEPTH`](crate::name::MAX_DEPTH); [`Error::InvalidName`] for a bad name.
     fn try_from(json: serde_json::Value) -> Result<Self> {
-        fn convert(json: serde_json::Value, path: &mut String) -> Result<Values> {
+        fn convert(json: serde_json::Value, path: &mut String, depth: usize) -> Result<Values> {
+            if depth > name::MAX_DEPTH {
+                // Refused before going deeper: a value built in code has no nesting limit.
+                return Err(Error::InvalidValue {
+                    path: Some(path.clone()),
+                    reason: format!("is nested too deeply: at most {} levels", name::MAX_DEPTH),
+                });
+            }
             let serde_json::Value::Object(object) = json else {
                 return Err(Error::InvalidValue {
                     path: (!path.is_empty()).then(|| path.clone()),
@@ -300,7 +308,7 @@ impl TryFrom<serde_json::Value> for Values {
                     serde_json::Value::Number(n) => {
                         Value::Number(Number::try_from(&n).map_err(|e| with_path(e, path))?)
                     }
-                    serde_json::Value::Object(_) => Value::Map(convert(value, path)?),
+                    serde_json::Value::Object(_) => Value::Map(convert(value, path, depth + 1)?),
                     other => {
                         return Err(Error::InvalidValue {
                             path: Some(path.clone()),
@@ -316,7 +324,7 @@ impl TryFrom<serde_json::Value> for Values {
             }
             Ok(values)
         }
-        convert(json, &mut String::new())
+        convert(json, &mut String::new(), 1)
     }
 }
 
@@ -523,6 +531,23 @@ mod tests {
             ]
         );
         assert_eq!(Values::from_flat(flat).unwrap(), v);
+    }
+
+    #[test]
+    fn deep_json_is_refused_without_recursing_further() {
+        let mut ok = json!(1);
+        for _ in 0..crate::name::MAX_DEPTH {
+            ok = json!({ "a": ok });
+        }
+        Values::try_from(ok.clone()).unwrap();
+        let err = Values::try_from(json!({ "a": ok })).unwrap_err();
+        assert!(err.to_string().contains("nested too deeply"), "{err}");
+        // Far deeper than the rule: refused at the first level past it.
+        let mut deep = json!(1);
+        for _ in 0..1_000 {
+            deep = json!({ "a": deep });
+        }
+        assert!(Values::try_from(deep).is_err());
     }
 
     #[test]
