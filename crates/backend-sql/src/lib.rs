@@ -175,8 +175,9 @@
 //!   [`SqlConfig::sweep_interval`] (default 60 s, the first one interval after connecting),
 //!   purges each granularity with a retention. The cutoff is by this machine's clock. The task
 //!   holds only a weak reference to the pool and is aborted when the store is dropped or
-//!   closed. It does not log: a failed sweep is kept for [`SqlStore::last_sweep_error`], and
-//!   the next sweep tries again. [`SqlStore::purge_expired`] runs the same sweep on demand, and
+//!   closed. It does not log: the failure of the latest sweep is kept for
+//!   [`SqlStore::last_sweep_error`] (a sweep that succeeds clears it), and the next sweep
+//!   tries again. [`SqlStore::purge_expired`] runs the same sweep on demand, and
 //!   [`MetricStore::purge`](stats_core::MetricStore::purge) purges any granularity before any
 //!   time. Status slots are never purged. Between sweeps, expired buckets are still read.
 //! - A purge needs no index of its own. The primary key starts with the metric, so

@@ -98,16 +98,18 @@ async fn sweep_loop(
             return;
         };
         let now = Timestamp::now();
+        let mut failed = None;
         for (granularity, before) in retention.cutoffs(now) {
             if let Err(e) = purge(&backend, &granularity.to_string(), before).await {
-                let failure = SweepFailure {
+                failed = Some(SweepFailure {
                     at: now,
                     granularity,
                     error: Arc::new(map(e, acquire_timeout)),
-                };
-                *last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(failure);
+                });
             }
         }
+        // The outcome of this sweep: a sweep that succeeds clears an earlier failure.
+        *last_error.lock().unwrap_or_else(|p| p.into_inner()) = failed;
     }
 }
 
@@ -241,10 +243,9 @@ impl SqlStore {
             .await
     }
 
-    /// The latest failure of the timed retention sweep, if any sweep has failed since the
-    /// store was connected: kept (not cleared by later sweeps that succeed) until another
-    /// failure replaces it, so compare its time with the sweep interval. `None` without a
-    /// retention. The sweep does not log; read this from your health check.
+    /// The failure of the latest timed retention sweep, if it failed (a sweep that succeeds
+    /// clears it): "is the sweep failing now". `None` without a retention or before the first
+    /// sweep. The sweep does not log; read this from your health check.
     pub fn last_sweep_error(&self) -> Option<SweepFailure> {
         let sweeper = self.sweeper.as_ref()?;
         sweeper
