@@ -679,6 +679,15 @@ pub async fn retention_sweep_deletes_expired_buckets_only(config: SqlConfig) {
         failure.error
     );
     store.setup().await.expect("setup again");
+    // The next sweep succeeds and clears the failure.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while store.last_sweep_error().is_some() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a sweep that succeeds must clear the earlier failure"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // Once the store is dropped, its sweep ends: an expired bucket written by another store
     // on the same tables stays.
