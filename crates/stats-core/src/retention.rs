@@ -76,8 +76,7 @@ impl Retention {
 
     /// When the bucket of `granularity` starting at `start` (unix seconds) expires, if ever.
     pub fn expires_at(&self, granularity: Granularity, start: i64) -> Option<i64> {
-        let keep = i64::try_from(self.get(granularity)?.as_secs()).unwrap_or(i64::MAX);
-        Some(start.saturating_add(keep))
+        Some(start.saturating_add(seconds(self.get(granularity)?)))
     }
 
     /// For each granularity with a retention period, the start before which its buckets have
@@ -86,8 +85,12 @@ impl Retention {
         self.keep
             .iter()
             .map(|&(g, keep)| {
-                let keep = i64::try_from(keep.as_secs()).unwrap_or(i64::MAX);
-                (g, now.as_second().saturating_sub(keep).saturating_add(1))
+                (
+                    g,
+                    now.as_second()
+                        .saturating_sub(seconds(keep))
+                        .saturating_add(1),
+                )
             })
             .collect()
     }
@@ -103,6 +106,11 @@ impl Retention {
         }
         Ok(removed)
     }
+}
+
+/// A keep period in whole seconds (bounded by `MAX_TTL`, so it always fits).
+fn seconds(keep: Duration) -> i64 {
+    i64::try_from(keep.as_secs()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]
