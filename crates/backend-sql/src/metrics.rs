@@ -11,7 +11,9 @@ use stats_core::{
 
 use crate::dialect::{DocRow, RangeRow, number};
 use crate::error::{Failure, classify};
-use crate::plan::{DocId, Plan, first_error};
+use stats_core::plan::first_error;
+
+use crate::plan::{DocId, Plan};
 use crate::store::{SqlStore, dispatch, purge};
 
 /// The pause before rerun `n` (1-based): 2, 4, 8, 16, 32 ms, each plus up to as much again,

@@ -1,11 +1,10 @@
-//! Turning a [`Batch`] into upsert statements, and finding the exact error of a failed one.
+//! Turning a [`Batch`] into upsert statements (the exact error of a failed one is
+//! [`stats_core::plan::first_error`]).
 //!
 //! A batch becomes rows `(key, path, op, int, float)`:
 //!
 //! - One row per leaf update, after folding consecutive updates of the same leaf where the
-//!   result is certain in any stored state: a `set` followed by anything becomes one `set` of
-//!   the computed number; increments of integers of the same sign add up (their sum overflows
-//!   exactly when one of the steps would); maxima (minima) fold into one. Whatever cannot fold
+//!   result is certain in any stored state ([`stats_core::plan::Folded`]). Whatever cannot fold
 //!   (an increment after a `max`, float increments, which do not associate) stays a separate
 //!   update.
 //! - One marker row (op [`OP_MAP`], no number) per map prefix of a written path: `by.eu`
@@ -19,9 +18,8 @@
 //! in the same order and cannot deadlock; rounds after the first only touch rows the first
 //! already locked.
 
-use std::collections::{HashMap, HashSet};
-
-use stats_core::{Batch, Error, Key, Number, Op, Result, Slot, Values};
+use stats_core::plan::Folded;
+use stats_core::{Batch, Key, Number, Op, Result, Slot};
 
 /// The op of a map marker row.
 pub(crate) const OP_MAP: i16 = 0;
@@ -89,49 +87,13 @@ impl<'b> Plan<'b> {
     /// within the batch, an overflow after a `set`). It may not be the batch's first error: the
     /// caller finds that one with [`first_error`].
     pub(crate) fn new(batch: &'b Batch) -> Result<Self> {
-        let mut key_index: HashMap<&'b Key, usize> = HashMap::new();
-        let mut keys: Vec<&'b Key> = Vec::new();
-        let mut leaf_index: HashMap<(usize, &'b str), usize> = HashMap::new();
-        // (document, path, pending updates) of every leaf, in order of first write.
-        type Leaf<'b> = (usize, &'b str, Vec<(Op, Number)>);
-        let mut leaves: Vec<Leaf<'b>> = Vec::new();
-        for (op, key, path, number) in batch.updates() {
-            let k = *key_index.entry(key).or_insert_with(|| {
-                keys.push(key);
-                keys.len() - 1
-            });
-            let l = *leaf_index.entry((k, path)).or_insert_with(|| {
-                leaves.push((k, path, Vec::new()));
-                leaves.len() - 1
-            });
-            fold(&mut leaves[l].2, op, number, key, path)?;
-        }
+        let folded = Folded::new(batch)?;
 
-        let mut maps: Vec<(usize, &'b str)> = Vec::new();
-        let mut seen: HashSet<(usize, &'b str)> = HashSet::new();
-        for &(k, path, _) in &leaves {
-            for (dot, _) in path.match_indices('.') {
-                let prefix = &path[..dot];
-                if seen.insert((k, prefix)) {
-                    maps.push((k, prefix));
-                }
-            }
-        }
-        for &(k, prefix) in &maps {
-            if leaf_index.contains_key(&(k, prefix)) {
-                return Err(Error::PathConflict {
-                    key: keys[k].to_string(),
-                    path: prefix.to_owned(),
-                    detail: "is a number and a map in the same batch",
-                });
-            }
-        }
-
-        // Sort the documents, then renumber the rows to the sorted order.
-        let mut order: Vec<usize> = (0..keys.len()).collect();
-        let ids: Vec<DocId<'b>> = keys.iter().map(|k| DocId::of(k)).collect();
+        // Sort the documents; rows refer to the sorted position.
+        let ids: Vec<DocId<'b>> = folded.docs.iter().map(|d| DocId::of(d.key)).collect();
+        let mut order: Vec<usize> = (0..ids.len()).collect();
         order.sort_by(|&a, &b| ids[a].cmp(&ids[b]));
-        let mut rank = vec![0; keys.len()];
+        let mut rank = vec![0; ids.len()];
         for (r, &k) in order.iter().enumerate() {
             rank[k] = r;
         }
@@ -141,30 +103,31 @@ impl<'b> Plan<'b> {
             .map(|&k| ids[k].take().expect("each document once"))
             .collect();
 
-        let depth = leaves.iter().map(|l| l.2.len()).max().unwrap_or(0);
-        let mut rounds: Vec<Vec<Row<'b>>> = vec![Vec::new(); depth.max(1)];
-        for (k, prefix) in maps {
-            rounds[0].push(Row {
-                doc: rank[k],
-                path: prefix,
-                op: OP_MAP,
-                int: None,
-                float: None,
-            });
-        }
-        for (k, path, ops) in leaves {
-            for (round, (op, number)) in ops.into_iter().enumerate() {
-                let (int, float) = match number {
-                    Number::Int(i) => (Some(i), None),
-                    Number::Float(f) => (None, Some(f)),
-                };
-                rounds[round].push(Row {
+        let mut rounds: Vec<Vec<Row<'b>>> = vec![Vec::new(); folded.depth().max(1)];
+        for (k, doc) in folded.docs.into_iter().enumerate() {
+            for prefix in doc.maps {
+                rounds[0].push(Row {
                     doc: rank[k],
-                    path,
-                    op: op_code(op),
-                    int,
-                    float,
+                    path: prefix,
+                    op: OP_MAP,
+                    int: None,
+                    float: None,
                 });
+            }
+            for leaf in doc.leaves {
+                for (round, (op, number)) in leaf.updates.into_iter().enumerate() {
+                    let (int, float) = match number {
+                        Number::Int(i) => (Some(i), None),
+                        Number::Float(f) => (None, Some(f)),
+                    };
+                    rounds[round].push(Row {
+                        doc: rank[k],
+                        path: leaf.path,
+                        op: op_code(op),
+                        int,
+                        float,
+                    });
+                }
             }
         }
         for round in &mut rounds {
@@ -197,90 +160,10 @@ fn op_code(op: Op) -> i16 {
     }
 }
 
-/// Appends an update of one leaf to its pending updates, folding it into the last one where
-/// the result is the same in every stored state.
-fn fold(pending: &mut Vec<(Op, Number)>, op: Op, n: Number, key: &Key, path: &str) -> Result<()> {
-    let folded = match (pending.last().copied(), op, n) {
-        // After a set the leaf's value is known: apply the update here, exactly as the store
-        // would (an overflow here is certain).
-        (Some((Op::Set, v)), _, _) => Some((Op::Set, op.apply(Some(v), n, key, path)?)),
-        (_, Op::Set, _) => None,
-        // Integer increments of one sign: the sum leaves the i64 range exactly when one of the
-        // partial sums would.
-        (Some((Op::Inc, Number::Int(a))), Op::Inc, Number::Int(b))
-            if (a >= 0) == (b >= 0) || a == 0 || b == 0 =>
-        {
-            a.checked_add(b).map(|s| (Op::Inc, Number::Int(s)))
-        }
-        // The first of the maxima wins ties, as it would applied one by one.
-        (Some((Op::Max, a)), Op::Max, b) => Some((Op::Max, a.max_value(b))),
-        (Some((Op::Min, a)), Op::Min, b) => Some((Op::Min, a.min_value(b))),
-        _ => None,
-    };
-    match (folded, pending.last_mut()) {
-        (Some(update), Some(last)) => *last = update,
-        _ => pending.push((op, n)),
-    }
-    Ok(())
-}
-
-/// Applies a batch, update by update, to the given stored documents (one per key of
-/// `keys`), and returns its first error: what the database refused, named by key and path.
-///
-/// Called only after a failure, with documents read after the rollback.
-pub(crate) fn first_error(batch: &Batch, keys: &[&Key], stored: Vec<Values>) -> Result<()> {
-    struct Doc {
-        leaves: HashMap<String, Number>,
-        maps: HashSet<String>,
-    }
-    fn add_prefixes(maps: &mut HashSet<String>, path: &str) {
-        for (dot, _) in path.match_indices('.') {
-            maps.insert(path[..dot].to_owned());
-        }
-    }
-    let mut docs: HashMap<&Key, Doc> = HashMap::new();
-    for (key, values) in keys.iter().zip(stored) {
-        let mut doc = Doc {
-            leaves: HashMap::new(),
-            maps: HashSet::new(),
-        };
-        for (path, n) in values.flatten() {
-            add_prefixes(&mut doc.maps, &path);
-            doc.leaves.insert(path, n);
-        }
-        docs.insert(key, doc);
-    }
-    for (op, key, path, n) in batch.updates() {
-        let Some(doc) = docs.get_mut(key) else {
-            continue;
-        };
-        if doc.maps.contains(path) {
-            return Err(Error::PathConflict {
-                key: key.to_string(),
-                path: path.to_owned(),
-                detail: "is a map (stored or earlier in the batch), not a number",
-            });
-        }
-        for (dot, _) in path.match_indices('.') {
-            if doc.leaves.contains_key(&path[..dot]) {
-                return Err(Error::PathConflict {
-                    key: key.to_string(),
-                    path: path.to_owned(),
-                    detail: "goes below a number (stored or earlier in the batch)",
-                });
-            }
-        }
-        let new = op.apply(doc.leaves.get(path).copied(), n, key, path)?;
-        add_prefixes(&mut doc.maps, path);
-        doc.leaves.insert(path.to_owned(), new);
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use stats_core::values;
+    use stats_core::{Error, values};
 
     fn key(m: &str, start: i64) -> Key {
         Key::bucket(m, "1h".parse().unwrap(), start).unwrap()
@@ -335,42 +218,6 @@ mod tests {
     }
 
     #[test]
-    fn folding_keeps_the_sequential_result() {
-        let k = key("m", 0);
-        let mut b = Batch::new();
-        for v in [
-            values!({"a": 5}),
-            values!({"a": 2}),
-            values!({"b": 1}),
-            values!({"b": -1}),
-            values!({"c": 1.5}),
-            values!({"c": 1.5}),
-        ] {
-            b.inc([k.clone()], &v).unwrap();
-        }
-        b.set([k.clone()], &values!({"d": 1})).unwrap();
-        b.inc([k.clone()], &values!({"d": 0.5})).unwrap();
-        b.max([k.clone()], &values!({"d": 1})).unwrap();
-        b.max([k.clone()], &values!({"e": 1})).unwrap();
-        b.max([k.clone()], &values!({"e": 3.0})).unwrap();
-        b.max([k.clone()], &values!({"e": 3})).unwrap();
-        let plan = Plan::new(&b).unwrap();
-        assert_eq!(
-            shown(&plan),
-            vec![
-                vec![
-                    "m/1h/0 a op1 Some(7) None",
-                    "m/1h/0 b op1 Some(1) None",
-                    "m/1h/0 c op1 None Some(1.5)",
-                    "m/1h/0 d op2 None Some(1.5)",
-                    "m/1h/0 e op3 None Some(3.0)",
-                ],
-                vec!["m/1h/0 b op1 Some(-1) None", "m/1h/0 c op1 None Some(1.5)"],
-            ]
-        );
-    }
-
-    #[test]
     fn certain_errors_are_found_before_sending() {
         let k = key("m", 0);
         let mut b = Batch::new();
@@ -381,25 +228,5 @@ mod tests {
         b.set([k.clone()], &values!({"n": i64::MAX})).unwrap();
         b.inc([k.clone()], &values!({"n": 1})).unwrap();
         assert!(matches!(Plan::new(&b), Err(Error::Overflow { .. })));
-    }
-
-    #[test]
-    fn first_error_names_key_and_path() {
-        let k = key("m", 0);
-        let mut b = Batch::new();
-        b.inc([k.clone()], &values!({"a": 1, "x": 1})).unwrap();
-        let stored = vec![values!({"x": {"y": 1}})];
-        let err = first_error(&b, &[&k], stored).unwrap_err();
-        assert!(
-            matches!(&err, Error::PathConflict { path, key, .. } if path == "x" && *key == k.to_string()),
-            "{err}"
-        );
-        let stored = vec![values!({"x": i64::MAX})];
-        let err = first_error(&b, &[&k], stored).unwrap_err();
-        assert!(
-            matches!(&err, Error::Overflow { path: Some(p), .. } if p == "x"),
-            "{err}"
-        );
-        first_error(&b, &[&k], vec![Values::new()]).unwrap();
     }
 }

@@ -14,6 +14,7 @@ pub mod granularity;
 pub mod key;
 pub mod name;
 pub mod number;
+pub mod plan;
 pub mod retention;
 pub mod series;
 pub mod store;
