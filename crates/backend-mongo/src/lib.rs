@@ -1,0 +1,124 @@
+//! The MongoDB store of `stats`, on the official `mongodb` driver (3.x, tokio), laid out as
+//! Trifle 2.6's Mongo driver lays out its collection, so that a Rust service and a Ruby or
+//! Elixir Trifle application can share one.
+//!
+//! [`MongoStore`] implements [`MetricStore`](stats_core::MetricStore),
+//! [`CounterStore`](stats_core::CounterStore) and [`ThrottleStore`](stats_core::ThrottleStore).
+//!
+//! ```no_run
+//! # async fn demo() -> stats_core::Result<()> {
+//! use stats_backend_mongo::{IdMode, MongoConfig, MongoStore};
+//! use stats_core::tracker::{Config, Tracker};
+//! use stats_core::{jiff::Timestamp, values};
+//!
+//! let config = MongoConfig::from_url("mongodb://127.0.0.1:27017/app")?
+//!     .collection("trifle_stats")? // Trifle's default collection, to share it
+//!     .mode(IdMode::Full); // Trifle's default identifier mode (and ours)
+//! let store = MongoStore::connect(config).await?;
+//! store.setup().await?; // collections and indexes, idempotent
+//!
+//! let tracker = Tracker::new(store, Config::new());
+//! tracker.track("orders", Timestamp::now(), &values!({"count": 1, "amount": 12.5})).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Layout
+//!
+//! One document per bucket in the metric collection (default `stats`; Trifle's is
+//! `trifle_stats`), its values nested under `data`, identified as the [`IdMode`] says:
+//!
+//! ```text
+//! full:      {key: "orders::1h::1700002800",                         data: {count: 3, amount: 37.5}}
+//! partial:   {key: "orders::1h", at: ISODate("2023-11-14T23:00:00Z"), data: {...}}
+//! separated: {key: "orders", granularity: "1h", at: ISODate(...),    data: {...}}
+//! ```
+//!
+//! - With retention ([`MongoConfig::retention`]) each bucket also holds
+//!   `expire_at: ISODate(start + period)`, set on every write, and [`MongoStore::setup`] makes
+//!   the TTL index `{expire_at: 1}, {expireAfterSeconds: 0}`. Reads leave out documents whose
+//!   `expire_at` has passed even before MongoDB's TTL monitor (a pass about once a minute)
+//!   removes them.
+//! - A metric's status slot (what `Tracker::beam` writes) is the document `{key: "<metric>"}`
+//!   (`full`), `{key: "<metric>", at: null}` (`partial`) or `{key: "<metric>", granularity:
+//!   null, at: null}` (`separated`). Trifle keeps its `ping` documents differently (and only in
+//!   `separated` mode): status is not shared with a Trifle application.
+//! - Integers are written as Int64 and floats as Double. Reads take Int32, Int64 and Double
+//!   (Trifle's Ruby driver writes small integers as Int32; MongoDB's `$inc` keeps the wider
+//!   type) and give back integers as integers and doubles as floats, exactly.
+//! - Counters live in `<collection>_counters`: `{_id: "<namespace>::<key>", ns, key, value}`
+//!   with an index `{ns: 1, key: 1}`. Throttle keys live in `<collection>_throttles`: `{_id:
+//!   <key>, expires_at}` with a TTL index. Both names can be set.
+//!
+//! ## Choosing a mode
+//!
+//! `full` (the default, and Trifle's) identifies a bucket by one string with a unique index on
+//! one field: the cheapest index to check on every upsert, and the one a Trifle application
+//! uses without options. Its range read is an `$in` of the timeline's keys (point lookups).
+//! `partial` and `separated` keep the start as a date (a range read is one index range, and
+//! other tools can query by time) at the cost of a compound unique index. Measured on the
+//! test server (`cargo xtask bench mongo`), see the repository's notes; on MongoDB itself all
+//! three are index lookups.
+//!
+//! # What is atomic
+//!
+//! - One document's writes of one batch are one update statement, and MongoDB applies a
+//!   statement to its document atomically: when a write of a batch fails (an overflow, a path
+//!   conflict), nothing of that document's writes is applied.
+//! - A batch is not atomic across documents ([`Capabilities::atomic_batch`] is false): the
+//!   statements are sent as one unordered `update` command, and when some fail the others
+//!   stay applied. [`apply`](stats_core::MetricStore::apply) then returns the error of the
+//!   failing document written first in the batch. (MongoDB transactions need a replica set
+//!   and would serialise concurrent batches; they are not used.)
+//! - Counters and throttles: every call is one atomic single-document operation.
+//!
+//! # Writes
+//!
+//! A batch is folded per document and leaf ([`stats_core::plan::Folded`]) and becomes one
+//! upsert statement per document: `$inc`, `$set`, `$max` and `$min` on dotted paths under
+//! `data`, plus `expire_at`. The statements go out in unordered `update` commands of at most
+//! [`MongoConfig::max_statements`] statements (not MongoDB 8.0's `bulkWrite`, which older
+//! servers lack): one round trip for most batches.
+//!
+//! MongoDB accepts some writes the contract refuses, so the statement's filter guards them: a
+//! number `$set` (or `$max`, `$min`) over a map, and a float `$inc` whose sum would be
+//! infinite. A guard that fails makes the upsert collide with the existing document on the
+//! unique index; like every refused statement, the document is then read back and the batch
+//! replayed over it ([`stats_core::plan::first_error`]) to return the exact
+//! [`Error::Overflow`](stats_core::Error::Overflow) or
+//! [`Error::PathConflict`](stats_core::Error::PathConflict), naming key and path. A
+//! statement that replays cleanly lost a race (two upserts creating one document) and is sent
+//! again.
+//!
+//! When a leaf has updates that cannot fold into one operator (an increment after a maximum,
+//! several float increments), its document is read, the updates are applied here exactly,
+//! and the result is written with an update conditional on every touched leaf being as read:
+//! two more round trips for that document, still atomic on it.
+//!
+//! # Errors
+//!
+//! Unreachable servers and network failures are
+//! [`Error::Unavailable`](stats_core::Error::Unavailable); server errors MongoDB marks
+//! retryable (`NotWritablePrimary`, `WriteConflict`, shutdown, retryable-write labels) are a
+//! retryable [`Error::Backend`](stats_core::Error::Backend). A write concern that is not
+//! satisfied after the primary applied the writes is a non-retryable backend error (sending
+//! the batch again would count it twice).
+
+mod config;
+mod counters;
+mod layout;
+mod metrics;
+mod store;
+mod throttles;
+
+pub use config::{
+    Acknowledge, DEFAULT_COLLECTION, DEFAULT_DATABASE, DEFAULT_MAX_STATEMENTS, DEFAULT_SEPARATOR,
+    DEFAULT_SERVER_SELECTION_TIMEOUT, Durability, IdMode, MongoConfig, check_collection,
+};
+pub use store::MongoStore;
+
+/// The driver, re-exported so that callers use the same version (for
+/// [`MongoStore::client`]).
+pub use mongodb;
+
+#[cfg(doc)]
+use stats_core::Capabilities;

@@ -1,0 +1,367 @@
+//! [`MongoStore`]: connecting, setting up collections and indexes, and mapping driver errors.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use mongodb::bson::{Document, doc};
+use mongodb::error::{ErrorKind, WriteFailure};
+use mongodb::options::{Acknowledgment, ClientOptions, WriteConcern};
+use mongodb::{Client, Collection, Database, IndexModel};
+use stats_core::{Capabilities, Error, Result, Store};
+
+use crate::config::{Acknowledge, IdMode, MongoConfig, redact, unacknowledged};
+use crate::layout::Layout;
+
+/// The store's name in errors and reports.
+pub(crate) const NAME: &str = "mongo";
+
+/// MongoDB's error code for a duplicate key in a unique index.
+pub(crate) const DUPLICATE_KEY: i32 = 11000;
+/// "Collection already exists."
+const NAMESPACE_EXISTS: i32 = 48;
+/// "An equivalent index already exists with a different name" and "index options conflict".
+const INDEX_OPTIONS_CONFLICT: i32 = 85;
+
+/// A MongoDB store: metric documents, counters and throttles, in three collections of one
+/// database (see the [crate docs](crate)).
+///
+/// Cheap to clone (the driver's client is a connection pool behind an `Arc`).
+///
+/// ```no_run
+/// # async fn demo() -> stats_core::Result<()> {
+/// use stats_backend_mongo::{MongoConfig, MongoStore};
+///
+/// let store = MongoStore::connect(MongoConfig::from_url("mongodb://127.0.0.1:27017/app")?).await?;
+/// store.setup().await?; // collections and indexes; idempotent
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct MongoStore {
+    pub(crate) inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) config: MongoConfig,
+    pub(crate) client: Client,
+    pub(crate) database: Database,
+    pub(crate) metrics: Collection<Document>,
+    pub(crate) counters: Collection<Document>,
+    pub(crate) throttles: Collection<Document>,
+    pub(crate) layout: Layout,
+    /// The write concern sent with raw `update` commands.
+    pub(crate) write_concern: Document,
+    /// Whether the unique index the writes rely on is known to exist.
+    pub(crate) indexed: AtomicBool,
+}
+
+impl MongoStore {
+    /// Connects: parses the URL, applies the configuration and checks that a server answers
+    /// (a `ping`), so that a wrong host or a refused connection fails here, naming the URL.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a URL the driver refuses, `w: 0` in the URL, or a bad
+    /// setting; [`Error::Unavailable`] when no server answers within the server selection
+    /// timeout; the driver's other errors as [`Error::Backend`].
+    pub async fn connect(config: MongoConfig) -> Result<Self> {
+        config.check()?;
+        let shown = redact(&config.url);
+        let mut options = ClientOptions::parse(&config.url)
+            .await
+            .map_err(|e| match *e.kind {
+                ErrorKind::InvalidArgument { .. } => {
+                    Error::InvalidInput(format!("MongoDB URL {shown:?}: {e}"))
+                }
+                _ => connect_error(e, &shown),
+            })?;
+        if let Some(w) = &options.write_concern {
+            if w.w == Some(Acknowledgment::Nodes(0)) {
+                return Err(unacknowledged());
+            }
+        }
+        if let Some(t) = config.connect_timeout {
+            options.connect_timeout = Some(t);
+        }
+        options.server_selection_timeout = Some(config.server_selection_timeout);
+        options.app_name.get_or_insert_with(|| "stats".to_owned());
+        let concern = write_concern(&config);
+        options.write_concern = Some(concern.clone());
+        let client = Client::with_options(options).map_err(|e| connect_error(e, &shown))?;
+        let database = client.database(config.database_name());
+        database
+            .run_command(doc! {"ping": 1})
+            .await
+            .map_err(|e| connect_error(e, &shown))?;
+        let metrics = database.collection(config.collection_name());
+        let counters = database.collection(&config.counters_collection_name());
+        let throttles = database.collection(&config.throttles_collection_name());
+        let layout = Layout {
+            mode: config.id_mode(),
+            separator: config.separator_str().to_owned(),
+        };
+        let mut wc = doc! {};
+        match &config.durability().acknowledge {
+            Acknowledge::Primary => wc.insert("w", 1),
+            Acknowledge::Majority => wc.insert("w", "majority"),
+            Acknowledge::Nodes(n) => wc.insert("w", i64::from(*n)),
+        };
+        if config.durability().journal {
+            wc.insert("j", true);
+        }
+        Ok(MongoStore {
+            inner: Arc::new(Inner {
+                config,
+                client,
+                database,
+                metrics,
+                counters,
+                throttles,
+                layout,
+                write_concern: wc,
+                indexed: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// Creates the three collections and every index, idempotently (twice, or from several
+    /// tasks or processes at once, without error):
+    ///
+    /// - metric documents: the unique index of the [`IdMode`] (`{key: 1}`, `{key: 1, at: -1}`
+    ///   or `{key: 1, granularity: 1, at: -1}`, Trifle's), and with retention a TTL index
+    ///   `{expire_at: 1}` with `expireAfterSeconds: 0`;
+    /// - counters: `{ns: 1, key: 1}` (for listing a namespace in key order);
+    /// - throttles: a TTL index on `expires_at`, which removes released keys.
+    ///
+    /// Writes need the unique index (it is what makes concurrent upserts of one bucket
+    /// create one document): a write to a collection without it fails with
+    /// [`Error::InvalidInput`] that says to call this.
+    ///
+    /// # Errors
+    /// The driver's errors; [`Error::InvalidInput`] when an index of the same name exists with
+    /// other options (for example a `full` collection set up again as `separated`).
+    pub async fn setup(&self) -> Result<()> {
+        let inner = &self.inner;
+        for name in [
+            inner.config.collection_name().to_owned(),
+            inner.config.counters_collection_name(),
+            inner.config.throttles_collection_name(),
+        ] {
+            match inner.database.create_collection(&name).await {
+                Ok(()) => {}
+                Err(e) if command_code(&e) == Some(NAMESPACE_EXISTS) => {}
+                Err(e) => return Err(map_error(e)),
+            }
+        }
+        let unique = mongodb::options::IndexOptions::builder()
+            .unique(true)
+            .build();
+        let keys = match inner.layout.mode {
+            IdMode::Full => doc! {"key": 1},
+            IdMode::Partial => doc! {"key": 1, "at": -1},
+            IdMode::Separated => doc! {"key": 1, "granularity": 1, "at": -1},
+        };
+        create_index(
+            &inner.metrics,
+            IndexModel::builder().keys(keys).options(unique).build(),
+        )
+        .await?;
+        let ttl = mongodb::options::IndexOptions::builder()
+            .expire_after(Duration::ZERO)
+            .build();
+        if !inner.config.retention_periods().is_empty() {
+            create_index(
+                &inner.metrics,
+                IndexModel::builder()
+                    .keys(doc! {"expire_at": 1})
+                    .options(ttl.clone())
+                    .build(),
+            )
+            .await?;
+        }
+        create_index(
+            &inner.counters,
+            IndexModel::builder().keys(doc! {"ns": 1, "key": 1}).build(),
+        )
+        .await?;
+        create_index(
+            &inner.throttles,
+            IndexModel::builder()
+                .keys(doc! {"expires_at": 1})
+                .options(ttl)
+                .build(),
+        )
+        .await?;
+        inner.indexed.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Drops the three collections (for tests and tear-down; a Trifle application sharing the
+    /// metric collection loses its data too).
+    ///
+    /// # Errors
+    /// The driver's errors.
+    pub async fn drop_collections(&self) -> Result<()> {
+        let inner = &self.inner;
+        for c in [&inner.metrics, &inner.counters, &inner.throttles] {
+            c.drop().await.map_err(map_error)?;
+        }
+        inner.indexed.store(false, Ordering::Release);
+        Ok(())
+    }
+
+    /// The configuration the store was connected with.
+    pub fn config(&self) -> &MongoConfig {
+        &self.inner.config
+    }
+
+    /// The driver's client, for anything this store does not do (it shares the pool).
+    pub fn client(&self) -> &Client {
+        &self.inner.client
+    }
+
+    /// The collection of metric documents.
+    pub fn metrics_collection(&self) -> &Collection<Document> {
+        &self.inner.metrics
+    }
+
+    /// Checks once per store that the metric collection has its unique index (see
+    /// [`MongoStore::setup`]).
+    pub(crate) async fn ensure_indexed(&self) -> Result<()> {
+        let inner = &self.inner;
+        if inner.indexed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let names = inner.metrics.list_index_names().await.or_else(|e| {
+            // A collection that does not exist has no indexes.
+            if command_code(&e) == Some(26) {
+                Ok(Vec::new())
+            } else {
+                Err(map_error(e))
+            }
+        })?;
+        let wanted = match inner.layout.mode {
+            IdMode::Full => "key_1",
+            IdMode::Partial => "key_1_at_-1",
+            IdMode::Separated => "key_1_granularity_1_at_-1",
+        };
+        if !names.iter().any(|n| n == wanted) {
+            return Err(Error::InvalidInput(format!(
+                "the MongoDB collection {:?} has no unique index {wanted} for identifier mode {}: \
+                 call MongoStore::setup() once before writing (without it, concurrent writes \
+                 could create duplicate buckets)",
+                inner.config.collection_name(),
+                inner.layout.mode
+            )));
+        }
+        inner.indexed.store(true, Ordering::Release);
+        Ok(())
+    }
+}
+
+impl Store for MongoStore {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        let mut c = Capabilities::default();
+        c.floats = true;
+        c.max_min = true;
+        c.ttl = true;
+        c.atomic_batch = false;
+        c.idempotent_batch = false;
+        c.cluster = false;
+        c.persistent = true;
+        c
+    }
+}
+
+fn write_concern(config: &MongoConfig) -> WriteConcern {
+    let d = config.durability();
+    let w = match &d.acknowledge {
+        Acknowledge::Primary => Acknowledgment::Nodes(1),
+        Acknowledge::Majority => Acknowledgment::Majority,
+        Acknowledge::Nodes(n) => Acknowledgment::Nodes(*n),
+    };
+    let mut concern = WriteConcern::default();
+    concern.w = Some(w);
+    if d.journal {
+        concern.journal = Some(true);
+    }
+    concern
+}
+
+async fn create_index(collection: &Collection<Document>, model: IndexModel) -> Result<()> {
+    match collection.create_index(model).await {
+        Ok(_) => Ok(()),
+        Err(e) if matches!(command_code(&e), Some(INDEX_OPTIONS_CONFLICT | 86)) => {
+            Err(Error::InvalidInput(format!(
+                "an index on MongoDB collection {:?} exists with other options (set up in \
+                 another identifier mode?): {e}",
+                collection.name()
+            )))
+        }
+        Err(e) => Err(map_error(e)),
+    }
+}
+
+/// The server's error code of a command error or a single write error.
+pub(crate) fn command_code(e: &mongodb::error::Error) -> Option<i32> {
+    match &*e.kind {
+        ErrorKind::Command(c) => Some(c.code),
+        ErrorKind::Write(WriteFailure::WriteError(w)) => Some(w.code),
+        _ => None,
+    }
+}
+
+/// Maps a driver error to the typed errors: unreachable servers and network failures are
+/// [`Error::Unavailable`] (retryable), server errors MongoDB labels retryable (and
+/// `NotWritablePrimary`, `WriteConflict`, interruptions at shutdown) are retryable
+/// [`Error::Backend`], everything else a non-retryable one.
+pub(crate) fn map_error(e: mongodb::error::Error) -> Error {
+    let unavailable = matches!(
+        &*e.kind,
+        ErrorKind::ServerSelection { .. }
+            | ErrorKind::Io(_)
+            | ErrorKind::ConnectionPoolCleared { .. }
+            | ErrorKind::Shutdown
+    ) || e.contains_label("NetworkError");
+    if unavailable {
+        return Error::Unavailable {
+            store: NAME,
+            source: Box::new(e),
+        };
+    }
+    let retryable = e.contains_label("RetryableWriteError")
+        || e.contains_label("TransientTransactionError")
+        || matches!(
+            command_code(&e),
+            // WriteConflict, InterruptedAtShutdown, InterruptedDueToReplStateChange,
+            // NotWritablePrimary, NotPrimaryNoSecondaryOk, NotPrimaryOrSecondary,
+            // PrimarySteppedDown, ShutdownInProgress, HostNotFound, HostUnreachable,
+            // NetworkTimeout, SocketException, ExceededTimeLimit
+            Some(112 | 11600 | 11602 | 10107 | 13435 | 13436 | 189 | 91 | 7 | 6 | 89 | 9001 | 262)
+        );
+    Error::backend(NAME, retryable, e)
+}
+
+/// Maps an error of connecting, with the URL (password hidden) in the message.
+fn connect_error(e: mongodb::error::Error, shown: &str) -> Error {
+    match map_error(e) {
+        Error::Unavailable { store, source } => Error::Unavailable {
+            store,
+            source: format!("cannot reach MongoDB at {shown}: {source}").into(),
+        },
+        Error::Backend {
+            store,
+            retryable,
+            source,
+        } => Error::Backend {
+            store,
+            retryable,
+            source: format!("MongoDB at {shown}: {source}").into(),
+        },
+        other => other,
+    }
+}
