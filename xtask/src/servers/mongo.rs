@@ -48,10 +48,6 @@ const PATH_PYTHONS: &[&str] = &["python3.13", "python3"];
 /// The virtualenv this xtask installs mongoeco into, under the target directory.
 const VENV_DIR: &str = "mongoeco-venv";
 
-/// The file in the virtualenv naming the interpreter it was made from: a virtualenv made from
-/// another one is not reused.
-const VENV_BASE_FILE: &str = "stats-base-python";
-
 /// How long `python -m venv` and the pip install may take (the install takes about 10 s when
 /// PyPI answers quickly).
 const INSTALL_TIMEOUT: Duration = Duration::from_secs(600);
@@ -64,13 +60,15 @@ const CONNECT_TIMEOUT: &str = "connectTimeoutMS=300000";
 /// What the launcher prints once it listens, before the URL.
 const READY: &str = "READY ";
 
-/// Prints what an interpreter is (five lines: implementation, major and minor version,
-/// `sys.executable`, and the mongoeco version or why it cannot be imported). `bson` and
-/// `pymongo` come with the `wire` extra and are imported too: mongoeco imports them only when
-/// a wire message is encoded.
+/// Prints what an interpreter is (six lines: implementation, major and minor version,
+/// `sys.executable`, the interpreter file underneath (a virtualenv's base, symlinks resolved),
+/// and the mongoeco version or why it cannot be imported). `bson` and `pymongo` come with the
+/// `wire` extra and are imported too: mongoeco imports them only when a wire message is
+/// encoded.
 const PROBE: &str = r#"
-import sys
-print(sys.implementation.name, *sys.version_info[:2], sys.executable, sep="\n")
+import os, sys
+base = os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
+print(sys.implementation.name, *sys.version_info[:2], sys.executable, base, sep="\n")
 if sys.version_info >= (3, 13):
     try:
         import importlib.metadata, bson, pymongo, mongoeco.wire
@@ -91,6 +89,9 @@ pub(crate) struct Python {
     implementation: String,
     /// Its major and minor version.
     version: (u32, u32),
+    /// The interpreter file underneath: the same for a virtualenv and the interpreter it was
+    /// made from, and for `python3` and `python3.13` of one installation.
+    base: PathBuf,
     /// The installed mongoeco version (`4.11.0`), or why mongoeco cannot be imported.
     mongoeco: String,
 }
@@ -139,22 +140,25 @@ fn probe(program: &Path) -> Result<Python, String> {
 /// The interpreter described by [`PROBE`]'s output.
 fn parse_probe(output: &str) -> Result<Python, String> {
     let lines: Vec<&str> = output.lines().map(str::trim).collect();
-    let [implementation, major, minor, executable, mongoeco] = lines[..] else {
+    let [implementation, major, minor, executable, base, mongoeco] = lines[..] else {
         return Err(format!("printed something unexpected: {output:?}"));
     };
     let number = |text: &str| {
         text.parse::<u32>()
             .map_err(|_| format!("printed the version {major}.{minor}"))
     };
-    if executable.is_empty() || !Path::new(executable).is_absolute() {
-        return Err(format!(
-            "does not know its own path (sys.executable is {executable:?})"
-        ));
+    for path in [executable, base] {
+        if !Path::new(path).is_absolute() {
+            return Err(format!(
+                "does not know its own path (sys.executable is {executable:?})"
+            ));
+        }
     }
     Ok(Python {
         executable: executable.into(),
         implementation: implementation.to_owned(),
         version: (number(major)?, number(minor)?),
+        base: base.into(),
         mongoeco: mongoeco.to_owned(),
     })
 }
@@ -330,9 +334,9 @@ fn cpython_version(name: &str) -> Option<(u32, u32, u32)> {
 }
 
 /// The interpreter of the virtualenv at `dir`, made from `base` and holding mongoeco: reused
-/// when it is there, was made from `base` and imports mongoeco 4.11.0; else made anew (in a
-/// directory of its own, moved into place when complete, so that an interrupted install or a
-/// concurrent one leaves no half-made virtualenv at `dir`).
+/// when it is there, runs on `base`'s interpreter and imports mongoeco 4.11.0; else made anew
+/// (in a directory of its own, moved into place when complete, so that an interrupted or a
+/// concurrent install leaves no half-made virtualenv at `dir`).
 fn venv_with_mongoeco(base: &Python, dir: &Path) -> Result<Python> {
     let why = match usable_venv(base, dir) {
         Ok(python) => return Ok(python),
@@ -351,48 +355,95 @@ fn venv_with_mongoeco(base: &Python, dir: &Path) -> Result<Python> {
         .ok_or("the virtualenv has no parent directory")?;
     fs::create_dir_all(parent)
         .map_err(|err| format!("cannot create {}: {err}", parent.display()))?;
-    let partial = parent.join(format!("{VENV_DIR}.partial-{}", std::process::id()));
-    remove_dir(&partial)?;
-    let log = parent.join(format!("{VENV_DIR}.partial-{}.log", std::process::id()));
-    let result = make_venv(base, &partial, &log);
-    let made = result.and_then(|()| {
-        eprintln!(
-            "installed {MONGOECO} in {:.1}s",
-            started.elapsed().as_secs_f64()
-        );
-        // Another xtask may have finished the same install meanwhile: keep that one.
-        if usable_venv(base, dir).is_err() {
-            remove_dir(dir)?;
-            fs::rename(&partial, dir).map_err(|err| {
-                format!(
-                    "cannot move {} to {}: {err}",
-                    partial.display(),
-                    dir.display()
-                )
-            })?;
-        }
-        usable_venv(base, dir).map_err(|why| {
+    remove_abandoned_installs(parent);
+    let pid = std::process::id();
+    let partial = PartialVenv(parent.join(format!("{VENV_DIR}{PARTIAL}{pid}")));
+    let log = parent.join(format!("{VENV_DIR}{PARTIAL}{pid}.log"));
+    remove_dir(&partial.0)?;
+    make_venv(base, &partial.0, &log)?;
+    let fresh = usable_venv(base, &partial.0).map_err(|why| {
+        format!(
+            "the virtualenv made in {} is not usable: {why}; see {}",
+            partial.0.display(),
+            log.display()
+        )
+    })?;
+    eprintln!(
+        "installed mongoeco {} in {:.1}s",
+        fresh.mongoeco,
+        started.elapsed().as_secs_f64()
+    );
+    // Another xtask may have finished the same install meanwhile: then keep that one.
+    if usable_venv(base, dir).is_err() {
+        remove_dir(dir)?;
+        // A virtualenv may move: its interpreter finds its `pyvenv.cfg` and packages relative
+        // to where it is started from (only the activate scripts name the old place).
+        fs::rename(&partial.0, dir).map_err(|err| {
             format!(
-                "the virtualenv {} was made but is not usable: {why}",
+                "cannot move {} to {}: {err}",
+                partial.0.display(),
                 dir.display()
             )
-            .into()
-        })
-    });
-    // What the install printed stays in the log only while it is needed for an error.
-    let cleanup = remove_dir(&partial);
-    let python = made?;
-    cleanup?;
+        })?;
+    }
     let _ = fs::remove_file(&log);
-    Ok(python)
+    usable_venv(base, dir).map_err(|why| {
+        format!(
+            "the virtualenv {} is not usable after the install: {why}",
+            dir.display()
+        )
+        .into()
+    })
 }
 
-/// Creates a virtualenv at `dir` from `base`, installs [`MONGOECO`] into it and records its
-/// base; the output of both steps goes to `log`.
+/// What a virtualenv being made is called after: `mongoeco-venv.partial-<pid>`.
+const PARTIAL: &str = ".partial-";
+
+/// A virtualenv being made, removed on drop (after a failure, a panic, or its move into place).
+struct PartialVenv(PathBuf);
+
+impl Drop for PartialVenv {
+    fn drop(&mut self) {
+        if let Err(err) = remove_dir(&self.0) {
+            eprintln!("warning: {err}");
+        }
+    }
+}
+
+/// Removes what installs by processes that no longer run left in `parent` (killed before they
+/// could clean up): their `mongoeco-venv.partial-<pid>` directories and logs.
+fn remove_abandoned_installs(parent: &Path) {
+    let prefix = format!("{VENV_DIR}{PARTIAL}");
+    for entry in fs::read_dir(parent).into_iter().flatten().flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|name| name.strip_prefix(&prefix))
+            .map(|rest| rest.trim_end_matches(".log"))
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let path = entry.path();
+            let removed = if path.is_dir() {
+                remove_dir(&path)
+            } else {
+                fs::remove_file(&path).map_err(Into::into)
+            };
+            if let Err(err) = removed {
+                eprintln!("warning: cannot remove {}: {err}", path.display());
+            }
+        }
+    }
+}
+
+/// Creates a virtualenv at `dir` from `base` and installs [`MONGOECO`] into it; the output of
+/// both steps goes to `log`.
 fn make_venv(base: &Python, dir: &Path, log: &Path) -> Result {
     let mut venv = Command::new(&base.executable);
     venv.args(["-m", "venv"]).arg(dir);
-    eprintln!("$ {}", workspace::display(&venv));
+    eprintln!("$ {} -m venv {}", base.executable.display(), dir.display());
     run_logged(venv, log, INSTALL_TIMEOUT).map_err(|err| {
         format!(
             "cannot create a virtualenv with {} ({err}); on Debian, install the package \
@@ -402,7 +453,8 @@ fn make_venv(base: &Python, dir: &Path, log: &Path) -> Result {
             base.version.1
         )
     })?;
-    let mut pip = Command::new(venv_python(dir));
+    let python = venv_python(dir);
+    let mut pip = Command::new(&python);
     pip.args([
         "-m",
         "pip",
@@ -411,42 +463,27 @@ fn make_venv(base: &Python, dir: &Path, log: &Path) -> Result {
         MONGOECO,
     ]);
     eprintln!(
-        "$ {} (output in {})",
-        workspace::display(&pip),
+        "$ {} -m pip install '{MONGOECO}' (output in {})",
+        python.display(),
         log.display()
     );
     run_logged(pip, log, INSTALL_TIMEOUT)
-        .map_err(|err| format!("cannot install {MONGOECO} with pip: {err}"))?;
-    let record = dir.join(VENV_BASE_FILE);
-    fs::write(&record, base.executable.as_os_str().as_encoded_bytes())
-        .map_err(|err| format!("cannot write {}: {err}", record.display()).into())
+        .map_err(|err| format!("cannot install {MONGOECO} with pip: {err}").into())
 }
 
-/// The virtualenv at `dir` when it was made from `base` and imports mongoeco 4.11.0, else
-/// why not.
+/// The virtualenv at `dir` when it runs on `base`'s interpreter and imports mongoeco 4.11.0,
+/// else why not.
 fn usable_venv(base: &Python, dir: &Path) -> Result<Python, String> {
-    let made_from = match fs::read(dir.join(VENV_BASE_FILE)) {
-        Ok(bytes) => bytes,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => {
-            return Err(if dir.exists() {
-                "it is incomplete".to_owned()
-            } else {
-                "it does not exist yet".to_owned()
-            });
-        }
-        Err(err) => return Err(err.to_string()),
-    };
-    if made_from != base.executable.as_os_str().as_encoded_bytes() {
-        return Err(format!(
-            "it was made from {}",
-            String::from_utf8_lossy(&made_from)
-        ));
+    if !dir.exists() {
+        return Err("it does not exist yet".to_owned());
     }
     let python = probe(&venv_python(dir)).map_err(|why| format!("its python {why}"))?;
-    if python.has_mongoeco() {
-        Ok(python)
-    } else {
+    if python.base != base.base {
+        Err(format!("it runs on {}", python.base.display()))
+    } else if !python.has_mongoeco() {
         Err(format!("mongoeco there: {}", python.mongoeco))
+    } else {
+        Ok(python)
     }
 }
 
@@ -561,22 +598,26 @@ mod tests {
 
     #[test]
     fn probe_output_is_parsed() {
-        let python = parse_probe("cpython\n3\n13\n/opt/py/bin/python3\n4.11.0\n").unwrap();
-        assert_eq!(python.executable, Path::new("/opt/py/bin/python3"));
+        let python =
+            parse_probe("cpython\n3\n13\n/v/bin/python3\n/opt/py/bin/python3.13\n4.11.0\n")
+                .unwrap();
+        assert_eq!(python.executable, Path::new("/v/bin/python3"));
+        assert_eq!(python.base, Path::new("/opt/py/bin/python3.13"));
         assert!(python.suitable());
         assert!(python.has_mongoeco());
-        let old = parse_probe("cpython\n3\n11\n/usr/bin/python3\nnot tried\n").unwrap();
+        let old = parse_probe("cpython\n3\n11\n/usr/bin/python3\n/p\nnot tried\n").unwrap();
         assert!(!old.suitable());
         assert!(!old.has_mongoeco());
         assert_eq!(old.describe(), "cpython 3.11");
-        let pypy = parse_probe("pypy\n3\n13\n/usr/bin/pypy3\nnot tried\n").unwrap();
+        let pypy = parse_probe("pypy\n3\n13\n/usr/bin/pypy3\n/p\nnot tried\n").unwrap();
         assert!(!pypy.suitable());
-        let other = parse_probe("cpython\n3\n14\n/p\ncannot be imported: X\n").unwrap();
+        let other = parse_probe("cpython\n3\n14\n/p\n/p\ncannot be imported: X\n").unwrap();
         assert!(other.suitable() && !other.has_mongoeco());
-        assert!(parse_probe("cpython\n3\n13\n\n4.11.0\n").is_err());
-        assert!(parse_probe("cpython\n3\n13\nrelative/python\n4.11.0\n").is_err());
-        assert!(parse_probe("cpython\n3\n").is_err());
-        assert!(parse_probe("cpython\nthree\n13\n/p\n4.11.0\n").is_err());
+        assert!(parse_probe("cpython\n3\n13\n\n/p\n4.11.0\n").is_err());
+        assert!(parse_probe("cpython\n3\n13\nrelative/python\n/p\n4.11.0\n").is_err());
+        assert!(parse_probe("cpython\n3\n13\n/p\n\n4.11.0\n").is_err());
+        assert!(parse_probe("cpython\n3\n13\n/p\n4.11.0\n").is_err());
+        assert!(parse_probe("cpython\nthree\n13\n/p\n/p\n4.11.0\n").is_err());
     }
 
     #[test]
@@ -662,11 +703,22 @@ mod tests {
             "{python:?}"
         );
         assert_eq!(python.executable, venv_python(&bare));
-        // A virtualenv made from another interpreter, or half made, is not reused.
-        let err = usable_venv(&python, &bare).unwrap_err();
-        assert_eq!(err, "it is incomplete");
+        // The same interpreter underneath, whatever the way to it.
+        assert_eq!(python.base, base.base);
         assert_eq!(
-            usable_venv(&python, &dir.path().join("none")).unwrap_err(),
+            usable_venv(&base, &bare).unwrap_err(),
+            "mongoeco there: cannot be imported: ModuleNotFoundError(\"No module named 'bson'\")"
+        );
+        let other = Python {
+            base: "/elsewhere/python3".into(),
+            ..base.clone()
+        };
+        assert_eq!(
+            usable_venv(&other, &bare).unwrap_err(),
+            format!("it runs on {}", base.base.display())
+        );
+        assert_eq!(
+            usable_venv(&base, &dir.path().join("none")).unwrap_err(),
             "it does not exist yet"
         );
     }
