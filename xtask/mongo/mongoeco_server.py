@@ -63,6 +63,7 @@ try:
     import bson  # noqa: F401  (mongoeco's wire layer encodes with PyMongo's bson)
     from mongoeco.core.bson_scalars import BsonInt64
     from mongoeco.wire import AsyncMongoEcoProxyServer
+    from mongoeco.wire.executor import WireCommandExecutor
 except ImportError as missing:
     sys.stderr.write(
         f"error: {sys.executable} cannot import mongoeco's wire server ({missing}); install "
@@ -172,20 +173,28 @@ class PatchedServer(AsyncMongoEcoProxyServer):
 
     def __init__(self, **options):
         super().__init__(**options)
-        executor = getattr(self, "_executor", None)
-        parse = getattr(executor, "_build_request_context", None)
-        if parse is None or not hasattr(AsyncMongoEcoProxyServer, "_render_wire_result"):
-            raise RuntimeError(
-                f"mongoeco {installed_version()} lacks the internals this launcher patches "
-                f"(written for mongoeco {TESTED_VERSION}); install "
-                f"'mongoeco[wire]=={TESTED_VERSION}'"
-            )
+        executor = self._executor
+        parse = executor._build_request_context
 
         # Every command, OP_MSG or legacy OP_QUERY, is parsed and checked here first.
         def parse_with_plain_counts(body, *args, **kwargs):
             return parse(plain_counts(body), *args, **kwargs)
 
         executor._build_request_context = parse_with_plain_counts
+
+    @staticmethod
+    def missing_hooks():
+        """The private methods of mongoeco the patches hook that this version lacks (none in
+        4.11.0)."""
+        hooks = (
+            (WireCommandExecutor, "_build_request_context"),
+            (AsyncMongoEcoProxyServer, "_render_wire_result"),
+        )
+        return [
+            f"{owner.__name__}.{name}"
+            for owner, name in hooks
+            if not callable(getattr(owner, name, None))
+        ]
 
     def _render_wire_result(self, header, request_id, state):
         # Every reply, success or failure, is encoded here.
@@ -232,6 +241,13 @@ def main():
     )
     args = parser.parse_args()
     version = installed_version()
+    missing = PatchedServer.missing_hooks()
+    if missing:
+        sys.exit(
+            f"error: mongoeco {version} lacks what this launcher patches ({', '.join(missing)}); "
+            f"it was written for mongoeco {TESTED_VERSION}: install "
+            f"'mongoeco[wire]=={TESTED_VERSION}'"
+        )
     if version != TESTED_VERSION:
         print(
             f"warning: mongoeco {version} is installed; these patches were tested with "
