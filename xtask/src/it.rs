@@ -8,9 +8,9 @@
 //!
 //! [`crate::servers::provide`] gives the suites their servers: a URL from the environment when
 //! set there (`STATS_TEST_REDIS_URL`, `STATS_TEST_REDIS_CLUSTER_URLS`,
-//! `STATS_TEST_POSTGRES_URL`, `STATS_TEST_MYSQL_URL`, `STATS_TEST_SQLITE_DIR`), else a
-//! throwaway server started for the run and stopped after it. The variables are set on the
-//! child cargo only.
+//! `STATS_TEST_POSTGRES_URL`, `STATS_TEST_MYSQL_URL`, `STATS_TEST_SQLITE_DIR`,
+//! `STATS_TEST_MONGO_URL`), else a throwaway server started for the run and stopped after it.
+//! The variables are set on the child cargo only.
 //!
 //! Adding a backend means a variant in [`Backend`], an entry in [`Backend::EACH`], its test
 //! targets in [`suites`] and its servers in [`crate::servers::provide`].
@@ -38,6 +38,9 @@ pub(crate) enum Backend {
     Mysql,
     /// SQLite, files in a temporary directory (`STATS_TEST_SQLITE_DIR`).
     Sqlite,
+    /// MongoDB; a throwaway MongoDB-wire server (mongoeco, in Python) is started
+    /// (`STATS_TEST_MONGO_URL`).
+    Mongo,
     /// Every backend: all their servers at once, and the whole workspace's tests.
     All,
 }
@@ -51,6 +54,7 @@ impl Backend {
         Backend::Postgres,
         Backend::Mysql,
         Backend::Sqlite,
+        Backend::Mongo,
     ];
 
     /// The name used on the command line.
@@ -153,6 +157,15 @@ pub(crate) fn run(backend: Backend) -> Result {
                 .iter()
                 .map(|suite| format!("{} tests/{}.rs", suite.package, suite.test))
                 .collect();
+            // Without a `--test`, the command would run every test of the workspace.
+            if shown.is_empty() {
+                return Err(format!(
+                    "no test suites are listed for {} yet (`cargo xtask servers {0}` starts \
+                     its servers)",
+                    backend.name()
+                )
+                .into());
+            }
             println!("--> it {}: {}", backend.name(), shown.join(", "));
         }
     }
@@ -346,10 +359,22 @@ mod tests {
         assert_eq!(Backend::from_str("mysql", false), Ok(Backend::Mysql));
     }
 
+    /// Backends whose servers the xtask provides (`cargo xtask servers`, `it all`, CI) but
+    /// whose store crate has no test targets in [`SUITES`] yet (`it <backend>` refuses them).
+    /// The test below fails once such a backend gets suites, to have it removed here.
+    const AWAITING_SUITES: &[Backend] = &[Backend::Mongo];
+
     #[test]
     fn every_backend_runs_at_least_one_suite() {
         for &backend in Backend::EACH {
-            assert!(!suites(backend).is_empty(), "{backend:?}");
+            if AWAITING_SUITES.contains(&backend) {
+                assert!(
+                    suites(backend).is_empty(),
+                    "{backend:?} has suites now: remove it from AWAITING_SUITES"
+                );
+            } else {
+                assert!(!suites(backend).is_empty(), "{backend:?}");
+            }
         }
     }
 }

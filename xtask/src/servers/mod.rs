@@ -1,8 +1,9 @@
 //! Throwaway servers for the integration suites, and `cargo xtask servers <backend>`.
 //!
 //! Each server runs from the installed binaries (installed with apt-get where missing and
-//! this is root) on a free loopback port, in a fresh directory under the system temporary
-//! directory, never on the standard ports and never touching a server already running there.
+//! this is root; the MongoDB-wire server is Python, see [`mongo`]) on a free loopback port, in
+//! a fresh directory under the system temporary directory, never on the standard ports and
+//! never touching a server already running there.
 //! Dropping a fixture stops exactly the processes it started (their process groups) and
 //! removes its directory, after a failure or a panic too; see [`process::ServerProcess`].
 //!
@@ -12,6 +13,7 @@
 
 mod binaries;
 mod mariadb;
+mod mongo;
 mod postgres;
 mod process;
 mod redis;
@@ -30,6 +32,7 @@ use crate::{Result, interrupt, it::Backend};
 
 pub(crate) use self::{
     mariadb::MariaDbServer,
+    mongo::{Launcher as MongoLauncher, MongoServer},
     postgres::PostgresServer,
     process::TempDir,
     redis::{RedisCluster, RedisServer, RedisTlsServer},
@@ -76,6 +79,20 @@ pub(crate) const MYSQL_TLS_CA: &str = "STATS_TEST_MYSQL_TLS_CA";
 
 /// A directory the SQLite tests may create their database files in.
 pub(crate) const SQLITE_DIR: &str = "STATS_TEST_SQLITE_DIR";
+
+/// The URL of a MongoDB (or MongoDB-wire) server; a started one's has
+/// `directConnection=true&connectTimeoutMS=300000`.
+pub(crate) const MONGO_URL: &str = "STATS_TEST_MONGO_URL";
+
+/// A Python that imports `mongoeco[wire]==4.11.0`, for tests that start and stop a
+/// MongoDB-wire server of their own with [`MONGO_LAUNCHER`]; read to choose the interpreter
+/// too (see [`mongo::python`]).
+pub(crate) const MONGO_PYTHON: &str = "STATS_MONGO_PYTHON";
+
+/// The absolute path of the MongoDB-wire server's launcher script: `"$STATS_MONGO_PYTHON"
+/// "$STATS_MONGO_LAUNCHER" --port 0` starts a server on a free port and prints `READY
+/// mongodb://127.0.0.1:<port>/?directConnection=true` once it listens; SIGTERM stops it.
+pub(crate) const MONGO_LAUNCHER: &str = "STATS_MONGO_LAUNCHER";
 
 /// Whether [`provide`] takes a URL from this process's environment when one is set there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -220,6 +237,31 @@ pub(crate) fn provide(backend: Backend, reuse: Reuse) -> Result<Provided> {
             };
             provided.set(SQLITE_DIR, dir);
         }
+        Backend::Mongo => {
+            let python = mongo::python()?;
+            let (url, launcher) = match from_env(MONGO_URL, reuse) {
+                Some(url) => {
+                    let launcher = MongoLauncher::write()?;
+                    let path = launcher.path().display().to_string();
+                    provided.hold(launcher);
+                    (url, path)
+                }
+                None => {
+                    let server = timed("the MongoDB-wire server (mongoeco)", || {
+                        MongoServer::start(&python)
+                    })?;
+                    let started = (
+                        server.url().to_owned(),
+                        server.launcher().display().to_string(),
+                    );
+                    provided.hold(server);
+                    started
+                }
+            };
+            provided.set(MONGO_URL, url);
+            provided.set(MONGO_PYTHON, python.executable.display().to_string());
+            provided.set(MONGO_LAUNCHER, launcher);
+        }
         Backend::All => {
             for &each in Backend::EACH {
                 provided.extend(provide(each, reuse)?);
@@ -360,6 +402,91 @@ mod tests {
         assert!(dir.is_dir());
         drop(provided);
         assert!(!dir.exists());
+    }
+
+    /// Run by the server's own python against the started server: an insert and a find,
+    /// then what each of the launcher's patches fixes, seen from PyMongo.
+    const MONGO_CHECK: &str = r#"
+import sys
+from bson.int64 import Int64
+from pymongo import MongoClient
+from pymongo.errors import OperationFailure
+
+db = MongoClient(sys.argv[1], serverSelectionTimeoutMS=10000)["stats_xtask_check"]
+db.metrics.insert_many([{"_id": i, "hits": Int64(i)} for i in range(3)])
+found = db.metrics.find_one({"_id": 2})
+assert found == {"_id": 2, "hits": 2}, found
+assert type(found["hits"]) is Int64, type(found["hits"])
+# 1: cursor ids are Int64, in the first reply and after getMore.
+first = db.command("find", "metrics", batchSize=1)
+assert type(first["cursor"]["id"]) is Int64 and first["cursor"]["id"] != 0, first
+more = db.command("getMore", Int64(first["cursor"]["id"]), collection="metrics", batchSize=Int64(1))
+assert type(more["cursor"]["id"]) is Int64, more
+# 2: counts sent as Int64, as the Rust driver sends them, are taken.
+one = db.command("find", "metrics", filter={}, sort={"_id": 1}, skip=Int64(1), limit=Int64(1))
+assert one["cursor"]["firstBatch"] == [{"_id": 1, "hits": 1}], one
+pipeline = [{"$skip": Int64(1)}, {"$limit": Int64(5)}, {"$count": "n"}]
+counted = db.command("aggregate", "metrics", pipeline=pipeline, cursor={})
+assert counted["cursor"]["firstBatch"] == [{"n": 2}], counted
+# 3: an error mongoeco sends without a code gets one.
+db.metrics.insert_one({"_id": "max", "hits": Int64(2**63 - 1)})
+try:
+    db.command("update", "metrics", updates=[{"q": {"_id": "max"}, "u": {"$inc": {"hits": 1}}}])
+    raise AssertionError("an Int64 overflow in $inc was accepted")
+except OperationFailure as error:
+    assert error.code == 2 and error.details.get("codeName") == "BadValue", error.details
+print("mongo check passed")
+"#;
+
+    #[test]
+    fn mongo_gets_a_patched_server_that_answers_and_stops_on_drop() {
+        let provided = provide(Backend::Mongo, Reuse::Never).unwrap();
+        let value = |name: &str| {
+            provided
+                .env()
+                .iter()
+                .find(|(each, _)| *each == name)
+                .map(|(_, value)| value.clone())
+                .unwrap_or_else(|| panic!("{name} is not set: {:?}", provided.env()))
+        };
+        assert_eq!(provided.env().len(), 3, "{:?}", provided.env());
+        let url = value(MONGO_URL);
+        let python = value(MONGO_PYTHON);
+        let launcher = std::path::PathBuf::from(value(MONGO_LAUNCHER));
+        assert!(url.starts_with("mongodb://127.0.0.1:"), "{url}");
+        assert!(
+            url.ends_with("/?directConnection=true&connectTimeoutMS=300000"),
+            "{url}"
+        );
+        assert!(launcher.is_absolute() && launcher.is_file(), "{launcher:?}");
+        let port: u16 = url["mongodb://127.0.0.1:".len()..]
+            .split('/')
+            .next()
+            .and_then(|port| port.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {url}"));
+        assert_ne!(port, 27017);
+
+        let output = std::process::Command::new(&python)
+            .args(["-c", MONGO_CHECK, &url])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            "mongo check passed\n"
+        );
+
+        drop(provided);
+        assert!(!launcher.exists(), "the server's directory outlived it");
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+            "the server still listens on {port}"
+        );
     }
 
     #[test]

@@ -373,9 +373,13 @@ pub(crate) fn run_logged(mut cmd: Command, log: &Path, timeout: Duration) -> Res
         if Instant::now() > deadline || interrupt::requested() {
             let _ = child.kill();
             let _ = child.wait();
+            let why = if interrupt::requested() {
+                "was stopped by the interrupt".to_owned()
+            } else {
+                format!("did not finish within {}s", timeout.as_secs())
+            };
             return Err(format!(
-                "`{shown}` did not finish within {}s; last lines of {}:\n{}",
-                timeout.as_secs(),
+                "`{shown}` {why}; last lines of {}:\n{}",
                 log.display(),
                 tail(log, LOG_TAIL_LINES)
             )
