@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use stats_core::testkit::{counter_checks as counter, metric_checks as metric};
+use stats_core::testkit::{Load, counter_checks as counter, metric_checks as metric};
 use stats_tests::broken::{DropsOneInAThousand, WrapsOnOverflow, WritesHalfABatch};
 
 /// Runs a check in its own task and returns its panic message, or `None` if it passed.
@@ -38,6 +38,7 @@ async fn dropped_increments_are_caught() {
     assert_caught(
         failure_of(counter::counter_concurrent_increments_are_exact(
             store.clone(),
+            Load::DEFAULT,
         ))
         .await,
         "lost increments",
@@ -45,6 +46,7 @@ async fn dropped_increments_are_caught() {
     assert_caught(
         failure_of(metric::metric_concurrent_increments_are_exact(
             store.clone(),
+            Load::DEFAULT,
         ))
         .await,
         "lost",
@@ -82,7 +84,7 @@ async fn wrapping_on_overflow_is_caught() {
 async fn half_written_batches_are_caught() {
     let store = Arc::new(WritesHalfABatch::default());
     assert_caught(
-        failure_of(metric::metric_overflow_in_atomic_batch_writes_nothing(
+        failure_of(metric::metric_failing_batch_follows_the_contract(
             store.clone(),
         ))
         .await,
@@ -93,7 +95,11 @@ async fn half_written_batches_are_caught() {
         None
     );
     assert_eq!(
-        failure_of(metric::metric_concurrent_increments_are_exact(store)).await,
+        failure_of(metric::metric_concurrent_increments_are_exact(
+            store,
+            Load::DEFAULT
+        ))
+        .await,
         None
     );
 }

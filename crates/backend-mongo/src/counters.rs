@@ -72,10 +72,10 @@ impl CounterStore for MongoStore {
                 Err(e) if command_code(&e).is_some() => {
                     // MongoDB refuses an `$inc` that leaves the Int64 range; name it as every
                     // store does.
-                    if let Some(current) = self.get(namespace, key).await? {
-                        if current.checked_add(step).is_none() {
-                            return Err(Error::counter_overflow(namespace, key, current, step));
-                        }
+                    if let Some(current) = self.get(namespace, key).await?
+                        && current.checked_add(step).is_none()
+                    {
+                        return Err(Error::counter_overflow(namespace, key, current, step));
                     }
                     return Err(map_error(e));
                 }

@@ -156,13 +156,12 @@ impl MetricStore for MongoStore {
             .map_err(map_error)?;
         let mut doomed = Vec::new();
         while let Some(d) = cursor.try_next().await.map_err(map_error)? {
-            if let Some(Bson::String(k)) = d.get("key") {
-                if layout
+            if let Some(Bson::String(k)) = d.get("key")
+                && layout
                     .start_of_full_key(k, granularity)
                     .is_some_and(|s| s < before)
-                {
-                    doomed.push(k.clone());
-                }
+            {
+                doomed.push(k.clone());
             }
         }
         let mut deleted = 0;
@@ -491,10 +490,10 @@ impl MongoStore {
                 let index = number_field(e, "index").unwrap_or(0);
                 let code = number_field(e, "code").unwrap_or(0);
                 let message = e.get_str("errmsg").unwrap_or("").to_owned();
-                if let (Ok(index), Ok(code)) = (usize::try_from(index), i32::try_from(code)) {
-                    if index < statements.len() {
-                        failed.push((index, code, message));
-                    }
+                if let (Ok(index), Ok(code)) = (usize::try_from(index), i32::try_from(code))
+                    && index < statements.len()
+                {
+                    failed.push((index, code, message));
                 }
             }
         }
@@ -616,8 +615,7 @@ fn twin(n: Number) -> Option<Document> {
         }
         Number::Float(f) => {
             let in_range = f.fract() == 0.0
-                && f >= -9_223_372_036_854_775_808.0
-                && f < 9_223_372_036_854_775_808.0;
+                && (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&f);
             in_range.then(|| doc! {"$eq": f as i64, "$type": ["int", "long"]})
         }
     }

@@ -75,10 +75,10 @@ impl MongoStore {
                 }
                 _ => connect_error(e, &shown),
             })?;
-        if let Some(w) = &options.write_concern {
-            if w.w == Some(Acknowledgment::Nodes(0)) {
-                return Err(unacknowledged());
-            }
+        if let Some(w) = &options.write_concern
+            && w.w == Some(Acknowledgment::Nodes(0))
+        {
+            return Err(unacknowledged());
         }
         if let Some(t) = config.connect_timeout {
             options.connect_timeout = Some(t);

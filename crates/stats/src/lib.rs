@@ -4,7 +4,7 @@
 //! minute, hour, day, week, month, quarter and year bucket at once, plain counters with
 //! namespaces and compare-and-swap, and throttles. One set of store traits, one conformance
 //! suite, several stores: in this process's memory, Redis (and Redis Cluster), PostgreSQL,
-//! MySQL/MariaDB and SQLite.
+//! MySQL/MariaDB, SQLite and MongoDB.
 //!
 //! Integers are exact (a sum that leaves the `i64` range is an error, never a wrap), floats stay
 //! floats, and a bad name or number is refused with a typed [`Error`] before anything is written.
@@ -167,6 +167,7 @@
 //! | `atomics` (default) | [`atomics::AtomicsStore`]: this process's memory | until the process ends | all or nothing |
 //! | `redis` | `redis::RedisStore`: Redis, or Redis Cluster | in Redis | all or nothing on one server; per metric on a cluster |
 //! | `postgres`, `mysql`, `sqlite` | `sql::SqlStore`: PostgreSQL, MySQL/MariaDB, SQLite | in the database | one transaction: all or nothing |
+//! | `mongo` | `mongo::MongoStore`: MongoDB (a Trifle collection too) | in MongoDB | all or nothing per bucket document |
 //!
 //! - **In-process** ([`atomics`]): tests, and one process that reads its own statistics (a
 //!   dashboard in the same server). Nothing to run; nothing survives a restart.
@@ -174,6 +175,9 @@
 //!   expiry is Redis's own.
 //! - **SQL** (`sql` module): statistics next to the application's data, queried with SQL, kept
 //!   durably; SQLite for one machine without a server.
+//! - **MongoDB** (`mongo` module): statistics in the document database the application runs,
+//!   one document per bucket, in the layout Trifle's Mongo driver uses (so a Ruby or Elixir
+//!   Trifle application can share the collection); expiry by a TTL index.
 //!
 //! A [`Tracker`] takes any of them as `Arc<dyn MetricStore>`; code written against the traits
 //! runs on every store. What each store can do is in its [`Capabilities`]. Errors are one enum,
@@ -396,6 +400,36 @@ pub mod redis {
 pub mod sql {
     #[doc(inline)]
     pub use stats_backend_sql::*;
+}
+
+/// The MongoDB store (feature `mongo`; `mongo-srv` adds `mongodb+srv://` URLs).
+///
+/// ```no_run
+/// # #[cfg(feature = "mongo")]
+/// # async fn demo() -> Result<(), stats::Error> {
+/// use std::sync::Arc;
+///
+/// use stats::mongo::{IdMode, MongoConfig, MongoStore};
+/// use stats::{Config, Tracker};
+///
+/// let config = MongoConfig::from_url("mongodb://127.0.0.1:27017/app")?
+///     .collection("trifle_stats")? // share Trifle's default collection
+///     .mode(IdMode::Full); // Trifle's default identifier mode, and ours
+/// let store = Arc::new(MongoStore::connect(config).await?);
+/// store.setup().await?; // collections and indexes, idempotent; needed once before writing
+/// let tracker = Tracker::new(store, Config::new());
+/// # Ok(()) }
+/// ```
+///
+/// One document per bucket (`{key: "orders::1h::1700002800", data: {count: 3}}` in the
+/// default mode), written with one unordered `update` command of upserts per batch. A bucket's
+/// writes of one batch are atomic; a batch is not atomic across buckets. See
+/// [`MongoStore`](mongo::MongoStore) and the crate docs of `stats-backend-mongo` for the three
+/// identifier modes, retention, counters and throttles.
+#[cfg(feature = "mongo")]
+pub mod mongo {
+    #[doc(inline)]
+    pub use stats_backend_mongo::*;
 }
 
 /// The in-process store (feature `atomics`): metrics, counters and throttles in this process's

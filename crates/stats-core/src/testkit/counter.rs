@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{INCREMENTS_PER_TASK, TASKS, unique};
+use super::{Load, unique};
 use crate::{CasOutcome, CounterStore, Error, NameKind};
 
 macro_rules! ok {
@@ -369,16 +369,20 @@ pub async fn counter_capacity(store: Arc<dyn CounterStore>) {
 
 /// Many tasks incrementing one shared counter and one counter each lose nothing; every
 /// increment of the shared counter returns a distinct new value.
-pub async fn counter_concurrent_increments_are_exact(store: Arc<dyn CounterStore>) {
+pub async fn counter_concurrent_increments_are_exact(store: Arc<dyn CounterStore>, load: Load) {
+    let Load {
+        tasks: task_count,
+        increments_per_task,
+    } = load;
     let ns = unique("concurrent");
     let mut tasks = Vec::new();
-    for t in 0..TASKS {
+    for t in 0..task_count {
         let store = Arc::clone(&store);
         let ns = ns.clone();
         tasks.push(tokio::spawn(async move {
             let own = format!("own{t}");
-            let mut seen = Vec::with_capacity(INCREMENTS_PER_TASK);
-            for _ in 0..INCREMENTS_PER_TASK {
+            let mut seen = Vec::with_capacity(increments_per_task);
+            for _ in 0..increments_per_task {
                 seen.push(ok!(store, store.inc(&ns, "shared", 1, 0)));
                 ok!(store, store.inc(&ns, &own, 1, 0));
             }
@@ -389,7 +393,7 @@ pub async fn counter_concurrent_increments_are_exact(store: Arc<dyn CounterStore
     for t in tasks {
         seen.extend(t.await.expect("task"));
     }
-    let total = (TASKS * INCREMENTS_PER_TASK) as i64;
+    let total = (task_count * increments_per_task) as i64;
     assert_eq!(
         ok!(store, store.get(&ns, "shared")),
         Some(total),
@@ -402,10 +406,10 @@ pub async fn counter_concurrent_increments_are_exact(store: Arc<dyn CounterStore
         "{}: the new values returned by concurrent increments must be exactly 1..={total}",
         store.name()
     );
-    for t in 0..TASKS {
+    for t in 0..task_count {
         assert_eq!(
             ok!(store, store.get(&ns, &format!("own{t}"))),
-            Some(INCREMENTS_PER_TASK as i64),
+            Some(increments_per_task as i64),
             "{}: lost increments on a task's own counter",
             store.name()
         );
@@ -413,17 +417,20 @@ pub async fn counter_concurrent_increments_are_exact(store: Arc<dyn CounterStore
 }
 
 /// A compare-and-swap loop increment from many tasks loses no update.
-pub async fn counter_cas_loop_under_contention_loses_nothing(store: Arc<dyn CounterStore>) {
-    const PER_TASK: usize = 500;
+pub async fn counter_cas_loop_under_contention_loses_nothing(
+    store: Arc<dyn CounterStore>,
+    load: Load,
+) {
+    let per_task = (load.increments_per_task / 20).max(10);
     let ns = unique("casloop");
     let mut tasks = Vec::new();
-    for _ in 0..TASKS {
+    for _ in 0..load.tasks {
         let store = Arc::clone(&store);
         let ns = ns.clone();
         tasks.push(tokio::spawn(async move {
             let mut current = ok!(store, store.get(&ns, "c")).unwrap_or(0);
             let mut done = 0;
-            while done < PER_TASK {
+            while done < per_task {
                 match ok!(
                     store,
                     store.compare_and_swap(&ns, "c", current, current + 1)
@@ -442,8 +449,9 @@ pub async fn counter_cas_loop_under_contention_loses_nothing(store: Arc<dyn Coun
     }
     assert_eq!(
         ok!(store, store.get(&ns, "c")),
-        Some((TASKS * PER_TASK) as i64),
-        "{}: a CAS loop from {TASKS} tasks lost updates",
-        store.name()
+        Some((load.tasks * per_task) as i64),
+        "{}: a CAS loop from {} tasks lost updates",
+        store.name(),
+        load.tasks
     );
 }

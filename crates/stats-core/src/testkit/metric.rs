@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{INCREMENTS_PER_TASK, TASKS, unique};
+use super::{Load, unique};
 use crate::{Batch, Error, Granularity, Key, MetricStore, Number, Op, Values, values};
 
 fn hour() -> Granularity {
@@ -440,12 +440,12 @@ pub async fn metric_overflow_writes_nothing_at_the_key(store: Arc<dyn MetricStor
     }
 }
 
-/// With [`Capabilities::atomic_batch`](crate::Capabilities::atomic_batch), a batch that fails on
-/// one key writes nothing at any key, whichever key fails.
-pub async fn metric_overflow_in_atomic_batch_writes_nothing(store: Arc<dyn MetricStore>) {
-    if !store.capabilities().atomic_batch {
-        return;
-    }
+/// A batch over many keys that fails at one key (an overflow, a path conflict) returns that
+/// key's error, naming key and path, and writes nothing at that key. With
+/// [`Capabilities::atomic_batch`](crate::Capabilities::atomic_batch) it writes nothing at any
+/// key, whichever key fails; without, every other key has all of its writes or none.
+pub async fn metric_failing_batch_follows_the_contract(store: Arc<dyn MetricStore>) {
+    let atomic = store.capabilities().atomic_batch;
     let m = unique("atomic");
     let keys: Vec<Key> = (0..6).map(|i| key(&m, i * 3600)).collect();
     let full = &keys[3];
@@ -463,18 +463,74 @@ pub async fn metric_overflow_in_atomic_batch_writes_nothing(store: Arc<dyn Metri
         .expect("valid");
     let result = store.apply(&b).await;
     assert!(
-        matches!(result, Err(Error::Overflow { .. })),
-        "{}: overflow expected, got {result:?}",
+        matches!(&result, Err(Error::Overflow { key, path: Some(p), .. }) if *key == full.to_string() && p == "n"),
+        "{}: an overflow naming {full} and \"n\" expected, got {result:?}",
         store.name()
     );
-    let mut expected = vec![Values::new(); keys.len()];
-    expected[3] = values!({"n": i64::MAX});
+    let got = get(&*store, &keys).await;
     assert_eq!(
-        get(&*store, &keys).await,
-        expected,
-        "{}: a store with atomic batches must write nothing of a failing batch",
+        got[3],
+        values!({"n": i64::MAX}),
+        "{}: nothing written at the failing key",
         store.name()
     );
+    for (i, doc) in got.iter().enumerate().filter(|(i, _)| *i != 3) {
+        if atomic {
+            assert_eq!(
+                *doc,
+                Values::new(),
+                "{}: a store with atomic batches must write nothing of a failing batch",
+                store.name()
+            );
+        } else {
+            assert!(
+                doc.is_empty() || *doc == values!({"n": 1, "m": 1}),
+                "{}: key {i} of a failing batch must have all of its writes or none, got {doc:?}",
+                store.name()
+            );
+        }
+    }
+
+    // A path conflict at one key of many.
+    let m = unique("conflict-batch");
+    let keys: Vec<Key> = (0..5).map(|i| key(&m, i * 3600)).collect();
+    let mapped = &keys[2];
+    apply(
+        &*store,
+        &batch(
+            Op::Inc,
+            std::slice::from_ref(mapped),
+            &values!({"x": {"y": 1}}),
+        ),
+    )
+    .await;
+    let mut b = Batch::new();
+    b.set(keys.iter().cloned(), &values!({"x": 5, "z": 1}))
+        .expect("valid");
+    let result = store.apply(&b).await;
+    assert!(
+        matches!(&result, Err(Error::PathConflict { key, path, .. }) if *key == mapped.to_string() && path == "x"),
+        "{}: a path conflict naming {mapped} and \"x\" expected, got {result:?}",
+        store.name()
+    );
+    let got = get(&*store, &keys).await;
+    assert_eq!(
+        got[2],
+        values!({"x": {"y": 1}}),
+        "{}: nothing written at the failing key",
+        store.name()
+    );
+    for (i, doc) in got.iter().enumerate().filter(|(i, _)| *i != 2) {
+        assert!(
+            (!atomic && *doc == values!({"x": 5, "z": 1})) || doc.is_empty(),
+            "{}: key {i} of a failing batch (atomic: {atomic}) got {doc:?}",
+            store.name()
+        );
+    }
+
+    if !atomic {
+        return;
+    }
     // A batch of other metrics around the failing one.
     let other = key(&unique("atomic"), 0);
     let mut b = Batch::new();
@@ -706,12 +762,16 @@ pub async fn metric_status_slot_is_apart(store: Arc<dyn MetricStore>) {
 }
 
 /// Many tasks incrementing one shared key and one key each lose no increment.
-pub async fn metric_concurrent_increments_are_exact(store: Arc<dyn MetricStore>) {
+pub async fn metric_concurrent_increments_are_exact(store: Arc<dyn MetricStore>, load: Load) {
     const PER_BATCH: usize = 10;
+    let Load {
+        tasks: task_count,
+        increments_per_task,
+    } = load;
     let m = unique("concurrent");
     let shared = key(&m, 0);
     let mut tasks = Vec::new();
-    for t in 0..TASKS {
+    for t in 0..task_count {
         let store = Arc::clone(&store);
         let shared = shared.clone();
         let own = key(&m, (t as i64 + 1) * 3600);
@@ -721,7 +781,7 @@ pub async fn metric_concurrent_increments_are_exact(store: Arc<dyn MetricStore>)
             for _ in 0..PER_BATCH {
                 b.inc([shared.clone(), own.clone()], &one).expect("valid");
             }
-            for _ in 0..INCREMENTS_PER_TASK / PER_BATCH {
+            for _ in 0..increments_per_task.div_ceil(PER_BATCH) {
                 store
                     .apply(&b)
                     .await
@@ -732,15 +792,17 @@ pub async fn metric_concurrent_increments_are_exact(store: Arc<dyn MetricStore>)
     for t in tasks {
         t.await.expect("task");
     }
-    let per_task = INCREMENTS_PER_TASK as i64;
-    let total = per_task * TASKS as i64;
+    let per_task = (increments_per_task.div_ceil(PER_BATCH) * PER_BATCH) as i64;
+    let total = per_task * task_count as i64;
     assert_eq!(
         get_one(&*store, &shared).await,
         values!({"n": total, "nested": {"n": total}}),
-        "{}: {TASKS} tasks x {INCREMENTS_PER_TASK} increments of a shared key lost some",
+        "{}: {task_count} tasks x {per_task} increments of a shared key lost some",
         store.name()
     );
-    let owns: Vec<Key> = (0..TASKS).map(|t| key(&m, (t as i64 + 1) * 3600)).collect();
+    let owns: Vec<Key> = (0..task_count)
+        .map(|t| key(&m, (t as i64 + 1) * 3600))
+        .collect();
     for doc in get(&*store, &owns).await {
         assert_eq!(
             doc,
