@@ -7,6 +7,8 @@
 //!
 //! ```no_run
 //! # async fn demo() -> stats_core::Result<()> {
+//! use std::sync::Arc;
+//!
 //! use stats_backend_mongo::{IdMode, MongoConfig, MongoStore};
 //! use stats_core::tracker::{Config, Tracker};
 //! use stats_core::{jiff::Timestamp, values};
@@ -17,7 +19,7 @@
 //! let store = MongoStore::connect(config).await?;
 //! store.setup().await?; // collections and indexes, idempotent
 //!
-//! let tracker = Tracker::new(store, Config::new());
+//! let tracker = Tracker::new(Arc::new(store), Config::new());
 //! tracker.track("orders", Timestamp::now(), &values!({"count": 1, "amount": 12.5})).await?;
 //! # Ok(()) }
 //! ```
