@@ -464,6 +464,12 @@ pub mod atomics {
 }
 
 /// The README's examples, compiled as doc tests so that they stay true.
-#[cfg(all(doctest, feature = "atomics", feature = "redis", feature = "postgres"))]
+#[cfg(all(
+    doctest,
+    feature = "atomics",
+    feature = "redis",
+    feature = "postgres",
+    feature = "mongo"
+))]
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
