@@ -373,13 +373,13 @@ impl Counters {
             return f(slot, false);
         }
         let start = initial()?;
-        if let Some(capacity) = self.capacity {
-            if keys.len() >= capacity {
-                return Err(Error::CapacityExceeded {
-                    namespace: ns.to_owned(),
-                    capacity,
-                });
-            }
+        if let Some(capacity) = self.capacity
+            && keys.len() >= capacity
+        {
+            return Err(Error::CapacityExceeded {
+                namespace: ns.to_owned(),
+                capacity,
+            });
         }
         // Creations in a namespace are serialized by its lock, so the insert cannot collide.
         let slot = self.blocks.lock().fresh(ns, key, start);

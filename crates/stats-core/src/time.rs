@@ -171,10 +171,10 @@ impl Calendar {
 
     /// Interprets a wall-clock time, keeping `offset` if it is valid for it, else compatibly.
     fn resolve_prefer(&self, dt: DateTime, offset: Offset) -> Result<Timestamp> {
-        if let Ok(ts) = offset.to_timestamp(dt) {
-            if self.tz.to_offset(ts) == offset {
-                return Ok(ts);
-            }
+        if let Ok(ts) = offset.to_timestamp(dt)
+            && self.tz.to_offset(ts) == offset
+        {
+            return Ok(ts);
         }
         self.tz
             .to_ambiguous_timestamp(dt)
