@@ -113,6 +113,8 @@ const SUITES: &[(Backend, Suite)] = {
         (Backend::Mysql, suite(SQL, "mysql_tls")),
         (Backend::Sqlite, suite(SQL, "sqlite")),
         (Backend::Mongo, suite(MONGO, "modes")),
+        (Backend::Mongo, suite(MONGO, "golden")),
+        (Backend::Mongo, suite(MONGO, "fault")),
     ]
 };
 

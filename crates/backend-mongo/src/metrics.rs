@@ -488,8 +488,16 @@ impl MongoStore {
             for e in write_errors {
                 let Bson::Document(e) = e else { continue };
                 let index = number_field(e, "index").unwrap_or(0);
-                let code = number_field(e, "code").unwrap_or(0);
+                let mut code = number_field(e, "code").unwrap_or(0);
                 let message = e.get_str("errmsg").unwrap_or("").to_owned();
+                // A duplicate key in another unique index than the store's (one a user
+                // added) is no lost race: sending the statement again cannot help.
+                if code == i64::from(DUPLICATE_KEY)
+                    && let Ok(pattern) = e.get_document("keyPattern")
+                    && !pattern.keys().eq(self.identity_index_fields())
+                {
+                    code = -1;
+                }
                 if let (Ok(index), Ok(code)) = (usize::try_from(index), i32::try_from(code))
                     && index < statements.len()
                 {
@@ -498,6 +506,16 @@ impl MongoStore {
             }
         }
         Ok(failed)
+    }
+
+    /// The fields of the store's unique index, in order.
+    fn identity_index_fields(&self) -> impl Iterator<Item = &'static str> {
+        let fields: &'static [&'static str] = match self.inner.layout.mode {
+            IdMode::Full => &["key"],
+            IdMode::Partial => &["key", "at"],
+            IdMode::Separated => &["key", "granularity", "at"],
+        };
+        fields.iter().copied()
     }
 
     /// Reads the stored documents of some folded documents (all fields), aligned.

@@ -18,8 +18,6 @@ pub(crate) const NAME: &str = "mongo";
 
 /// MongoDB's error code for a duplicate key in a unique index.
 pub(crate) const DUPLICATE_KEY: i32 = 11000;
-/// "Collection already exists."
-const NAMESPACE_EXISTS: i32 = 48;
 /// "An equivalent index already exists with a different name" and "index options conflict".
 const INDEX_OPTIONS_CONFLICT: i32 = 85;
 
@@ -138,32 +136,25 @@ impl MongoStore {
     /// [`Error::InvalidInput`] that says to call this.
     ///
     /// # Errors
-    /// The driver's errors; [`Error::InvalidInput`] when an index of the same name exists with
-    /// other options (for example a `full` collection set up again as `separated`).
+    /// [`Error::InvalidInput`] when the collection was set up in another identifier mode (it
+    /// holds that mode's unique index), when its documents break this mode's unique index, or
+    /// when an index of the same name exists with other options; the driver's other errors.
     pub async fn setup(&self) -> Result<()> {
         let inner = &self.inner;
-        for name in [
-            inner.config.collection_name().to_owned(),
-            inner.config.counters_collection_name(),
-            inner.config.throttles_collection_name(),
-        ] {
-            match inner.database.create_collection(&name).await {
-                Ok(()) => {}
-                Err(e) if command_code(&e) == Some(NAMESPACE_EXISTS) => {}
-                Err(e) => return Err(map_error(e)),
-            }
-        }
+        // Creating an index creates its collection: no `create` command, which would fail on a
+        // collection that exists (servers before 7.0 and the test server say so).
+        let names = self.metric_index_names().await?;
+        self.check_mode_indexes(&names)?;
         let unique = mongodb::options::IndexOptions::builder()
             .unique(true)
             .build();
-        let keys = match inner.layout.mode {
-            IdMode::Full => doc! {"key": 1},
-            IdMode::Partial => doc! {"key": 1, "at": -1},
-            IdMode::Separated => doc! {"key": 1, "granularity": 1, "at": -1},
-        };
         create_index(
             &inner.metrics,
-            IndexModel::builder().keys(keys).options(unique).build(),
+            IndexModel::builder()
+                .keys(unique_index_keys(inner.layout.mode))
+                .options(unique)
+                .build(),
+            inner.layout.mode,
         )
         .await?;
         let ttl = mongodb::options::IndexOptions::builder()
@@ -176,12 +167,14 @@ impl MongoStore {
                     .keys(doc! {"expire_at": 1})
                     .options(ttl.clone())
                     .build(),
+                inner.layout.mode,
             )
             .await?;
         }
         create_index(
             &inner.counters,
             IndexModel::builder().keys(doc! {"ns": 1, "key": 1}).build(),
+            inner.layout.mode,
         )
         .await?;
         create_index(
@@ -190,6 +183,7 @@ impl MongoStore {
                 .keys(doc! {"expires_at": 1})
                 .options(ttl)
                 .build(),
+            inner.layout.mode,
         )
         .await?;
         inner.indexed.store(true, Ordering::Release);
@@ -226,25 +220,15 @@ impl MongoStore {
     }
 
     /// Checks once per store that the metric collection has its unique index (see
-    /// [`MongoStore::setup`]).
+    /// [`MongoStore::setup`]) and no other mode's.
     pub(crate) async fn ensure_indexed(&self) -> Result<()> {
         let inner = &self.inner;
         if inner.indexed.load(Ordering::Acquire) {
             return Ok(());
         }
-        let names = inner.metrics.list_index_names().await.or_else(|e| {
-            // A collection that does not exist has no indexes.
-            if command_code(&e) == Some(26) {
-                Ok(Vec::new())
-            } else {
-                Err(map_error(e))
-            }
-        })?;
-        let wanted = match inner.layout.mode {
-            IdMode::Full => "key_1",
-            IdMode::Partial => "key_1_at_-1",
-            IdMode::Separated => "key_1_granularity_1_at_-1",
-        };
+        let names = self.metric_index_names().await?;
+        self.check_mode_indexes(&names)?;
+        let wanted = unique_index_name(inner.layout.mode);
         if !names.iter().any(|n| n == wanted) {
             return Err(Error::InvalidInput(format!(
                 "the MongoDB collection {:?} has no unique index {wanted} for identifier mode {}: \
@@ -256,6 +240,53 @@ impl MongoStore {
         }
         inner.indexed.store(true, Ordering::Release);
         Ok(())
+    }
+
+    /// The index names of the metric collection (none when it does not exist).
+    async fn metric_index_names(&self) -> Result<Vec<String>> {
+        match self.inner.metrics.list_index_names().await {
+            Ok(names) => Ok(names),
+            // NamespaceNotFound: a collection that does not exist has no indexes.
+            Err(e) if command_code(&e) == Some(26) => Ok(Vec::new()),
+            Err(e) => Err(map_error(e)),
+        }
+    }
+
+    /// Refuses a metric collection that holds another identifier mode's unique index: its
+    /// documents are laid out differently, and that index would refuse this mode's writes.
+    fn check_mode_indexes(&self, names: &[String]) -> Result<()> {
+        let inner = &self.inner;
+        let mode = inner.layout.mode;
+        for other in IdMode::ALL.into_iter().filter(|m| *m != mode) {
+            let name = unique_index_name(other);
+            if names.iter().any(|n| n == name) {
+                return Err(Error::InvalidInput(format!(
+                    "the MongoDB collection {:?} was set up for identifier mode {other} (it has \
+                     the unique index {name}); this store is configured for mode {mode}: use \
+                     mode {other}, or another collection",
+                    inner.config.collection_name()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The keys of a mode's unique index (Trifle's).
+fn unique_index_keys(mode: IdMode) -> Document {
+    match mode {
+        IdMode::Full => doc! {"key": 1},
+        IdMode::Partial => doc! {"key": 1, "at": -1},
+        IdMode::Separated => doc! {"key": 1, "granularity": 1, "at": -1},
+    }
+}
+
+/// The name MongoDB gives a mode's unique index.
+pub(crate) fn unique_index_name(mode: IdMode) -> &'static str {
+    match mode {
+        IdMode::Full => "key_1",
+        IdMode::Partial => "key_1_at_-1",
+        IdMode::Separated => "key_1_granularity_1_at_-1",
     }
 }
 
@@ -292,16 +323,27 @@ fn write_concern(config: &MongoConfig) -> WriteConcern {
     concern
 }
 
-async fn create_index(collection: &Collection<Document>, model: IndexModel) -> Result<()> {
+async fn create_index(
+    collection: &Collection<Document>,
+    model: IndexModel,
+    mode: IdMode,
+) -> Result<()> {
     match collection.create_index(model).await {
         Ok(_) => Ok(()),
+        // IndexOptionsConflict, IndexKeySpecsConflict: the same name with other options.
         Err(e) if matches!(command_code(&e), Some(INDEX_OPTIONS_CONFLICT | 86)) => {
             Err(Error::InvalidInput(format!(
-                "an index on MongoDB collection {:?} exists with other options (set up in \
-                 another identifier mode?): {e}",
+                "an index on the MongoDB collection {:?} exists with other options: {e}",
                 collection.name()
             )))
         }
+        // The documents already there break the unique index.
+        Err(e) if command_code(&e) == Some(DUPLICATE_KEY) => Err(Error::InvalidInput(format!(
+            "cannot create the unique index of identifier mode {mode} on the MongoDB collection \
+             {:?}: documents already there have duplicate identifiers in this mode (were they \
+             written in another mode?): {e}",
+            collection.name()
+        ))),
         Err(e) => Err(map_error(e)),
     }
 }
