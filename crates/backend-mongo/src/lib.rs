@@ -96,6 +96,13 @@
 //! and the result is written with an update conditional on every touched leaf being as read:
 //! two more round trips for that document, still atomic on it.
 //!
+//! # TLS
+//!
+//! `tls=true` in the URL (implied by `mongodb+srv://`) connects with rustls and the ring crypto
+//! provider, as the Redis and SQL stores' TLS features do, trusting Mozilla's root
+//! certificates (webpki-roots) or the authority in `tlsCAFile=<path>`. TLS is always compiled
+//! in: the driver needs a TLS stack.
+//!
 //! # Errors
 //!
 //! Unreachable servers and network failures are

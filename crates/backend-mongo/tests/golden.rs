@@ -1027,3 +1027,47 @@ async fn stored_values_of_other_types_are_refused_on_read() {
         store.drop_collections().await.unwrap();
     }
 }
+
+/// Hostile URLs give typed errors from `from_url` or `connect`, never a panic, and a password
+/// never shows in the message.
+#[tokio::test]
+async fn hostile_urls_are_refused_with_typed_errors() {
+    let refused_by_from_url = ["", "   ", "mongodb://", "http://h", "mongodb:/h", "h:27017"];
+    for url in refused_by_from_url {
+        let err = MongoConfig::from_url(url).unwrap_err();
+        assert!(matches!(err, Error::InvalidInput(_)), "{url:?}: {err:?}");
+    }
+    let refused_by_connect = [
+        "mongodb://u:hunter2@h:99999/",
+        "mongodb://u:hunter2@h:0/",
+        "mongodb://u:hunter2@/",
+        "mongodb://u:hunter2@h/?w=-1",
+        "mongodb://u:hunter2@h/?connectTimeoutMS=abc",
+        "mongodb://u:hunter2@h/?connectTimeoutMS=99999999999999999999",
+        "mongodb://u:hunter2@h/?unknownOption=1&replicaSet=",
+        "mongodb://u:hunter2@h/?authMechanism=NOPE",
+        "mongodb://u:hunter2@h/?tls=maybe",
+        "mongodb://u:hunter2@h/%00",
+        "mongodb://u:hunter2@h,,/",
+        "mongodb://u:hunter2@[::1/",
+    ];
+    for url in refused_by_connect {
+        let Ok(config) = MongoConfig::from_url(url) else {
+            continue;
+        };
+        let config = config.server_selection_timeout(Duration::from_millis(300));
+        match MongoStore::connect(config).await {
+            Ok(_) => panic!("{url:?} connected"),
+            Err(err) => {
+                assert!(
+                    matches!(
+                        err,
+                        Error::InvalidInput(_) | Error::Unavailable { .. } | Error::Backend { .. }
+                    ),
+                    "{url:?}: {err:?}"
+                );
+                assert!(!err.to_string().contains("hunter2"), "{url:?}: {err}");
+            }
+        }
+    }
+}
