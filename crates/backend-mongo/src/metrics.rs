@@ -200,6 +200,11 @@ impl MongoStore {
     /// monitor removes only on its next pass, about once a minute).
     async fn find_live(&self, mut filter: Document) -> Result<Vec<Document>> {
         filter.insert("expire_at", doc! {"$not": {"$lte": DateTime::now()}});
+        self.find_all(filter).await
+    }
+
+    /// Every metric document the filter selects.
+    async fn find_all(&self, filter: Document) -> Result<Vec<Document>> {
         self.inner
             .metrics
             .find(filter)
@@ -525,15 +530,7 @@ impl MongoStore {
         }
         let keys: Vec<Key> = docs.iter().map(|&d| folded.docs[d].key.clone()).collect();
         let filter = self.keys_filter(&keys)?;
-        let found: Vec<Document> = self
-            .inner
-            .metrics
-            .find(filter)
-            .await
-            .map_err(map_error)?
-            .try_collect()
-            .await
-            .map_err(map_error)?;
+        let found = self.find_all(filter).await?;
         let mut by_ident: HashMap<Ident, Document> =
             found.into_iter().map(|d| (ident_of(&d), d)).collect();
         keys.iter()

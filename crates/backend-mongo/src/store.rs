@@ -390,20 +390,5 @@ pub(crate) fn map_error(e: mongodb::error::Error) -> Error {
 
 /// Maps an error of connecting, with the URL (password hidden) in the message.
 fn connect_error(e: mongodb::error::Error, shown: &str) -> Error {
-    match map_error(e) {
-        Error::Unavailable { store, source } => Error::Unavailable {
-            store,
-            source: format!("cannot reach MongoDB at {shown}: {source}").into(),
-        },
-        Error::Backend {
-            store,
-            retryable,
-            source,
-        } => Error::Backend {
-            store,
-            retryable,
-            source: format!("MongoDB at {shown}: {source}").into(),
-        },
-        other => other,
-    }
+    map_error(e).context(format!("MongoDB at {shown}"))
 }

@@ -231,6 +231,45 @@ impl Error {
         }
     }
 
+    /// The same error with `context` (say, which server) in front of the message of an
+    /// [`Error::Unavailable`] or [`Error::Backend`] source, keeping the source chain; other
+    /// variants are returned unchanged.
+    ///
+    /// ```
+    /// use stats_core::Error;
+    /// let e = Error::Unavailable { store: "redis", source: "connection refused".into() };
+    /// let e = e.context("cannot connect to redis://10.0.0.1:6379");
+    /// assert_eq!(
+    ///     e.to_string(),
+    ///     "redis unavailable: cannot connect to redis://10.0.0.1:6379: connection refused"
+    /// );
+    /// assert!(e.is_retryable());
+    /// ```
+    pub fn context(self, context: impl fmt::Display) -> Self {
+        let wrap = |source: BoxError| -> BoxError {
+            Box::new(Context {
+                context: context.to_string(),
+                source,
+            })
+        };
+        match self {
+            Error::Unavailable { store, source } => Error::Unavailable {
+                store,
+                source: wrap(source),
+            },
+            Error::Backend {
+                store,
+                retryable,
+                source,
+            } => Error::Backend {
+                store,
+                retryable,
+                source: wrap(source),
+            },
+            other => other,
+        }
+    }
+
     /// The [`Error::Overflow`] of a counter: every store reports it the same way,
     /// `overflow at <namespace>/<key>: <current> + <step>` (with `default` standing for the
     /// value a missing counter starts at).
@@ -240,6 +279,25 @@ impl Error {
             path: None,
             detail: format!("{current} + {step} leaves the i64 range"),
         }
+    }
+}
+
+/// A driver error with what was being done in front of it (see [`Error::context`]).
+#[derive(Debug)]
+struct Context {
+    context: String,
+    source: BoxError,
+}
+
+impl fmt::Display for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.context, self.source)
+    }
+}
+
+impl std::error::Error for Context {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.source)
     }
 }
 

@@ -2,7 +2,6 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use stats_backend_mongo::{IdMode, MongoConfig, MongoStore};
 
@@ -25,13 +24,8 @@ pub fn url() -> String {
 /// A collection name no other store of this run or another run uses (the test server checks
 /// unique indexes by scanning, so every test gets a small collection of its own).
 pub fn unique_collection(label: &str) -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!("{label}_{}_{n}_{nanos}", std::process::id())
+    // `tk<pid>x<n>x<nanos>-<label>`: letters, digits, `x` and `-`, a valid collection name.
+    stats_core::testkit::unique(label)
 }
 
 /// A configuration of a fresh collection in `mode`.
