@@ -114,7 +114,7 @@ const SUITES: &[(Backend, Suite)] = {
         (Backend::Sqlite, suite(SQL, "sqlite")),
         (Backend::Mongo, suite(MONGO, "modes")),
         (Backend::Mongo, suite(MONGO, "golden")),
-        (Backend::Mongo, suite(MONGO, "fault")),
+        (Backend::Mongo, suite(MONGO, "outage")),
     ]
 };
 
