@@ -329,7 +329,12 @@ where
     /// Takes one slot of the memory bound, waiting or refusing at the bound.
     async fn reserve(&self) -> Result<(), BufferError> {
         let shared = &self.handle.shared;
-        let max = shared.options.get_max_pending();
+        if shared.closed.load(Ordering::Acquire) {
+            return Err(BufferError::ShutDown);
+        }
+        if shared.try_reserve() {
+            return Ok(());
+        }
         loop {
             let notified = shared.room.notified();
             tokio::pin!(notified);
@@ -338,20 +343,15 @@ where
             if shared.closed.load(Ordering::Acquire) {
                 return Err(BufferError::ShutDown);
             }
-            let mut current = shared.pending.load(Ordering::Relaxed);
-            while current < max {
-                match shared.pending.compare_exchange_weak(
-                    current,
-                    current + 1,
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                ) {
-                    Ok(_) => return Ok(()),
-                    Err(now) => current = now,
-                }
+            if shared.try_reserve() {
+                return Ok(());
             }
             match shared.options.get_overflow() {
-                Overflow::Reject => return Err(BufferError::Full { max_pending: max }),
+                Overflow::Reject => {
+                    return Err(BufferError::Full {
+                        max_pending: shared.options.get_max_pending(),
+                    });
+                }
                 Overflow::Backpressure => notified.await,
             }
         }
@@ -426,6 +426,24 @@ where
 }
 
 impl<K, V> Shared<K, V> {
+    /// Takes one slot of the memory bound if one is free.
+    fn try_reserve(&self) -> bool {
+        let max = self.options.get_max_pending();
+        let mut current = self.pending.load(Ordering::Relaxed);
+        while current < max {
+            match self.pending.compare_exchange_weak(
+                current,
+                current + 1,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(now) => current = now,
+            }
+        }
+        false
+    }
+
     fn release(&self, items: usize) {
         self.pending.fetch_sub(items, Ordering::AcqRel);
         self.room.notify_waiters();
