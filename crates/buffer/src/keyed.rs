@@ -96,7 +96,7 @@ pub trait Flush<K: Sync, V: Send + 'static>: Send + Sync + 'static {
 /// use stats_buffer::BufferStats;
 ///
 /// let stats = BufferStats::default();
-/// assert_eq!(stats.pending + stats.flushed + stats.failed, 0);
+/// assert_eq!((stats.pending, stats.flushed, stats.rejected), (0, 0, 0));
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -312,7 +312,10 @@ where
                 if items.len() < max_size {
                     return Ok(());
                 }
-                partition.keys.remove_entry(&key).expect("the key is present")
+                partition
+                    .keys
+                    .remove_entry(&key)
+                    .expect("the key is present")
             }
             None if max_size > 1 => {
                 partition.keys.insert(key, vec![value]);

@@ -246,7 +246,9 @@ impl Options {
 
     /// The delay before retry number `retry` (1-based): `retry_delay * 2^(retry-1)`, capped.
     pub(crate) fn backoff(&self, retry: u32) -> Duration {
-        let factor = 1u32.checked_shl(retry.saturating_sub(1)).unwrap_or(u32::MAX);
+        let factor = 1u32
+            .checked_shl(retry.saturating_sub(1))
+            .unwrap_or(u32::MAX);
         self.retry_delay
             .checked_mul(factor)
             .map_or(self.retry_delay_max, |d| d.min(self.retry_delay_max))

@@ -49,7 +49,10 @@ impl Recorder {
     }
 
     fn of(&self, key: &str) -> Vec<Attempt> {
-        self.attempts().into_iter().filter(|a| a.key == key).collect()
+        self.attempts()
+            .into_iter()
+            .filter(|a| a.key == key)
+            .collect()
     }
 }
 
@@ -80,7 +83,10 @@ impl Flush<String, u64> for Recorder {
     }
 
     async fn on_error(&self, key: &String, items: Vec<u64>, error: String) -> OnError<u64> {
-        self.errors.lock().unwrap().push((key.clone(), items, error));
+        self.errors
+            .lock()
+            .unwrap()
+            .push((key.clone(), items, error));
         OnError::Handled
     }
 }
@@ -140,7 +146,10 @@ async fn flushes_on_the_interval() {
     buffer.insert(key("b"), 3).await.unwrap();
 
     sleep(Duration::from_millis(999)).await;
-    assert!(recorder.attempts().is_empty(), "nothing before the interval");
+    assert!(
+        recorder.attempts().is_empty(),
+        "nothing before the interval"
+    );
     sleep(Duration::from_millis(501)).await;
     let a = recorder.of("a");
     assert_eq!(a.len(), 1);
@@ -182,13 +191,19 @@ async fn jitter_spreads_partition_timers_within_the_bound() {
             "{after:?}"
         );
         let previous = by_partition.insert(buffer.partition_of(&attempt.key), after);
-        assert!(previous.is_none_or(|p| p == after), "one tick per partition");
+        assert!(
+            previous.is_none_or(|p| p == after),
+            "one tick per partition"
+        );
     }
     assert_eq!(by_partition.len(), 8);
     let mut ticks: Vec<_> = by_partition.values().collect();
     ticks.sort();
     ticks.dedup();
-    assert!(ticks.len() > 1, "partitions tick at different times: {ticks:?}");
+    assert!(
+        ticks.len() > 1,
+        "partitions tick at different times: {ticks:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -294,7 +309,11 @@ async fn a_failing_key_does_not_hold_another_partition() {
         .map(|a| (a.items.clone(), (a.at - start).as_secs()))
         .collect();
     assert_eq!(flushed, vec![(vec![0], 1), (vec![1], 2), (vec![2], 3)]);
-    assert_eq!(recorder.of(&failing).len(), 1, "waiting for its first retry");
+    assert_eq!(
+        recorder.of(&failing).len(),
+        1,
+        "waiting for its first retry"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -335,7 +354,11 @@ async fn on_error_receives_exactly_the_items_after_retry_max() {
     let errors = recorder.errors.lock().unwrap().clone();
     assert_eq!(
         errors,
-        vec![(key("bad"), vec![1, 2, 3, 4], "attempt 2 of bad refused".into())]
+        vec![(
+            key("bad"),
+            vec![1, 2, 3, 4],
+            "attempt 2 of bad refused".into()
+        )]
     );
     let stats = buffer.stats();
     assert_eq!(stats.failed, 4);
@@ -413,15 +436,25 @@ async fn shutdown_flushes_everything_and_refuses_later_inserts() {
     let start = Instant::now();
     assert!(buffer.shutdown().await.is_empty());
     assert_eq!(Instant::now(), start, "flushed now, not on the interval");
-    let mut seen: Vec<u64> = recorder.attempts().into_iter().flat_map(|a| a.items).collect();
+    let mut seen: Vec<u64> = recorder
+        .attempts()
+        .into_iter()
+        .flat_map(|a| a.items)
+        .collect();
     seen.sort();
     assert_eq!(seen, (0..10).collect::<Vec<_>>());
 
     assert_eq!(other.insert(key("k0"), 1).await, Err(BufferError::ShutDown));
-    assert_eq!(buffer.insert(key("k1"), 1).await, Err(BufferError::ShutDown));
+    assert_eq!(
+        buffer.insert(key("k1"), 1).await,
+        Err(BufferError::ShutDown)
+    );
     let stats = buffer.stats();
     assert_eq!((stats.rejected, stats.pending, stats.flushed), (2, 0, 10));
-    assert!(buffer.shutdown().await.is_empty(), "a second call is harmless");
+    assert!(
+        buffer.shutdown().await.is_empty(),
+        "a second call is harmless"
+    );
     buffer.flush_all().await; // returns at once
 }
 
@@ -468,7 +501,11 @@ async fn backpressure_waits_for_room_at_the_bound() {
     assert!(!waiting.is_finished(), "the fourth insert waits");
     assert_eq!(buffer.stats().pending, 3);
     let inserted_at = waiting.await.unwrap();
-    assert_eq!(inserted_at - start, Duration::from_secs(1), "room made by the flush");
+    assert_eq!(
+        inserted_at - start,
+        Duration::from_secs(1),
+        "room made by the flush"
+    );
     let stats = buffer.stats();
     assert_eq!((stats.pending, stats.flushed, stats.rejected), (1, 3, 0));
 
@@ -515,10 +552,16 @@ fn options_name_the_bad_setting() {
     assert_eq!(option(Options::new().partitions(0)), "partitions");
     assert_eq!(option(Options::new().partitions(5_000)), "partitions");
     assert_eq!(option(Options::new().interval(Duration::ZERO)), "interval");
-    assert_eq!(option(Options::new().jitter(Duration::from_secs(7200))), "jitter");
+    assert_eq!(
+        option(Options::new().jitter(Duration::from_secs(7200))),
+        "jitter"
+    );
     assert_eq!(option(Options::new().max_size(0)), "max_size");
     assert_eq!(option(Options::new().max_pending(0)), "max_pending");
-    assert_eq!(option(Options::new().retry_delay(Duration::ZERO)), "retry_delay");
+    assert_eq!(
+        option(Options::new().retry_delay(Duration::ZERO)),
+        "retry_delay"
+    );
     assert_eq!(
         option(Options::new().retry_delay_max(Duration::from_millis(10))),
         "retry_delay_max"

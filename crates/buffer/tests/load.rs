@@ -114,7 +114,10 @@ async fn eight_tasks_of_100_000_inserts_then_shutdown_give_exact_totals() {
         }
     }
     assert_eq!(stats.flushed, total);
-    assert_eq!((stats.pending, stats.keys, stats.failed, stats.rejected), (0, 0, 0, 0));
+    assert_eq!(
+        (stats.pending, stats.keys, stats.failed, stats.rejected),
+        (0, 0, 0, 0)
+    );
     assert!(stats.retried > 0, "the flaky flushes were retried");
     assert!(most_pending <= MAX_PENDING);
 }
