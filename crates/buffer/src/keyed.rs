@@ -130,6 +130,12 @@ pub struct BufferStats {
 /// [`Flush::flush`], handed to [`Flush::on_error`], or returned by `shutdown`; the items of one
 /// key reach the handler in insertion order (requeued items go back in front).
 ///
+/// A panic in [`Flush::flush`] or [`Flush::on_error`] ends its partition's task: the items it
+/// had taken to flush and the batches queued behind them are lost (and stay counted as
+/// pending), the partition's other items and later inserts stay
+/// pending (so the memory bound still applies) until `shutdown` returns them. Handlers should
+/// return errors, not panic.
+///
 /// Cloning gives another handle to the same buffer. When the last handle is dropped without
 /// `shutdown`, the partition tasks flush what is pending in the background (as long as the
 /// runtime runs); items still failing then are logged and lost, so call `shutdown` and
@@ -194,6 +200,7 @@ struct Handle<K, V> {
     shared: Arc<Shared<K, V>>,
     senders: Vec<mpsc::UnboundedSender<Command<K, V>>>,
     hasher: RandomState,
+    shutting_down: tokio::sync::Mutex<()>,
 }
 
 /// The part the partition tasks share with the callers.
@@ -274,6 +281,7 @@ where
                 shared,
                 senders,
                 hasher: RandomState::new(),
+                shutting_down: tokio::sync::Mutex::new(()),
             }),
         })
     }
@@ -325,7 +333,14 @@ where
         };
         // Sent under the lock: the partition task closes the partition under the same lock
         // before its last drain of the channel, so it cannot miss this batch.
-        let _ = self.handle.senders[index].send(Command::Full(full.0, full.1));
+        if let Err(mpsc::error::SendError(command)) =
+            self.handle.senders[index].send(Command::Full(full.0, full.1))
+            && let Command::Full(key, items) = command
+        {
+            // The partition's task is gone (its handler panicked): keep the items pending, so
+            // that the bound holds and `shutdown` returns them.
+            partition.keys.insert(key, items);
+        }
         Ok(())
     }
 
@@ -384,26 +399,49 @@ where
     /// Refuses every later insert with [`BufferError::ShutDown`], flushes everything pending
     /// (with retries and `on_error`) and stops the partition tasks.
     ///
-    /// Returns the items that are still not flushed: those `on_error` requeued during this
-    /// last flush (with the default `on_error`, what could not be written because the
-    /// destination is down). Empty when everything was flushed or handled. A second call
-    /// returns an empty list.
+    /// Returns the items that are still not flushed, per key and oldest first: those
+    /// `on_error` requeued during this last flush (with the default `on_error`, what could not
+    /// be written because the destination is down), and what a partition whose handler
+    /// panicked still held. They are no longer counted as pending: they are the caller's now.
+    /// Empty when everything was flushed or handled. A second call waits for the first one to
+    /// finish and returns an empty list.
     pub async fn shutdown(&self) -> Vec<(K, Vec<V>)> {
+        // A second caller waits here until the first one's flush is over.
+        let _one_at_a_time = self.handle.shutting_down.lock().await;
         let shared = &self.handle.shared;
         shared.closed.store(true, Ordering::Release);
         shared.room.notify_waiters();
         let mut acks = Vec::with_capacity(self.handle.senders.len());
         for sender in &self.handle.senders {
             let (tx, rx) = oneshot::channel();
-            if sender.send(Command::Shutdown(tx)).is_ok() {
-                acks.push(rx);
-            }
+            // A send fails when the task is already gone (shut down before, or panicked).
+            acks.push(sender.send(Command::Shutdown(tx)).ok().map(|()| rx));
         }
         let mut left = Vec::new();
-        for ack in acks {
-            if let Ok(items) = ack.await {
-                left.extend(items);
+        for (index, ack) in acks.into_iter().enumerate() {
+            match ack {
+                Some(ack) => match ack.await {
+                    Ok(items) => left.extend(items),
+                    Err(_) => left.extend(self.take_orphans(index)),
+                },
+                None => left.extend(self.take_orphans(index)),
             }
+        }
+        left
+    }
+
+    /// What a partition without a task still holds (nothing, unless its handler panicked),
+    /// closing it to inserts.
+    fn take_orphans(&self, index: usize) -> Vec<(K, Vec<V>)> {
+        let shared = &self.handle.shared;
+        let mut partition = shared.partitions[index].lock();
+        partition.closed = true;
+        let keys = std::mem::take(&mut partition.keys);
+        drop(partition);
+        let left: Vec<_> = keys.into_iter().collect();
+        let count = left.iter().map(|(_, items)| items.len()).sum();
+        if count > 0 {
+            shared.release(count);
         }
         left
     }
@@ -594,6 +632,8 @@ where
                     return;
                 }
                 if let Some(left) = left {
+                    // Handed back to the caller of `shutdown`: no longer pending here.
+                    shared.release(kept);
                     left.push((key, items));
                     return;
                 }

@@ -28,6 +28,8 @@ struct Recorder {
     fail: FailRule,
     /// A key whose flush takes this long.
     slow: Option<(String, Duration)>,
+    /// A key whose flush panics.
+    panics: Option<String>,
 }
 
 impl Recorder {
@@ -37,6 +39,7 @@ impl Recorder {
             errors: Mutex::default(),
             fail: Box::new(fail),
             slow: None,
+            panics: None,
         })
     }
 
@@ -66,6 +69,10 @@ impl Flush<String, u64> for Recorder {
         {
             sleep(*delay).await;
         }
+        assert!(
+            self.panics.as_ref() != Some(key),
+            "the handler panics on {key}"
+        );
         let mut attempts = self.attempts.lock().unwrap();
         let n = attempts.iter().filter(|a| &a.key == key).count();
         let ok = !(self.fail)(key, n);
@@ -259,6 +266,7 @@ async fn a_slow_key_does_not_hold_another_partition() {
         errors: Mutex::default(),
         fail: Box::new(|_, _| false),
         slow: Some((key("k0"), Duration::from_secs(3600))),
+        panics: None,
     });
     let buffer = KeyedBuffer::new(options(), recorder.clone()).unwrap();
     let (slow, fast) = keys_apart(&buffer);
@@ -472,6 +480,8 @@ async fn shutdown_returns_what_could_not_be_flushed() {
     }
     let left = buffer.shutdown().await;
     assert_eq!(left, vec![(key("down"), vec![1, 2, 3])]);
+    let stats = buffer.stats();
+    assert_eq!((stats.pending, stats.flushed, stats.failed), (0, 3, 3));
     assert_eq!(recorder.of("down").len(), 2);
     assert_eq!(recorder.of("up")[0].items, vec![1, 2, 3]);
 }
@@ -581,4 +591,33 @@ fn options_name_the_bad_setting() {
 fn new_outside_a_runtime_is_a_typed_error() {
     let err = KeyedBuffer::<String, u64>::new(Options::new(), Recorder::ok()).unwrap_err();
     assert_eq!(err, BufferError::NoRuntime);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_handler_ends_its_partition_and_shutdown_returns_what_it_still_held() {
+    let recorder = Arc::new(Recorder {
+        attempts: Mutex::default(),
+        errors: Mutex::default(),
+        fail: Box::new(|_, _| false),
+        slow: None,
+        panics: Some(key("boom")),
+    });
+    let options = options().partitions(1).unwrap().max_size(2).unwrap();
+    let buffer = KeyedBuffer::new(options, recorder.clone()).unwrap();
+    buffer.insert(key("boom"), 1).await.unwrap();
+    sleep(Duration::from_millis(1500)).await; // the task panicked at 1 s
+    buffer.insert(key("later"), 2).await.unwrap();
+    buffer.insert(key("later"), 3).await.unwrap(); // max_size: the task is gone, kept
+    buffer.insert(key("last"), 4).await.unwrap();
+    sleep(Duration::from_secs(2)).await;
+    assert!(recorder.attempts().is_empty());
+    let mut left = buffer.shutdown().await;
+    left.sort();
+    assert_eq!(
+        left,
+        vec![(key("last"), vec![4]), (key("later"), vec![2, 3])]
+    );
+    assert_eq!(buffer.insert(key("x"), 5).await, Err(BufferError::ShutDown));
+    // The panicking batch stays counted: it was lost, not flushed.
+    assert_eq!(buffer.stats().pending, 1);
 }
