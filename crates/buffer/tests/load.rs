@@ -121,3 +121,61 @@ async fn eight_tasks_of_100_000_inserts_then_shutdown_give_exact_totals() {
     assert!(stats.retried > 0, "the flaky flushes were retried");
     assert!(most_pending <= MAX_PENDING);
 }
+
+/// Counts what it is given.
+#[derive(Default)]
+struct Count(AtomicU64);
+
+#[async_trait::async_trait]
+impl Flush<u64, u64> for Count {
+    type Error = String;
+
+    async fn flush(&self, _key: &u64, items: &[u64]) -> Result<(), String> {
+        self.0.fetch_add(items.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inserts_racing_shutdown_are_either_flushed_or_refused() {
+    for round in 0..20 {
+        let count = Arc::new(Count::default());
+        let options = Options::new()
+            .partitions(3)
+            .unwrap()
+            .interval(Duration::from_millis(5))
+            .unwrap()
+            .max_size(7)
+            .unwrap();
+        let buffer = KeyedBuffer::new(options, count.clone()).unwrap();
+        let mut tasks = Vec::new();
+        for task in 0..4u64 {
+            let buffer = buffer.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut accepted = 0u64;
+                for seq in 0.. {
+                    match buffer.insert((task * 31 + seq) % 50, seq).await {
+                        Ok(()) => accepted += 1,
+                        Err(stats_buffer::BufferError::ShutDown) => return accepted,
+                        Err(other) => panic!("{other}"),
+                    }
+                    if seq % 64 == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+                unreachable!()
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(1 + round % 5)).await;
+        assert!(buffer.shutdown().await.is_empty());
+        let mut accepted = 0;
+        for task in tasks {
+            accepted += task.await.unwrap();
+        }
+        assert!(accepted > 0);
+        assert_eq!(count.0.load(Ordering::Relaxed), accepted, "round {round}");
+        let stats = buffer.stats();
+        assert_eq!((stats.pending, stats.flushed), (0, accepted));
+        assert_eq!(stats.rejected, 4, "one refused insert per task");
+    }
+}
