@@ -233,7 +233,7 @@ enum Command<K, V> {
 
 impl<K, V> KeyedBuffer<K, V>
 where
-    K: Hash + Eq + Clone + Send + Sync + 'static,
+    K: Hash + Eq + Send + Sync + 'static,
     V: Send + Sync + 'static,
 {
     /// A buffer with `options`, flushing through `handler`. Spawns one task per partition on
@@ -501,7 +501,7 @@ struct Worker<K, V, H> {
 
 impl<K, V, H> Worker<K, V, H>
 where
-    K: Hash + Eq + Clone + Send + Sync + 'static,
+    K: Hash + Eq + Send + Sync + 'static,
     V: Send + Sync + 'static,
     H: Flush<K, V>,
 {
