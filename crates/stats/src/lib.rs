@@ -463,6 +463,52 @@ pub mod atomics {
     pub use stats_backend_atomics::*;
 }
 
+/// Write buffers (feature `buffer`): [`KeyedBuffer`](buffer::KeyedBuffer) collects items per
+/// key and flushes each key's items through a [`Flush`](buffer::Flush) handler on an interval,
+/// at a size, on `flush_all` and on `shutdown`, with retries, a memory bound (backpressure or a
+/// typed error, never a silent drop) and counters. It needs a tokio runtime.
+///
+/// ```
+/// # #[cfg(feature = "buffer")]
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicU64, Ordering};
+///
+/// use stats::buffer::{Flush, KeyedBuffer, Options, Overflow};
+///
+/// /// Sums each flushed batch (a real handler writes it to a store).
+/// #[derive(Default)]
+/// struct Sum(AtomicU64);
+///
+/// #[async_trait::async_trait]
+/// impl Flush<String, u64> for Sum {
+///     type Error = stats::Error;
+///     async fn flush(&self, _key: &String, items: &[u64]) -> Result<(), stats::Error> {
+///         self.0.fetch_add(items.iter().sum(), Ordering::Relaxed);
+///         Ok(())
+///     }
+/// }
+///
+/// let sum = Arc::new(Sum::default());
+/// let options = Options::new().max_pending(100_000)?.overflow(Overflow::Reject);
+/// let buffer = KeyedBuffer::new(options, sum.clone())?;
+/// buffer.insert("orders".to_owned(), 2).await?;
+/// buffer.insert("orders".to_owned(), 3).await?;
+/// assert!(buffer.shutdown().await.is_empty()); // flushes everything
+/// assert_eq!(sum.0.load(Ordering::Relaxed), 5);
+/// # Ok(()) }
+/// # #[cfg(not(feature = "buffer"))]
+/// # fn main() {}
+/// ```
+///
+/// A buffer's errors ([`BufferError`](buffer::BufferError)) convert into [`Error`].
+#[cfg(feature = "buffer")]
+pub mod buffer {
+    #[doc(inline)]
+    pub use stats_buffer::*;
+}
+
 /// The README's examples, compiled as doc tests so that they stay true.
 #[cfg(all(
     doctest,
