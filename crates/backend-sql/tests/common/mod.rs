@@ -437,7 +437,8 @@ pub async fn concurrent_batches_in_different_orders_do_not_deadlock(config: SqlC
 pub async fn capabilities_are_as_documented(store: Arc<SqlStore>) {
     let caps = store.capabilities();
     assert!(caps.floats && caps.max_min && caps.atomic_batch && caps.persistent);
-    assert!(!caps.ttl && !caps.cluster && !caps.idempotent_batch);
+    assert!(caps.idempotent_batch);
+    assert!(!caps.ttl && !caps.cluster);
     assert_eq!(caps.counter_capacity, None);
     assert_eq!(store.name(), "sql");
 }
