@@ -953,3 +953,22 @@ pub async fn unknown_host_is_named(url: &str) {
     );
     assert!(err.is_retryable(), "{err:?}");
 }
+
+/// A batch whose reply is lost after the database committed it (a proxy drops the answer to
+/// its `COMMIT`, or to its one statement without an id) and retried: with an id it counts
+/// once, without it twice (see `check_retry_after_lost_reply`).
+pub async fn retry_after_lost_reply(url: &str) {
+    use stats_core::testkit::proxy::{DropReplyProxy, check_retry_after_lost_reply, upstream_of};
+    let proxy = DropReplyProxy::start(&upstream_of(url)).await;
+    let config = SqlConfig::from_url(&proxy.url_via(url)).expect("URL");
+    let store = store_at(config, &unique_prefix("lost")).await;
+    check_retry_after_lost_reply(&*store, &proxy, |metric, with_id| {
+        if with_id {
+            b"COMMIT".to_vec()
+        } else {
+            metric.as_bytes().to_vec()
+        }
+    })
+    .await;
+    store.drop_tables().await.expect("drop");
+}

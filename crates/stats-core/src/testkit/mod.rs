@@ -23,6 +23,7 @@ mod counter;
 mod exact;
 mod hostile;
 mod metric;
+pub mod proxy;
 mod throttle;
 mod tracker;
 
