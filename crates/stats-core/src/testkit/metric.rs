@@ -385,10 +385,15 @@ pub async fn metric_batch_id_applies_once(store: Arc<dyn MetricStore>) {
     let big = key(&unique("bid_big"), 0);
     apply(
         &*store,
-        &batch(Op::Set, &[big.clone()], &values!({"v": i64::MAX})),
+        &batch(
+            Op::Set,
+            std::slice::from_ref(&big),
+            &values!({"v": i64::MAX}),
+        ),
     )
     .await;
-    let failing = batch(Op::Inc, &[big.clone()], &values!({"v": 1})).with_id(BatchId::new());
+    let failing =
+        batch(Op::Inc, std::slice::from_ref(&big), &values!({"v": 1})).with_id(BatchId::new());
     for attempt in 1..=2 {
         match store.apply(&failing).await {
             Err(Error::Overflow { .. }) => {}

@@ -158,21 +158,6 @@ async fn relay(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn authority_is_found() {
-        assert_eq!(upstream_of("redis://127.0.0.1:6379/0"), "127.0.0.1:6379");
-        assert_eq!(
-            upstream_of("postgres://u:p@w@localhost:5432/db?x=1"),
-            "localhost:5432"
-        );
-        assert_eq!(upstream_of("mysql://root@127.0.0.1:3306"), "127.0.0.1:3306");
-    }
-}
-
 /// The ambiguous-failure check: a batch whose reply is lost after the server applied it (the
 /// client gets an error), then retried until it succeeds. With an id, on a store whose
 /// `idempotent_batch` is true, the totals count it once; without an id they count it twice
@@ -260,5 +245,20 @@ pub async fn check_retry_after_lost_reply(
             "{name}: a batch retried after a lost reply (with id: {with_id}) must count \
              {times} time(s)"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authority_is_found() {
+        assert_eq!(upstream_of("redis://127.0.0.1:6379/0"), "127.0.0.1:6379");
+        assert_eq!(
+            upstream_of("postgres://u:p@w@localhost:5432/db?x=1"),
+            "localhost:5432"
+        );
+        assert_eq!(upstream_of("mysql://root@127.0.0.1:3306"), "127.0.0.1:3306");
     }
 }
