@@ -6,9 +6,10 @@
 //! key). There is no lock above the buckets: batches on different buckets never wait for each
 //! other.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::sync::Arc;
+use std::time::Instant;
 
 use foldhash::fast::RandomState;
 use parking_lot::{Mutex, MutexGuard};
@@ -17,7 +18,10 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use jiff::Timestamp;
 use stats_core::retention::Retention;
 use stats_core::store::check_range;
-use stats_core::{Batch, Error, Granularity, Key, NameKind, Number, Result, Slot, Values, name};
+use stats_core::{
+    BATCH_ID_WINDOW, Batch, BatchId, Error, Granularity, Key, NameKind, Number, Result, Slot,
+    Values, name,
+};
 
 #[derive(Default)]
 struct BucketState {
@@ -39,6 +43,34 @@ impl BucketState {
 
 type Bucket = Arc<Mutex<BucketState>>;
 
+/// The ids of batches applied within [`BATCH_ID_WINDOW`], with when they were applied.
+#[derive(Default)]
+struct AppliedIds {
+    when: HashMap<BatchId, Instant, RandomState>,
+    /// Ids in the order applied, for pruning from the front.
+    order: VecDeque<(Instant, BatchId)>,
+}
+
+impl AppliedIds {
+    fn contains(&self, id: BatchId) -> bool {
+        self.when.contains_key(&id)
+    }
+
+    /// Records `id` as applied now, forgetting ids applied longer than the window ago.
+    fn insert(&mut self, id: BatchId) {
+        let now = Instant::now();
+        while let Some(&(at, old)) = self.order.front() {
+            if now.duration_since(at) <= BATCH_ID_WINDOW {
+                break;
+            }
+            self.order.pop_front();
+            self.when.remove(&old);
+        }
+        self.when.insert(id, now);
+        self.order.push_back((now, id));
+    }
+}
+
 /// The metric documents of an [`AtomicsStore`](crate::AtomicsStore), with synchronous
 /// methods; every method has the contract of the
 /// [`MetricStore`](stats_core::MetricStore) method of the same name.
@@ -47,6 +79,9 @@ pub struct Metrics {
     retention: Retention,
     /// Unix second at or after which the next write sweeps expired buckets.
     next_sweep: AtomicI64,
+    /// Batch ids applied within the window. Checked and recorded while the batch holds the
+    /// locks of all its buckets, so two applies of one id (same keys) cannot both write.
+    applied: Mutex<AppliedIds>,
 }
 
 /// How often a write sweeps expired buckets when a retention is set.
@@ -127,6 +162,7 @@ impl Metrics {
             buckets: papaya::HashMap::default(),
             retention,
             next_sweep: AtomicI64::new(i64::MIN),
+            applied: Mutex::new(AppliedIds::default()),
         }
     }
 
@@ -135,6 +171,10 @@ impl Metrics {
     ///
     /// With a retention set, the first write after every minute also
     /// removes the expired buckets first (see [`Metrics::purge_expired`]).
+    ///
+    /// A batch with an id is applied once: the id is remembered (for
+    /// [`BATCH_ID_WINDOW`](stats_core::BATCH_ID_WINDOW), in memory) when the batch is written,
+    /// and a later apply with that id writes nothing and returns `Ok`.
     ///
     /// # Errors
     /// [`Error::Overflow`] or [`Error::PathConflict`]; nothing is written.
@@ -182,6 +222,12 @@ impl Metrics {
             if locked.iter().any(|state| state.dead) {
                 continue;
             }
+            if let Some(id) = batch.id()
+                && self.applied.lock().contains(id)
+            {
+                self.drop_empty(&keys, &buckets, &mut locked);
+                return Ok(());
+            }
             let staged = match stage(batch, &keys, &locked) {
                 Ok(staged) => staged,
                 Err(e) => {
@@ -189,6 +235,9 @@ impl Metrics {
                     return Err(e);
                 }
             };
+            if let Some(id) = batch.id() {
+                self.applied.lock().insert(id);
+            }
             for (state, staged) in locked.iter_mut().zip(staged) {
                 for map in staged.maps {
                     if !state.maps.contains(map) {

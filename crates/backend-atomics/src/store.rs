@@ -120,6 +120,7 @@ impl Store for AtomicsStore {
         caps.floats = true;
         caps.max_min = true;
         caps.atomic_batch = true;
+        caps.idempotent_batch = true;
         caps.counter_capacity = self.counters.capacity();
         caps
     }

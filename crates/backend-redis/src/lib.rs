@@ -16,6 +16,7 @@
 //! | a counter namespace | `<prefix>::c::{<namespace>}` | hash: field = counter key, value = integer |
 //! | the namespaces with counters | `<prefix>::c::namespaces` | set (for `info`) |
 //! | a throttle | `<prefix>::t::{<key>}` | string with a millisecond TTL (`SET NX PX`) |
+//! | an applied batch id | `<prefix>::b::{<metric>}::<id>` (`<id>`: 32 hex digits) | string `1`, PX 24 h |
 //!
 //! Numbers are stored as text: integers in canonical decimal, floats always with a `.` or an
 //! exponent (`2.0`, `1e-300`), so a leaf keeps its kind: integer sums are exact 64-bit
@@ -47,6 +48,12 @@
 //!   `delete_namespace` are scripts, `get`, `set`, `delete` single commands; each is atomic.
 //! - Expiry (see [`RedisConfig::expire`] and [`RedisConfig::retention`]) is set in the same
 //!   script as the write.
+//! - A batch with an id ([`Batch::with_id`](stats_core::Batch::with_id)) is applied once
+//!   ([`Capabilities::idempotent_batch`](stats_core::Capabilities::idempotent_batch)): the
+//!   script first looks for the id's key and, if it exists, writes nothing; otherwise it
+//!   writes the batch and sets the key (PX [`BATCH_ID_WINDOW`](stats_core::BATCH_ID_WINDOW)),
+//!   in one script. On a cluster the key is per metric (the metric's hash tag, the slot of its
+//!   buckets), so a retry of a batch that failed for some metrics applies only the others.
 //!
 //! # Removing metrics and purging old buckets
 //!

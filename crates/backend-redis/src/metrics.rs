@@ -7,7 +7,10 @@ use async_trait::async_trait;
 use futures_util::future::{join_all, try_join_all};
 use redis::{Script, Value};
 use stats_core::store::check_range;
-use stats_core::{Batch, Error, Granularity, Key, MetricStore, Number, Op, Result, Values};
+use stats_core::{
+    BATCH_ID_WINDOW, Batch, BatchId, Error, Granularity, Key, MetricStore, Number, Op, Result,
+    Values,
+};
 
 use crate::store::RedisStore;
 
@@ -180,7 +183,13 @@ impl RedisStore {
         groups
     }
 
-    async fn apply_group(&self, group: Group<'_>) -> Result<()> {
+    /// The key recording that batch `id` was applied to the part of a batch whose keys have
+    /// `metric`'s hash tag: `<prefix>::b::{<metric>}::<id>` (in the same cluster slot).
+    pub(crate) fn batch_id_key(&self, metric: &str, id: BatchId) -> String {
+        format!("{}::b::{{{metric}}}::{id}", self.config.prefix)
+    }
+
+    async fn apply_group(&self, group: Group<'_>, id: Option<BatchId>) -> Result<()> {
         let mut invocation = APPLY.prepare_invoke();
         invocation.arg(group.names.len());
         for name in &group.names {
@@ -212,6 +221,15 @@ impl RedisStore {
             invocation.arg(write.fields.len());
             for (code, value) in &write.fields {
                 invocation.arg(*code).arg(value.as_str());
+            }
+        }
+        match (id, group.keys.first()) {
+            (Some(id), Some(first)) => {
+                invocation.key(self.batch_id_key(first.metric(), id));
+                invocation.arg(BATCH_ID_WINDOW.as_millis() as u64);
+            }
+            _ => {
+                invocation.arg(0);
             }
         }
         let mut conn = self.conn.clone();
@@ -289,11 +307,11 @@ impl MetricStore for RedisStore {
         let groups = self.groups(batch);
         if groups.len() == 1 {
             let group = groups.into_iter().next().expect("one group");
-            return self.apply_group(group).await;
+            return self.apply_group(group, batch.id()).await;
         }
         // Every metric's script runs to the end (no cancellation on the first error), so after
         // a failure exactly the failing metrics are untouched and the others written.
-        let results = join_all(groups.into_iter().map(|g| self.apply_group(g))).await;
+        let results = join_all(groups.into_iter().map(|g| self.apply_group(g, batch.id()))).await;
         results.into_iter().collect()
     }
 

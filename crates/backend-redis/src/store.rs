@@ -217,6 +217,8 @@ impl Store for RedisStore {
         caps.cluster = self.config.is_cluster();
         // One server runs a whole batch in one script; a cluster runs one script per metric.
         caps.atomic_batch = !self.config.is_cluster();
+        // The apply script records a batch's id with its writes (per metric on a cluster).
+        caps.idempotent_batch = true;
         caps
     }
 }

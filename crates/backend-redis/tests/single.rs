@@ -374,3 +374,23 @@ async fn float_sums_computed_by_the_script_round_trip_bit_for_bit() {
         assert!(matches!(got, Some(Number::Float(_))), "c{i} stays a float");
     }
 }
+
+/// A retry after a lost reply (a proxy drops the script's answer after the server ran it)
+/// applies a batch with an id once, and without an id twice.
+#[tokio::test]
+async fn retry_after_lost_reply_applies_once() {
+    use stats_core::testkit::proxy::{DropReplyProxy, check_retry_after_lost_reply, upstream_of};
+    let url = common::url(VAR);
+    let proxy = DropReplyProxy::start(&upstream_of(&url)).await;
+    let config = RedisConfig::from_url(&proxy.url_via(&url))
+        .expect("URL")
+        .key_prefix(&stats_core::testkit::unique("lost"))
+        .expect("prefix");
+    let store = RedisStore::connect(config).await.expect("connect");
+    // Loads the script on the server, so that the batch below is one EVALSHA.
+    let warm = Key::bucket("lost_warm", "1h".parse().unwrap(), 0).unwrap();
+    let mut batch = Batch::new();
+    batch.inc([warm], &values!({"n": 1})).unwrap();
+    store.apply(&batch).await.expect("warm up");
+    check_retry_after_lost_reply(&store, &proxy, |metric, _| metric.as_bytes().to_vec()).await;
+}

@@ -7,7 +7,8 @@ use stats_core::retention::Retention;
 use stats_core::store::MAX_TTL;
 use stats_core::{Error, Result};
 
-/// Default table prefix: the tables are `stats_buckets`, `stats_counters` and `stats_throttles`.
+/// Default table prefix: the tables are `stats_buckets`, `stats_counters`, `stats_throttles`
+/// and `stats_batches` (the ids of applied batches, kept 24 hours).
 pub const DEFAULT_TABLE_PREFIX: &str = "stats";
 /// Default size of the connection pool.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
@@ -117,6 +118,11 @@ impl TableNames {
         format!("{}_counters", self.prefix)
     }
 
+    /// The table of applied batch ids: `<prefix>_batches`.
+    pub fn batches(&self) -> String {
+        format!("{}_batches", self.prefix)
+    }
+
     /// The table of throttles: `<prefix>_throttles`.
     pub fn throttles(&self) -> String {
         format!("{}_throttles", self.prefix)
@@ -217,8 +223,8 @@ impl SqlConfig {
     }
 
     /// The prefix of the table names (default `stats`), so that several applications, or test
-    /// runs, can share a database: the tables are `<prefix>_buckets`, `<prefix>_counters` and
-    /// `<prefix>_throttles`.
+    /// runs, can share a database: the tables are `<prefix>_buckets`, `<prefix>_counters`,
+    /// `<prefix>_throttles` and `<prefix>_batches`.
     ///
     /// # Errors
     /// [`Error::InvalidInput`] unless the prefix matches `^[a-z_][a-z0-9_]{0,40}$`

@@ -33,6 +33,16 @@
 //! | `<prefix>_buckets` | `metric`, `granularity`, `at` (bucket start, unix seconds), `path`, `op`, `int_value`, `float_value` | (`metric`, `granularity`, `at`, `path`) | one row per leaf of a bucket document, by flattened path (`by.country`) |
 //! | `<prefix>_counters` | `namespace`, `counter_key`, `value` | (`namespace`, `counter_key`) | one row per counter |
 //! | `<prefix>_throttles` | `throttle_key`, `expires_at` (unix milliseconds), index `<prefix>_throttles_expires_at` | (`throttle_key`) | one row per throttle key |
+//! | `<prefix>_batches` | `id` (16 bytes), `applied_at` (unix seconds), index `<prefix>_batches_applied_at` | (`id`) | one row per batch applied with an id in the last 24 hours |
+//!
+//! - A batch with an id ([`Batch::with_id`](stats_core::Batch::with_id)) runs in one
+//!   transaction that first inserts its id into `<prefix>_batches`; if the id is there already
+//!   the batch was applied and the transaction is rolled back (the apply returns `Ok`). So a
+//!   retry after an ambiguous failure applies once
+//!   ([`Capabilities::idempotent_batch`](stats_core::Capabilities::idempotent_batch)). Ids
+//!   older than [`BATCH_ID_WINDOW`](stats_core::BATCH_ID_WINDOW) are deleted by an apply with
+//!   an id, at most once a minute per store. Tables set up by an older version get
+//!   `<prefix>_batches` when `setup` runs again; until then an apply with an id fails.
 //!
 //! - A leaf holds its number in `int_value` (an exact `i64`) or `float_value` (an `f64`), never
 //!   both: the CHECK constraint `<prefix>_buckets_one_number` says so. A row with neither is a

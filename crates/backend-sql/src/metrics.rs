@@ -1,12 +1,14 @@
 //! [`MetricStore`] on SQL: one row per leaf, batches as upserts in one transaction.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use stats_core::store::check_range;
 use stats_core::{
-    Batch, Error, Granularity, Key, MetricStore, NameKind, Number, Result, Values, name,
+    BATCH_ID_WINDOW, Batch, Error, Granularity, Key, MetricStore, NameKind, Number, Result, Values,
+    name,
 };
 
 use crate::dialect::{DocRow, RangeRow, number};
@@ -27,7 +29,32 @@ fn backoff(n: u32) -> Duration {
     Duration::from_millis(base + nanos % (base + 1))
 }
 
+/// How often (seconds) an apply with a batch id deletes the ids older than the window.
+const BATCH_PRUNE_INTERVAL: i64 = 60;
+
 impl SqlStore {
+    /// Deletes the batch ids older than [`BATCH_ID_WINDOW`], at most once per
+    /// [`BATCH_PRUNE_INTERVAL`] per store (the first apply with an id after it). A failure is
+    /// not the apply's: the ids are kept and the next interval tries again.
+    async fn prune_batch_ids(&self, now: i64) {
+        let due = self.next_batch_prune.load(Ordering::Relaxed);
+        if now < due
+            || self
+                .next_batch_prune
+                .compare_exchange(
+                    due,
+                    now + BATCH_PRUNE_INTERVAL,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_err()
+        {
+            return;
+        }
+        let before = now - BATCH_ID_WINDOW.as_secs() as i64;
+        let _ = dispatch!(self, db => db.prune_batches(before).await);
+    }
+
     /// The exact error of a failed batch: its documents read again (the transaction is rolled
     /// back) and the batch applied to them update by update in memory, which names the first
     /// key and path that fails. If that finds nothing (the documents changed since), `fallback`.
@@ -51,10 +78,15 @@ impl MetricStore for SqlStore {
             Ok(plan) => plan,
             Err(certain) => return Err(self.explain(batch, certain).await),
         };
+        let id = batch.id();
+        let now = jiff::Timestamp::now().as_second();
+        if id.is_some() {
+            self.prune_batch_ids(now).await;
+        }
         let mut reruns = 0;
         let failure = loop {
             let applied: std::result::Result<(), sqlx::Error> =
-                dispatch!(self, db => db.apply(&plan).await);
+                dispatch!(self, db => db.apply(&plan, id, now).await);
             let Err(e) = applied else {
                 return Ok(());
             };

@@ -122,6 +122,9 @@ pub struct SqlStore {
     pub(crate) backend: Arc<Backend>,
     pub(crate) config: SqlConfig,
     sweeper: Option<Sweeper>,
+    /// Unix second at or after which the next apply of a batch with an id deletes the ids
+    /// older than [`BATCH_ID_WINDOW`](stats_core::BATCH_ID_WINDOW).
+    pub(crate) next_batch_prune: std::sync::atomic::AtomicI64,
 }
 
 impl fmt::Debug for SqlStore {
@@ -207,6 +210,7 @@ impl SqlStore {
             backend,
             config,
             sweeper,
+            next_batch_prune: std::sync::atomic::AtomicI64::new(i64::MIN),
         })
     }
 
@@ -336,6 +340,8 @@ impl Store for SqlStore {
         caps.floats = true;
         caps.max_min = true;
         caps.atomic_batch = true;
+        // A batch's id is inserted in the transaction of its writes (`<prefix>_batches`).
+        caps.idempotent_batch = true;
         caps.persistent = !self.config.is_sqlite_memory();
         caps
     }

@@ -107,3 +107,9 @@ async fn layout_is_as_documented() {
     );
     s.drop_tables().await.unwrap();
 }
+
+/// A retry after a lost reply applies a batch with an id once (and without an id twice).
+#[tokio::test]
+async fn retry_after_lost_reply_applies_once() {
+    common::retry_after_lost_reply(&url()).await;
+}

@@ -178,3 +178,49 @@ async fn unopenable_file_names_its_path() {
     assert!(shown.contains("unable to open database file"), "{shown}");
     assert!(!err.is_retryable(), "{err:?}");
 }
+
+/// A batch's id is a row of `stats_batches`; ids older than the 24 h window are deleted by the
+/// first apply with an id of a store (then once a minute), after which the same id applies
+/// again; ids within the window are kept.
+#[tokio::test]
+async fn batch_ids_past_the_window_are_deleted() {
+    use stats_core::BatchId;
+    let url = new_file();
+    let s = SqlStore::open(&url).await.unwrap();
+    let key = Key::bucket("ids", "1h".parse().unwrap(), 0).unwrap();
+    let mut plain = Batch::new();
+    plain.inc([key.clone()], &values!({"n": 1})).unwrap();
+    let (old, recent) = (BatchId::new(), BatchId::new());
+    s.apply(&plain.clone().with_id(old)).await.unwrap();
+    s.apply(&plain.clone().with_id(recent)).await.unwrap();
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let count = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM stats_batches")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    assert_eq!(count().await, 2);
+    // The first id was applied 24 h and 1 s ago, the second 23 h 59 min ago.
+    for (id, age) in [(old, 86_401), (recent, 86_340)] {
+        sqlx::query("UPDATE stats_batches SET applied_at = applied_at - ?1 WHERE id = ?2")
+            .bind(age)
+            .bind(id.to_bytes().to_vec())
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    // A new store prunes at its first apply with an id.
+    let s = SqlStore::open(&url).await.unwrap();
+    s.apply(&plain.clone().with_id(BatchId::new()))
+        .await
+        .unwrap();
+    assert_eq!(count().await, 2, "the old id is gone, a new one is added");
+    s.apply(&plain.clone().with_id(recent)).await.unwrap();
+    assert_eq!(
+        s.read(std::slice::from_ref(&key)).await.unwrap()[0],
+        values!({"n": 3})
+    );
+    s.apply(&plain.clone().with_id(old)).await.unwrap();
+    assert_eq!(s.read(&[key]).await.unwrap()[0], values!({"n": 4}));
+}

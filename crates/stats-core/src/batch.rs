@@ -1,6 +1,9 @@
 //! Batches: the unit of writing to a [`MetricStore`](crate::MetricStore).
 
+use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::key::Key;
@@ -120,6 +123,96 @@ impl TryFrom<&Values> for Fields {
     }
 }
 
+/// How long an idempotent store remembers the id of a batch it applied: 24 hours. A batch
+/// retried with the same [`BatchId`] within this window after it was first applied is applied
+/// once; a retry that comes later may be applied again. Stores may remember ids somewhat longer
+/// (they prune lazily), never shorter.
+pub const BATCH_ID_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+/// The identity of a [`Batch`], so that a store whose
+/// [`Capabilities::idempotent_batch`](crate::Capabilities::idempotent_batch) is true applies a
+/// batch retried with the same id only once (within [`BATCH_ID_WINDOW`]).
+///
+/// 128 bits. [`BatchId::new`] makes one that is unique without coordination: the high 64 bits
+/// are a keyed hash (std's randomly seeded SipHash, [`std::hash::RandomState`]) of the process
+/// id, the time in nanoseconds and a process-wide counter; the low 64 bits are the time in
+/// nanoseconds plus the counter. Two ids from one process never collide (the counter), and ids
+/// from different processes or machines collide only if the random hash keys also do.
+///
+/// Shown and parsed as 32 lowercase hexadecimal digits.
+///
+/// ```
+/// use stats_core::{Batch, BatchId};
+/// let id = BatchId::new();
+/// assert_ne!(id, BatchId::new());
+/// assert_eq!(id.to_string().len(), 32);
+/// assert_eq!(BatchId::from_u128(id.as_u128()), id);
+/// let batch = Batch::new().with_id(id);
+/// assert_eq!(batch.id(), Some(id));
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BatchId(u128);
+
+impl BatchId {
+    /// A new id, unique without coordination (see the type's documentation).
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        use std::hash::{BuildHasher, Hasher};
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let mut hasher = std::hash::RandomState::new().build_hasher();
+        hasher.write_u32(std::process::id());
+        hasher.write_u64(nanos);
+        hasher.write_u64(count);
+        let high = hasher.finish();
+        BatchId((u128::from(high) << 64) | u128::from(nanos.wrapping_add(count)))
+    }
+
+    /// The id with these 128 bits (for ids kept outside, such as in a spill file).
+    pub const fn from_u128(bits: u128) -> Self {
+        BatchId(bits)
+    }
+
+    /// The 128 bits of the id.
+    pub const fn as_u128(self) -> u128 {
+        self.0
+    }
+
+    /// The 16 bytes of the id, big endian.
+    pub const fn to_bytes(self) -> [u8; 16] {
+        self.0.to_be_bytes()
+    }
+}
+
+impl fmt::Display for BatchId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+impl fmt::Debug for BatchId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BatchId({self})")
+    }
+}
+
+impl std::str::FromStr for BatchId {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        if s.len() != 32 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::InvalidInput(format!(
+                "a batch id is 32 hexadecimal digits, got {s:?}"
+            )));
+        }
+        u128::from_str_radix(s, 16)
+            .map(BatchId)
+            .map_err(|e| Error::InvalidInput(format!("bad batch id {s:?}: {e}")))
+    }
+}
+
 /// One operation of a [`Batch`]: the same flattened values applied to one or more keys
 /// (typically one metric's buckets in every granularity).
 #[derive(Debug, Clone, PartialEq)]
@@ -175,12 +268,34 @@ impl Write {
 pub struct Batch {
     writes: Vec<Write>,
     len: usize,
+    id: Option<BatchId>,
 }
 
 impl Batch {
     /// An empty batch.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// This batch with an id: a store whose
+    /// [`Capabilities::idempotent_batch`](crate::Capabilities::idempotent_batch) is true
+    /// applies it once however often it is applied with this id within [`BATCH_ID_WINDOW`]
+    /// (see [`MetricStore::apply`](crate::MetricStore::apply)). Give every distinct batch
+    /// its own id ([`BatchId::new`]) and keep the id when retrying.
+    pub fn with_id(mut self, id: BatchId) -> Self {
+        self.id = Some(id);
+        self
+    }
+
+    /// Sets or clears the id (see [`Batch::with_id`]).
+    pub fn set_id(&mut self, id: Option<BatchId>) -> &mut Self {
+        self.id = id;
+        self
+    }
+
+    /// The id, if the batch has one.
+    pub fn id(&self) -> Option<BatchId> {
+        self.id
     }
 
     /// Adds a write of `op` with `values` at every key of `keys`.
@@ -229,7 +344,8 @@ impl Batch {
         self
     }
 
-    /// Appends every write of `other`, sharing its fields.
+    /// Appends every write of `other`, sharing its fields (this batch's id is kept, `other`'s
+    /// dropped).
     pub fn append(&mut self, other: Batch) -> &mut Self {
         self.len += other.len;
         self.writes.extend(other.writes);

@@ -26,7 +26,7 @@ pub mod tracker;
 pub mod values;
 
 #[doc(inline)]
-pub use batch::{Batch, Fields, Op, Write};
+pub use batch::{BATCH_ID_WINDOW, Batch, BatchId, Fields, Op, Write};
 #[doc(inline)]
 pub use error::{Error, NameKind, Result};
 #[doc(inline)]

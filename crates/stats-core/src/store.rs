@@ -36,8 +36,9 @@ pub struct Capabilities {
     /// When false, a failing batch may leave other keys' writes applied, but never part of the
     /// failing key's writes.
     pub atomic_batch: bool,
-    /// A batch can be applied twice with one effect (so a retry after an ambiguous failure,
-    /// such as a timeout, does not double count).
+    /// A batch with an [id](crate::Batch::with_id) can be applied twice with one effect (so a
+    /// retry after an ambiguous failure, such as a timeout, does not double count) within
+    /// [`BATCH_ID_WINDOW`](crate::BATCH_ID_WINDOW); see [`MetricStore::apply`].
     pub idempotent_batch: bool,
     /// The store spreads keys over several servers.
     pub cluster: bool,
@@ -98,7 +99,15 @@ pub trait MetricStore: Store {
     ///   write, or the reverse, is [`Error::PathConflict`] and is not written;
     /// - on any error, nothing of the failing key's writes is applied; with
     ///   [`Capabilities::atomic_batch`] nothing of the whole batch is;
-    /// - when the call returns `Ok`, every later read sees the writes (read after write).
+    /// - when the call returns `Ok`, every later read sees the writes (read after write);
+    /// - a batch with an [id](Batch::with_id), on a store whose
+    ///   [`Capabilities::idempotent_batch`] is true, takes effect at most once however often it
+    ///   is applied with that id within [`BATCH_ID_WINDOW`](crate::BATCH_ID_WINDOW) of its first
+    ///   success: the store records the id atomically with the writes, and a later apply of the
+    ///   same id writes nothing and returns `Ok`. So a batch whose apply failed ambiguously (a
+    ///   timeout, a connection lost after sending) can be retried with the same id. The caller
+    ///   must not reuse an id for a different batch. A store without the capability ignores the
+    ///   id (every apply takes effect).
     ///
     /// # Errors
     /// [`Error::Overflow`], [`Error::PathConflict`], [`Error::Unsupported`] (floats or max/min on

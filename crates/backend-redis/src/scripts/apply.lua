@@ -11,6 +11,10 @@
 --     then per field: code, value, where code = 8 * name index + op, and op is 0 integer inc,
 --     1 float inc, 2 set, 3 max, 4 min. A write applies every field at every one of its keys,
 --     key by key, in the order given.
+--   Last: the batch id's lifetime in milliseconds (PX), or "0" for a batch without an id.
+--     With an id, the last key of KEYS is the id's key (`<prefix>::b::{tag}::<id>`, in the
+--     slot of the bucket keys): if it exists the batch was applied already and the script
+--     writes nothing and returns 'DUP'; otherwise it is set (PX) with the writes.
 -- Values are integers in canonical decimal or floats that contain '.' or 'e'.
 --
 -- The script reads the paths with one HMGET per key, computes every update in order on that
@@ -187,6 +191,14 @@ local function exact_ops()
   return exact
 end
 
+-- The batch id, checked before anything else.
+local id_px = ARGV[#ARGV]
+local NKEYS = #KEYS
+if id_px ~= '0' then
+  if call('EXISTS', KEYS[NKEYS]) == 1 then return 'DUP' end
+  NKEYS = NKEYS - 1
+end
+
 -- The shapes: per shape its paths (for HMGET and HSET) and each name's position in them.
 local n_names = small(ARGV[1])
 local pos = n_names + 2
@@ -214,13 +226,13 @@ end
 
 -- Key k's shape index is ARGV[keypos + 2k - 2], its expire-at the argument after it.
 local keypos = pos
-pos = pos + 2 * #KEYS
+pos = pos + 2 * NKEYS
 
 -- Read every key's paths: one HMGET per key (chunked for very wide keys). The reply is the
 -- working copy: cur[k][j] is the value of the key's path j, false while missing. kshape[k] is
 -- the key's shape index.
 local cur, kshape = {}, {}
-for k = 1, #KEYS do
+for k = 1, NKEYS do
   local s = small(ARGV[keypos + 2 * k - 2])
   kshape[k] = s
   local paths = shape_paths[s]
@@ -250,7 +262,7 @@ local function prepare_new_leaves()
   local ex, name_of = {}, {}
   marks = {}
   for i = 1, n_names do name_of[ARGV[1 + i]] = i end
-  for k = 1, #KEYS do
+  for k = 1, NKEYS do
     local paths, vals = shape_paths[kshape[k]], cur[k]
     local want, wanted, n = nil, nil, 0
     for j = 1, #paths do
@@ -391,7 +403,7 @@ end
 -- Everything succeeded: write every path read (each was updated), the new markers, then the
 -- expiry.
 local args = {}
-for k = 1, #KEYS do
+for k = 1, NKEYS do
   local paths, vals = shape_paths[kshape[k]], cur[k]
   local n = 0
   for j = 1, #paths do
@@ -418,5 +430,8 @@ for k = 1, #KEYS do
   if at ~= '0' then
     call('EXPIREAT', KEYS[k], at)
   end
+end
+if id_px ~= '0' then
+  call('SET', KEYS[NKEYS + 1], '1', 'PX', id_px)
 end
 return 'OK'

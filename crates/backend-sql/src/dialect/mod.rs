@@ -307,11 +307,29 @@ macro_rules! shared_methods {
                 self.pool.close().await;
             }
 
-            pub(crate) async fn apply(&self, plan: &Plan<'_>) -> R<()> {
-                if plan.is_one_statement($max_rows) {
+            /// Runs a plan; with a batch id, the id is inserted first in the same
+            /// transaction, and if it is there already nothing is written (rolled back).
+            pub(crate) async fn apply(
+                &self,
+                plan: &Plan<'_>,
+                id: Option<stats_core::BatchId>,
+                now: i64,
+            ) -> R<()> {
+                if id.is_none() && plan.is_one_statement($max_rows) {
                     return self.upsert(&self.pool, &plan.docs, &plan.rounds[0]).await;
                 }
                 let mut tx = self.pool.$begin $begin_args.await?;
+                if let Some(id) = id {
+                    let done = sqlx::query(&self.sql.batch_insert)
+                        .bind(id.to_bytes().to_vec())
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                    if done.rows_affected() == 0 {
+                        // Applied already (within the window).
+                        return tx.rollback().await;
+                    }
+                }
                 for rows in plan.statements($max_rows) {
                     self.upsert(&mut *tx, &plan.docs, rows).await?;
                 }
@@ -402,6 +420,15 @@ macro_rules! shared_methods {
                     .fetch_all(&self.pool)
                     .await?;
                 rows.into_iter().map(|(k, v)| Ok(($text(k)?, v))).collect()
+            }
+
+            /// Deletes the ids of batches applied before `before` (unix seconds).
+            pub(crate) async fn prune_batches(&self, before: i64) -> R<u64> {
+                let done = sqlx::query(&self.sql.batch_prune)
+                    .bind(before)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected())
             }
 
             pub(crate) async fn purge_throttles(&self) -> R<u64> {

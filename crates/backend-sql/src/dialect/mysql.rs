@@ -64,6 +64,8 @@ struct Sql {
     throttle_expire: String,
     throttle_insert: String,
     throttle_purge: String,
+    batch_insert: String,
+    batch_prune: String,
 }
 
 impl Sql {
@@ -71,6 +73,7 @@ impl Sql {
         let tables = config.tables();
         let (buckets, counters, throttles) =
             (tables.buckets(), tables.counters(), tables.throttles());
+        let batches = tables.batches();
         let segment = MAX_SEGMENT_LEN;
         let path = MAX_PATH_LEN;
         let t = Side {
@@ -119,8 +122,16 @@ impl Sql {
                         INDEX `{throttles}_expires_at` (expires_at)
                     ) ENGINE=InnoDB"
                 ),
+                format!(
+                    "CREATE TABLE IF NOT EXISTS `{batches}` (
+                        id BINARY(16) NOT NULL PRIMARY KEY,
+                        applied_at BIGINT NOT NULL,
+                        INDEX `{batches}_applied_at` (applied_at)
+                    ) ENGINE=InnoDB"
+                ),
             ],
             drop: vec![
+                format!("DROP TABLE IF EXISTS `{batches}`"),
                 format!("DROP TABLE IF EXISTS `{buckets}`"),
                 format!("DROP TABLE IF EXISTS `{counters}`"),
                 format!("DROP TABLE IF EXISTS `{throttles}`"),
@@ -192,6 +203,8 @@ impl Sql {
             throttle_insert: format!(
                 "INSERT IGNORE INTO `{throttles}` (throttle_key, expires_at) VALUES (?, {NOW_MS} + ?)"
             ),
+            batch_insert: format!("INSERT IGNORE INTO `{batches}` (id, applied_at) VALUES (?, ?)"),
+            batch_prune: format!("DELETE FROM `{batches}` WHERE applied_at < ?"),
             throttle_purge: format!("DELETE FROM `{throttles}` WHERE expires_at <= {NOW_MS}"),
         }
     }

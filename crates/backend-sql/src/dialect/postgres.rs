@@ -57,6 +57,8 @@ struct Sql {
     counter_info: String,
     throttle_acquire: String,
     throttle_purge: String,
+    batch_insert: String,
+    batch_prune: String,
 }
 
 impl Sql {
@@ -64,6 +66,7 @@ impl Sql {
         let tables = config.tables();
         let (buckets, counters, throttles) =
             (tables.buckets(), tables.counters(), tables.throttles());
+        let batches = tables.batches();
         let t = Side {
             int: "t.int_value",
             float: "t.float_value",
@@ -115,8 +118,18 @@ impl Sql {
                 format!(
                     r#"CREATE INDEX IF NOT EXISTS "{throttles}_expires_at" ON "{throttles}" (expires_at)"#
                 ),
+                format!(
+                    r#"CREATE TABLE IF NOT EXISTS "{batches}" (
+                        id bytea NOT NULL PRIMARY KEY,
+                        applied_at bigint NOT NULL
+                    )"#
+                ),
+                format!(
+                    r#"CREATE INDEX IF NOT EXISTS "{batches}_applied_at" ON "{batches}" (applied_at)"#
+                ),
             ],
             drop: vec![
+                format!(r#"DROP TABLE IF EXISTS "{batches}""#),
                 format!(r#"DROP TABLE IF EXISTS "{buckets}""#),
                 format!(r#"DROP TABLE IF EXISTS "{counters}""#),
                 format!(r#"DROP TABLE IF EXISTS "{throttles}""#),
@@ -194,6 +207,10 @@ impl Sql {
                 ON CONFLICT (throttle_key) DO UPDATE SET expires_at = EXCLUDED.expires_at
                 WHERE t.expires_at <= {NOW_MS}"#
             ),
+            batch_insert: format!(
+                r#"INSERT INTO "{batches}" (id, applied_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING"#
+            ),
+            batch_prune: format!(r#"DELETE FROM "{batches}" WHERE applied_at < $1"#),
             throttle_purge: format!(r#"DELETE FROM "{throttles}" WHERE expires_at <= {NOW_MS}"#),
         }
     }

@@ -437,7 +437,8 @@ pub async fn concurrent_batches_in_different_orders_do_not_deadlock(config: SqlC
 pub async fn capabilities_are_as_documented(store: Arc<SqlStore>) {
     let caps = store.capabilities();
     assert!(caps.floats && caps.max_min && caps.atomic_batch && caps.persistent);
-    assert!(!caps.ttl && !caps.cluster && !caps.idempotent_batch);
+    assert!(caps.idempotent_batch);
+    assert!(!caps.ttl && !caps.cluster);
     assert_eq!(caps.counter_capacity, None);
     assert_eq!(store.name(), "sql");
 }
@@ -951,4 +952,23 @@ pub async fn unknown_host_is_named(url: &str) {
         "the host must be named: {shown}"
     );
     assert!(err.is_retryable(), "{err:?}");
+}
+
+/// A batch whose reply is lost after the database committed it (a proxy drops the answer to
+/// its `COMMIT`, or to its one statement without an id) and retried: with an id it counts
+/// once, without it twice (see `check_retry_after_lost_reply`).
+pub async fn retry_after_lost_reply(url: &str) {
+    use stats_core::testkit::proxy::{DropReplyProxy, check_retry_after_lost_reply, upstream_of};
+    let proxy = DropReplyProxy::start(&upstream_of(url)).await;
+    let config = SqlConfig::from_url(&proxy.url_via(url)).expect("URL");
+    let store = store_at(config, &unique_prefix("lost")).await;
+    check_retry_after_lost_reply(&*store, &proxy, |metric, with_id| {
+        if with_id {
+            b"COMMIT".to_vec()
+        } else {
+            metric.as_bytes().to_vec()
+        }
+    })
+    .await;
+    store.drop_tables().await.expect("drop");
 }

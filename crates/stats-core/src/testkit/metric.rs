@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::{Load, unique};
-use crate::{Batch, Error, Granularity, Key, MetricStore, Number, Op, Values, values};
+use crate::{Batch, BatchId, Error, Granularity, Key, MetricStore, Number, Op, Values, values};
 
 fn hour() -> Granularity {
     "1h".parse().expect("1h parses")
@@ -339,6 +339,70 @@ pub async fn metric_floats(store: Arc<dyn MetricStore>) {
         "{}: set of an int on a float leaf",
         store.name()
     );
+}
+
+/// A batch with an id applied twice takes effect once on a store whose
+/// `idempotent_batch` is true, and twice on one whose capability is false (so the capability is
+/// honest). Spans two metrics (two slots on a cluster). A batch without an id, or with a new
+/// id, always applies; a failing batch records nothing (its retry fails again).
+pub async fn metric_batch_id_applies_once(store: Arc<dyn MetricStore>) {
+    let idempotent = store.capabilities().idempotent_batch;
+    let name = store.name();
+    let (a, b) = (key(&unique("bid_a"), 0), key(&unique("bid_b"), 3600));
+    let mut plain = Batch::new();
+    plain
+        .inc([a.clone(), b.clone()], &values!({"n": 1, "x": {"f": 0.5}}))
+        .expect("valid");
+    plain.max([b.clone()], &values!({"top": 7})).expect("valid");
+    let with_id = plain.clone().with_id(BatchId::new());
+    apply(&*store, &with_id).await;
+    apply(&*store, &with_id).await;
+    let once = if idempotent { 1 } else { 2 };
+    let expect = |n: i64| {
+        (
+            values!({"n": n, "x": {"f": n as f64 * 0.5}}),
+            values!({"n": n, "top": 7, "x": {"f": n as f64 * 0.5}}),
+        )
+    };
+    let got = get(&*store, &[a.clone(), b.clone()]).await;
+    let (want_a, want_b) = expect(once);
+    assert_eq!(
+        (&got[0], &got[1]),
+        (&want_a, &want_b),
+        "{name}: a batch applied twice with one id (idempotent_batch = {idempotent})"
+    );
+    // Without an id, and with a fresh id, the same writes apply again.
+    apply(&*store, &plain).await;
+    apply(&*store, &plain.clone().with_id(BatchId::new())).await;
+    let got = get(&*store, &[a.clone(), b.clone()]).await;
+    let (want_a, want_b) = expect(once + 2);
+    assert_eq!(
+        (&got[0], &got[1]),
+        (&want_a, &want_b),
+        "{name}: a batch without an id or with a new id must apply"
+    );
+    // A failing batch does not record its id: a retry fails the same way.
+    let big = key(&unique("bid_big"), 0);
+    apply(
+        &*store,
+        &batch(
+            Op::Set,
+            std::slice::from_ref(&big),
+            &values!({"v": i64::MAX}),
+        ),
+    )
+    .await;
+    let failing =
+        batch(Op::Inc, std::slice::from_ref(&big), &values!({"v": 1})).with_id(BatchId::new());
+    for attempt in 1..=2 {
+        match store.apply(&failing).await {
+            Err(Error::Overflow { .. }) => {}
+            other => panic!(
+                "{name}: attempt {attempt} of an overflowing batch with an id gave {other:?}"
+            ),
+        }
+    }
+    assert_eq!(get_one(&*store, &big).await, values!({"v": i64::MAX}));
 }
 
 /// Writes of one batch take effect in order.

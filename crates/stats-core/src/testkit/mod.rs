@@ -23,6 +23,7 @@ mod counter;
 mod exact;
 mod hostile;
 mod metric;
+pub mod proxy;
 mod throttle;
 mod tracker;
 
@@ -145,6 +146,7 @@ macro_rules! metric_store_tests {
                 metric_min_mixed_kinds_is_exact,
                 metric_floats,
                 metric_ops_apply_in_batch_order,
+                metric_batch_id_applies_once,
                 metric_overflow_writes_nothing_at_the_key,
                 metric_failing_batch_follows_the_contract,
                 metric_path_conflicts_write_nothing,
