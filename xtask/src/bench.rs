@@ -29,11 +29,15 @@ struct BenchServers {
 }
 
 /// The servers of a bench: a fresh server per run (never one from the environment, so that
-/// nothing else shares it while it is measured), and the variables the bench reads.
+/// nothing else shares it while it is measured), and the variables the bench reads: `redis`
+/// gets a redis-server (`STATS_BENCH_REDIS_URL`, and `STATS_REDIS_BENCHMARK_BIN`), `sql` a
+/// PostgreSQL (`STATS_BENCH_POSTGRES_URL`), `mongo` a MongoDB-wire server (mongoeco,
+/// `STATS_BENCH_MONGO_URL`); the other benches need none.
 fn servers_for(name: &str) -> Result<BenchServers> {
     let backend = match name {
         "redis" => Backend::Redis,
         "sql" => Backend::Postgres,
+        "mongo" => Backend::Mongo,
         _ => return Ok(BenchServers::default()),
     };
     let provided = servers::provide(backend, Reuse::Never)?;
@@ -52,6 +56,7 @@ fn servers_for(name: &str) -> Result<BenchServers> {
                 env.push(("STATS_REDIS_BENCHMARK_BIN", bench));
             }
             servers::POSTGRES_URL => env.push(("STATS_BENCH_POSTGRES_URL", value.clone())),
+            servers::MONGO_URL => env.push(("STATS_BENCH_MONGO_URL", value.clone())),
             _ => {}
         }
     }

@@ -8,8 +8,10 @@
 //!   names servers to use; built with the same features as CI, so nothing recompiles.
 //! - `cargo xtask servers <backend|all>`: starts throwaway servers, prints `export` lines
 //!   pointing at them, and stops them when the standard input ends or on Ctrl-C.
-//! - `cargo xtask bench <name|all> [-- <criterion args>]`: criterion benches plus a report of
-//!   each figure against its raw baseline measured in the same run.
+//! - `cargo xtask bench <name|all> [-- <criterion args>]`: criterion benches (`atomics`,
+//!   `tracker`, `redis`, `sql`, `mongo`) plus a report of each figure against its raw baseline
+//!   measured in the same run; `redis`, `sql` and `mongo` run against a fresh server of their
+//!   own.
 //! - `cargo xtask deny`: `cargo deny check`, falling back to an offline advisory database
 //!   snapshot when the database cannot be fetched.
 
@@ -66,7 +68,8 @@ enum Command {
     },
     /// Run a criterion bench of the `stats-benches` package and report ours vs raw.
     Bench {
-        /// The bench target (a `[[bench]]` of benches/Cargo.toml), or `all`.
+        /// The bench target (a `[[bench]]` of benches/Cargo.toml: atomics, tracker, redis,
+        /// sql, mongo), or `all`. redis, sql and mongo start a fresh server of their own.
         name: String,
         /// Print the report from the criterion results already in the target directory
         /// instead of running the bench first.
@@ -82,10 +85,14 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // These commands start servers, which must be stopped even on Ctrl-C.
+    // These commands start servers, which must be stopped even on Ctrl-C (a bench that is
+    // run, not only reported, may start one).
     let starts_servers = matches!(
         cli.command,
-        Command::Ci | Command::It { .. } | Command::Servers { .. }
+        Command::Ci
+            | Command::It { .. }
+            | Command::Servers { .. }
+            | Command::Bench { no_run: false, .. }
     );
     if let Err(err) = starts_servers.then(interrupt::install).transpose() {
         eprintln!("error: {err}");
