@@ -56,6 +56,27 @@ where
     })
 }
 
+/// The server URL a bench reads from `var`, which `cargo xtask bench <bench>` sets after
+/// starting a throwaway server.
+///
+/// # Panics
+/// When `var` is not set, saying which command sets it.
+pub fn server_url(var: &str, bench: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!("{var} is not set: run `cargo xtask bench {bench}`, which starts a server")
+    })
+}
+
+/// The tokio runtime of the benches that talk to a server: two worker threads, as many as
+/// the machine has cores.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -76,18 +76,11 @@ const FILL_CHUNK: usize = 120;
 const TRACK_MINUTES: i64 = 60;
 
 fn url() -> String {
-    std::env::var("STATS_BENCH_MONGO_URL").expect(
-        "STATS_BENCH_MONGO_URL is not set: run `cargo xtask bench mongo`, which starts a \
-         MongoDB-wire server",
-    )
+    stats_benches::server_url("STATS_BENCH_MONGO_URL", "mongo")
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
+    stats_benches::runtime()
 }
 
 fn hour() -> Granularity {

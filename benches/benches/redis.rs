@@ -31,9 +31,7 @@ const BATCH: u64 = 1_000;
 const TASKS: u64 = 8;
 
 fn url() -> String {
-    std::env::var("STATS_BENCH_REDIS_URL").expect(
-        "STATS_BENCH_REDIS_URL is not set: run `cargo xtask bench redis`, which starts a server",
-    )
+    stats_benches::server_url("STATS_BENCH_REDIS_URL", "redis")
 }
 
 fn host_port() -> (String, String) {
@@ -77,11 +75,7 @@ fn redis_benchmark(ops: u64) -> Duration {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
+    stats_benches::runtime()
 }
 
 fn hincrby(c: &mut Criterion) {

@@ -35,17 +35,11 @@ const RANGE_BUCKETS: i64 = 720;
 const RANGE_START: i64 = 1_714_521_600;
 
 fn postgres_url() -> String {
-    std::env::var("STATS_BENCH_POSTGRES_URL").expect(
-        "STATS_BENCH_POSTGRES_URL is not set: run `cargo xtask bench sql`, which starts a server",
-    )
+    stats_benches::server_url("STATS_BENCH_POSTGRES_URL", "sql")
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
+    stats_benches::runtime()
 }
 
 fn hour() -> Granularity {
