@@ -9,8 +9,9 @@ use async_trait::async_trait;
 use futures_util::TryStreamExt;
 use mongodb::bson::{Bson, Document, doc};
 use mongodb::options::ReturnDocument;
+use stats_core::name;
 use stats_core::store::check_counter;
-use stats_core::{CasOutcome, CounterInfo, CounterStore, Error, NamespaceInfo, Result};
+use stats_core::{CasOutcome, CounterInfo, CounterStore, Error, NameKind, NamespaceInfo, Result};
 
 use crate::store::{DUPLICATE_KEY, MongoStore, NAME, command_code, map_error};
 
@@ -97,7 +98,7 @@ impl CounterStore for MongoStore {
     }
 
     async fn get_all(&self, namespace: &str) -> Result<Vec<(String, i64)>> {
-        check_counter(namespace, "k")?;
+        name::check_segment(NameKind::Namespace, namespace)?;
         let mut cursor = self
             .inner
             .counters
@@ -141,7 +142,7 @@ impl CounterStore for MongoStore {
     }
 
     async fn delete_namespace(&self, namespace: &str) -> Result<u64> {
-        check_counter(namespace, "k")?;
+        name::check_segment(NameKind::Namespace, namespace)?;
         let result = self
             .inner
             .counters

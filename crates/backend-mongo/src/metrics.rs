@@ -181,12 +181,11 @@ impl MongoStore {
     fn keys_filter(&self, keys: &[Key]) -> Result<Document> {
         let layout = &self.inner.layout;
         if layout.mode == IdMode::Full {
-            let mut joined = Vec::with_capacity(keys.len());
-            for key in keys {
-                if let Ok(Bson::String(k)) = layout.identity(key)?.get_str("key").map(Bson::from) {
-                    joined.push(k);
-                }
-            }
+            // A `full` identity is the one field `key`.
+            let joined = keys
+                .iter()
+                .map(|k| Ok(layout.identity(k)?.remove("key").unwrap_or(Bson::Null)))
+                .collect::<Result<Vec<Bson>>>()?;
             return Ok(doc! {"key": {"$in": joined}});
         }
         let mut any = Vec::with_capacity(keys.len());
