@@ -115,6 +115,17 @@ pub struct BufferStats {
     pub failed: u64,
     /// Inserts refused: at the memory bound with [`Overflow::Reject`], or after shutdown.
     pub rejected: u64,
+    /// Items accepted. For the coalescing buffers ([`Buffered`](crate::Buffered),
+    /// [`BufferedTracker`](crate::BufferedTracker)): the leaf updates written to them, before
+    /// coalescing (a tracked event counts its fields times the granularities).
+    pub tracked: u64,
+    /// Store round trips of successful flushes (for [`KeyedBuffer`]: successful `flush` calls).
+    pub batches: u64,
+    /// Items the destination refused for good (for the coalescing buffers: leaf updates the store
+    /// refused with an error that retrying cannot fix, such as an overflow against the stored
+    /// value; they go to the `on_refused` handler). Always 0 for [`KeyedBuffer`], whose
+    /// `on_error` decides.
+    pub refused: u64,
 }
 
 /// Items collected per key and flushed per key: on an interval, when a key reaches
@@ -215,6 +226,8 @@ struct Shared<K, V> {
     retried: AtomicU64,
     failed: AtomicU64,
     rejected: AtomicU64,
+    tracked: AtomicU64,
+    batches: AtomicU64,
 }
 
 struct Partition<K, V> {
@@ -262,6 +275,8 @@ where
             retried: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
+            tracked: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
         });
         let seeds = RandomState::new();
         let mut senders = Vec::with_capacity(count);
@@ -314,6 +329,7 @@ where
             shared.rejected.fetch_add(1, Ordering::Relaxed);
             return Err(BufferError::ShutDown);
         }
+        shared.tracked.fetch_add(1, Ordering::Relaxed);
         let full = match partition.keys.get_mut(&key) {
             Some(items) => {
                 items.push(value);
@@ -457,6 +473,9 @@ where
             retried: shared.retried.load(Ordering::Relaxed),
             failed: shared.failed.load(Ordering::Relaxed),
             rejected: shared.rejected.load(Ordering::Relaxed),
+            tracked: shared.tracked.load(Ordering::Relaxed),
+            batches: shared.batches.load(Ordering::Relaxed),
+            refused: 0,
         }
     }
 
@@ -543,17 +562,8 @@ where
         }
     }
 
-    /// `interval` plus a random part of `jitter` (xorshift: no cryptographic need here).
     fn next_interval(&mut self) -> Duration {
-        let options = &self.shared.options;
-        let jitter = options.get_jitter().as_nanos() as u64;
-        if jitter == 0 {
-            return options.get_interval();
-        }
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        options.get_interval() + Duration::from_nanos(self.rng % (jitter + 1))
+        self.shared.options.next_interval(&mut self.rng)
     }
 
     /// Takes every key out of the partition and flushes them one after another.
@@ -611,6 +621,7 @@ where
         let error = match result {
             Ok(()) => {
                 shared.flushed.fetch_add(count as u64, Ordering::Relaxed);
+                shared.batches.fetch_add(1, Ordering::Relaxed);
                 shared.release(count);
                 return;
             }

@@ -69,10 +69,18 @@
 //! # Ok(()) }
 //! ```
 
+mod coalescing;
+mod engine;
 mod error;
+mod fold;
 mod keyed;
 mod options;
+mod store;
+mod tracker;
 
 pub use error::BufferError;
 pub use keyed::{BufferStats, Flush, KeyedBuffer, OnError};
 pub use options::{Options, Overflow};
+pub use coalescing::{Coalescing, DEFAULT_MAX_BATCH};
+pub use store::Buffered;
+pub use tracker::BufferedTracker;

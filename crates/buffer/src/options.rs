@@ -245,6 +245,19 @@ impl Options {
     }
 
     /// The delay before retry number `retry` (1-based): `retry_delay * 2^(retry-1)`, capped.
+    /// `interval` plus a random part of `jitter`, drawn from `rng` (xorshift: no cryptographic
+    /// need here; `rng` must not be 0).
+    pub(crate) fn next_interval(&self, rng: &mut u64) -> Duration {
+        let jitter = self.jitter.as_nanos() as u64;
+        if jitter == 0 {
+            return self.interval;
+        }
+        *rng ^= *rng << 13;
+        *rng ^= *rng >> 7;
+        *rng ^= *rng << 17;
+        self.interval + Duration::from_nanos(*rng % (jitter + 1))
+    }
+
     pub(crate) fn backoff(&self, retry: u32) -> Duration {
         let factor = 1u32
             .checked_shl(retry.saturating_sub(1))

@@ -22,7 +22,19 @@ use crate::values::{Value, Values};
 pub const SYSTEM_KEY: &str = "__system__key__";
 
 /// Checks a caller's metric key: the segment rule, and not the reserved [`SYSTEM_KEY`].
-fn check_user_key(key: &str) -> Result<()> {
+/// Checks a metric key as the tracker does: the segment rule, and not [`SYSTEM_KEY`].
+///
+/// ```
+/// use stats_core::tracker::{SYSTEM_KEY, check_user_key};
+///
+/// assert!(check_user_key("orders").is_ok());
+/// assert!(check_user_key(SYSTEM_KEY).is_err());
+/// assert!(check_user_key("a::b").is_err());
+/// ```
+///
+/// # Errors
+/// [`Error::InvalidName`] naming the key.
+pub fn check_user_key(key: &str) -> Result<()> {
     name::check_segment(NameKind::Metric, key)?;
     if key == SYSTEM_KEY {
         return Err(Error::invalid_name(
@@ -168,6 +180,16 @@ impl Config {
         name::check_segment(NameKind::MetricPrefix, &format!("{joined}x")).map_err(as_prefix)?;
         self.prefix = Some(joined);
         Ok(self)
+    }
+
+    /// Whether the system index is on (see [`Config::system_index`]).
+    pub fn system_index_enabled(&self) -> bool {
+        self.system_index
+    }
+
+    /// Whether metric keys get a prefix (see [`Config::metric_prefix`]).
+    pub fn has_metric_prefix(&self) -> bool {
+        self.prefix.is_some()
     }
 
     /// The configured granularities, in the order given.

@@ -1,0 +1,140 @@
+//! [`Coalescing`]: the settings of the coalescing buffers.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use stats_core::{Batch, Error, Result};
+
+use crate::Options;
+
+/// Called with what the store refused for good, and why.
+pub(crate) type RefusedHandler = Arc<dyn Fn(Batch, &Error) + Send + Sync>;
+
+/// The default number of leaf updates per batch sent to the store.
+pub const DEFAULT_MAX_BATCH: usize = 10_000;
+
+/// The settings of the coalescing buffers, [`Buffered`](crate::Buffered) and
+/// [`BufferedTracker`](crate::BufferedTracker).
+///
+/// [`options`](Coalescing::options) are the [`Options`] of [`KeyedBuffer`](crate::KeyedBuffer),
+/// read this way:
+///
+/// - `partitions`: windows with their own lock and flush task (a metric always goes to the
+///   same one);
+/// - `interval`, `jitter`: how often each partition flushes (default here: 1 s);
+/// - `max_size`: the pending entries (about one per distinct leaf) that make a partition flush
+///   at once (default here: 100,000);
+/// - `max_pending`, `overflow`: the memory bound over everything pending, in leaf entries of
+///   the windows plus leaf updates of batches not yet written; at the bound a write that
+///   needs a new entry waits or fails with a typed error (writes that fold into existing
+///   entries never wait);
+/// - `retry_delay`, `retry_delay_max`, `retry_max`: retries of a batch within one flush. A
+///   batch still failing after them stays pending (with its id) and is tried again on the next
+///   interval, before anything newer of its partition.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// use stats_buffer::{Coalescing, Options, Overflow};
+///
+/// let settings = Coalescing::new()
+///     .options(
+///         Options::new()
+///             .interval(Duration::from_millis(200))?
+///             .max_pending(100_000)?
+///             .overflow(Overflow::Reject),
+///     )
+///     .max_batch(5_000)?
+///     .on_refused(|batch, error| eprintln!("not written: {} updates: {error}", batch.len()));
+/// assert_eq!(settings.get_max_batch(), 5_000);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Coalescing {
+    pub(crate) options: Options,
+    pub(crate) max_batch: usize,
+    pub(crate) on_refused: RefusedHandler,
+}
+
+impl fmt::Debug for Coalescing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Coalescing")
+            .field("options", &self.options)
+            .field("max_batch", &self.max_batch)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Coalescing {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Coalescing {
+    /// The defaults: [`Options::new`] with a 1 s interval and `max_size` 100,000;
+    /// [`DEFAULT_MAX_BATCH`]; refusals logged.
+    pub fn new() -> Self {
+        let options = Options::new()
+            .interval(Duration::from_secs(1))
+            .and_then(|o| o.max_size(100_000));
+        Coalescing {
+            options: options.unwrap_or_default(),
+            max_batch: DEFAULT_MAX_BATCH,
+            on_refused: Arc::new(|batch: Batch, error: &Error| {
+                log::error!(
+                    "buffered writes refused by the store, not written ({} leaf updates of {} \
+                     documents): {error}",
+                    batch.len(),
+                    batch.sorted_keys().len()
+                );
+            }),
+        }
+    }
+
+    /// The buffer's options (see [`Coalescing`] for how they read here).
+    pub fn options(mut self, options: Options) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// At most this many leaf updates per batch sent to the store (default
+    /// [`DEFAULT_MAX_BATCH`]); the updates of one document are never split.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for 0.
+    pub fn max_batch(mut self, max_batch: usize) -> Result<Self> {
+        if max_batch == 0 {
+            return Err(Error::InvalidInput(
+                "max_batch must be at least 1 leaf update, got 0".into(),
+            ));
+        }
+        self.max_batch = max_batch;
+        Ok(self)
+    }
+
+    /// Called with what the store refused for good (an error that retrying cannot fix, such as
+    /// an increment that overflows the stored value) and the error. The writer was already
+    /// told `Ok`, so this (and [`BufferStats::refused`](crate::BufferStats::refused)) is where
+    /// the refusal shows. The default logs it at level `error`.
+    ///
+    /// When the error names a document and the store's batches are atomic or idempotent, only
+    /// that document's updates are refused and the rest of the batch is written; otherwise the
+    /// whole batch is refused (the store may have applied part of it and must not apply that
+    /// part twice).
+    pub fn on_refused(mut self, handler: impl Fn(Batch, &Error) + Send + Sync + 'static) -> Self {
+        self.on_refused = Arc::new(handler);
+        self
+    }
+
+    /// The options.
+    pub fn get_options(&self) -> &Options {
+        &self.options
+    }
+
+    /// The largest batch, in leaf updates.
+    pub fn get_max_batch(&self) -> usize {
+        self.max_batch
+    }
+}
