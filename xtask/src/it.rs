@@ -96,6 +96,7 @@ const SUITES: &[(Backend, Suite)] = {
     const REDIS: &str = "stats-backend-redis";
     const SQL: &str = "stats-backend-sql";
     const MONGO: &str = "stats-backend-mongo";
+    const BUFFER: &str = "stats-buffer";
     &[
         (Backend::Atomics, suite(ATOMICS, "conformance")),
         (Backend::Atomics, suite(CROSS, "through_the_umbrella")),
@@ -115,6 +116,11 @@ const SUITES: &[(Backend, Suite)] = {
         (Backend::Mongo, suite(MONGO, "modes")),
         (Backend::Mongo, suite(MONGO, "golden")),
         (Backend::Mongo, suite(MONGO, "outage")),
+        (Backend::Atomics, suite(BUFFER, "keyed")),
+        (Backend::Atomics, suite(BUFFER, "load")),
+        (Backend::Atomics, suite(BUFFER, "coalesce")),
+        (Backend::Redis, suite(BUFFER, "coalesce_redis")),
+        (Backend::Sqlite, suite(BUFFER, "coalesce_sqlite")),
     ]
 };
 
@@ -340,7 +346,9 @@ mod tests {
                 "--test",
                 "fault",
                 "--test",
-                "tls"
+                "tls",
+                "--test",
+                "coalesce_redis"
             ]
         );
     }

@@ -338,6 +338,12 @@ fn cpython_version(name: &str) -> Option<(u32, u32, u32)> {
 /// (in a directory of its own, moved into place when complete, so that an interrupted or a
 /// concurrent install leaves no half-made virtualenv at `dir`).
 fn venv_with_mongoeco(base: &Python, dir: &Path) -> Result<Python> {
+    // One install at a time in this process: the partial directory is named by the process id,
+    // so two threads (tests run in parallel) would otherwise build in the same directory.
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = INSTALL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let why = match usable_venv(base, dir) {
         Ok(python) => return Ok(python),
         Err(why) => why,
