@@ -113,8 +113,11 @@ fn proxy_urls(proxy: &DropReplyProxy) -> String {
     urls.join(",")
 }
 
-/// `host:port` strings as `(host, port)`.
-fn addresses(routes: &[Route]) -> (Vec<(String, u16)>, Vec<(String, u16)>) {
+/// An address as `(host, port)`.
+type Address = (String, u16);
+
+/// The proxy's addresses and the nodes', as `(host, port)`.
+fn addresses(routes: &[Route]) -> (Vec<Address>, Vec<Address>) {
     let split = |s: &str| {
         let (host, port) = s.rsplit_once(':').expect("host:port");
         (host.to_owned(), port.parse::<u16>().expect("port"))
@@ -159,7 +162,7 @@ async fn topology_through_the_proxy_names_only_the_proxy() {
             .get_multiplexed_async_connection()
             .await
             .expect("connect through the proxy");
-        let mut seen: Vec<(String, u16)> = Vec::new();
+        let mut seen: Vec<Address> = Vec::new();
         let slots: Value = redis::cmd("CLUSTER")
             .arg("SLOTS")
             .query_async(&mut conn)

@@ -365,3 +365,131 @@ fn number(bytes: &[u8]) -> Result<u16, String> {
         .and_then(|t| t.parse().ok())
         .ok_or_else(|| format!("not a port: {:?}", String::from_utf8_lossy(bytes)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn routes() -> Vec<Route> {
+        vec![
+            Route {
+                upstream: "127.0.0.1:7000".into(),
+                addr: "127.0.0.1:41000".parse().unwrap(),
+            },
+            Route {
+                upstream: "127.0.0.1:7001".into(),
+                addr: "127.0.0.1:41001".parse().unwrap(),
+            },
+        ]
+    }
+
+    fn command(args: &[&str]) -> Vec<u8> {
+        let mut out = format!("*{}\r\n", args.len()).into_bytes();
+        for arg in args {
+            out.extend_from_slice(format!("${}\r\n{arg}\r\n", arg.len()).as_bytes());
+        }
+        out
+    }
+
+    /// Feeds `reply` to a fresh rewrite one byte at a time after `requests`.
+    fn rewritten(requests: &[Vec<u8>], reply: &[u8]) -> Result<Vec<u8>, String> {
+        let mut rewrite = ClusterAddresses::new(&routes());
+        for request in requests {
+            rewrite.request(request);
+        }
+        let mut out = Vec::new();
+        for byte in reply {
+            out.extend(rewrite.reply(std::slice::from_ref(byte))?);
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn frames_round_trip_and_a_partial_frame_waits() {
+        let wire: &[u8] = b"*6\r\n+OK\r\n-ERR x\r\n:42\r\n$3\r\nab\n\r\n$-1\r\n*2\r\n%1\r\n$1\r\nk\r\n,1.5\r\n*-1\r\n";
+        let (frame, used) = parse(wire).unwrap().expect("complete");
+        assert_eq!(used, wire.len());
+        let mut out = Vec::new();
+        encode(&frame, &mut out);
+        assert_eq!(out, wire);
+        for cut in 0..wire.len() {
+            assert_eq!(parse(&wire[..cut]), Ok(None), "cut at {cut}");
+        }
+        assert!(parse(b"?what\r\n").is_err());
+        assert!(parse(b"$2\r\nabcd\r\n").is_err());
+    }
+
+    #[test]
+    fn cluster_slots_name_the_proxy() {
+        let reply = b"*1\r\n*4\r\n:0\r\n:5460\r\n*3\r\n$9\r\n127.0.0.1\r\n:7000\r\n$2\r\nid\r\n\
+                      *3\r\n$9\r\n127.0.0.1\r\n:7001\r\n$2\r\nir\r\n";
+        let out = rewritten(&[command(&["CLUSTER", "SLOTS"])], reply).unwrap();
+        assert_eq!(
+            out,
+            b"*1\r\n*4\r\n:0\r\n:5460\r\n*3\r\n$9\r\n127.0.0.1\r\n:41000\r\n$2\r\nid\r\n\
+              *3\r\n$9\r\n127.0.0.1\r\n:41001\r\n$2\r\nir\r\n"
+        );
+        // The same integers in the answer to another command are data: left alone.
+        let data = b"*1\r\n*3\r\n:0\r\n:5460\r\n*2\r\n$9\r\n127.0.0.1\r\n:7000\r\n";
+        assert_eq!(rewritten(&[command(&["GET", "k"])], data).unwrap(), data);
+    }
+
+    #[test]
+    fn cluster_shards_and_nodes_name_the_proxy() {
+        let shards = b"*1\r\n*4\r\n$5\r\nslots\r\n*0\r\n$5\r\nnodes\r\n*1\r\n*6\r\n\
+                       $4\r\nport\r\n:7001\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n\
+                       $8\r\nendpoint\r\n$9\r\n127.0.0.1\r\n";
+        let out = rewritten(&[command(&["cluster", "shards"])], shards).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains(":41001\r\n") && !text.contains(":7001"),
+            "{text}"
+        );
+        let nodes = "a 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-5460\n\
+                     b 127.0.0.1:7001@17001,host master - 0 1 2 connected 5461-16383\n\
+                     c :0@0 noaddr - 0 0 0 disconnected\n";
+        let reply = format!("${}\r\n{nodes}\r\n", nodes.len());
+        let out = rewritten(&[command(&["CLUSTER", "NODES"])], reply.as_bytes()).unwrap();
+        let (frame, _) = parse(&out).unwrap().unwrap();
+        let Frame::Blob(_, Some(body)) = frame else {
+            panic!("{frame:?}")
+        };
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            "a 127.0.0.1:41000@17000 myself,master - 0 0 1 connected 0-5460\n\
+             b 127.0.0.1:41001@17001,host master - 0 1 2 connected 5461-16383\n\
+             c :0@0 noaddr - 0 0 0 disconnected\n"
+        );
+    }
+
+    #[test]
+    fn redirections_name_the_proxy_and_replies_pair_with_pipelined_requests() {
+        let requests = [
+            command(&["GET", "a"]),
+            command(&["CLUSTER", "SLOTS"]),
+            command(&["GET", "b"]),
+        ];
+        let replies = b"-MOVED 15495 127.0.0.1:7001\r\n*0\r\n-ASK 1 127.0.0.1:7000\r\n";
+        assert_eq!(
+            rewritten(&requests, replies).unwrap(),
+            b"-MOVED 15495 127.0.0.1:41001\r\n*0\r\n-ASK 1 127.0.0.1:41000\r\n"
+        );
+        // An error that is no redirection passes unchanged.
+        let other = b"-ERR MOVED away\r\n";
+        assert_eq!(rewritten(&requests, other).unwrap(), other);
+    }
+
+    #[test]
+    fn an_address_behind_no_route_or_a_reply_to_nothing_is_an_error() {
+        let moved = rewritten(&[command(&["GET", "a"])], b"-MOVED 1 127.0.0.1:7002\r\n");
+        assert!(moved.unwrap_err().contains("127.0.0.1:7002"));
+        assert!(
+            rewritten(&[], b"+OK\r\n")
+                .unwrap_err()
+                .contains("no request")
+        );
+        let mut rewrite = ClusterAddresses::new(&routes());
+        rewrite.request(b"?inline\r\n");
+        assert!(rewrite.reply(b"+OK\r\n").unwrap_err().contains("not RESP"));
+    }
+}

@@ -539,4 +539,82 @@ mod tests {
         );
         assert_eq!(upstream_of("mysql://root@127.0.0.1:3306"), "127.0.0.1:3306");
     }
+
+    /// A server that answers each chunk it reads with `name` and the chunk, on every
+    /// connection.
+    async fn tagging_server(name: &'static str) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address").to_string();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0_u8; 64];
+                    while let Ok(n @ 1..) = conn.read(&mut buf).await {
+                        let answer = [name.as_bytes(), b":", &buf[..n]].concat();
+                        if conn.write_all(&answer).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    /// Sends `request` on a new connection to `addr` and returns the answer, or `None` when
+    /// the connection is closed without one.
+    async fn ask(addr: SocketAddr, request: &[u8]) -> Option<Vec<u8>> {
+        let mut conn = TcpStream::connect(addr).await.expect("connect");
+        conn.write_all(request).await.expect("write");
+        let mut buf = [0_u8; 64];
+        match conn.read(&mut buf).await {
+            Ok(n @ 1..) => Some(buf[..n].to_vec()),
+            _ => None,
+        }
+    }
+
+    struct Upper;
+    impl Rewrite for Upper {
+        fn request(&mut self, _bytes: &[u8]) {}
+        fn reply(&mut self, bytes: &[u8]) -> Result<Vec<u8>, String> {
+            Ok(bytes.to_ascii_uppercase())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_proxy_of_several_servers_routes_rewrites_and_arms_once_or_until_disarmed() {
+        let upstreams = [tagging_server("a").await, tagging_server("b").await];
+        let proxy = DropReplyProxy::start_many(&upstreams, |routes| {
+            assert_eq!(routes.len(), 2);
+            Box::new(Upper)
+        })
+        .await;
+        let routes = proxy.routes().to_vec();
+        assert_eq!(routes[0].upstream, upstreams[0]);
+        assert_eq!(proxy.addr(), routes[0].addr);
+        let (a, b) = (routes[0].addr, routes[1].addr);
+        assert_eq!(ask(a, b"x").await.as_deref(), Some(&b"A:X"[..]));
+        assert_eq!(ask(b, b"x").await.as_deref(), Some(&b"B:X"[..]));
+        // Once: the first request with the pattern, on whichever server, loses its answer.
+        proxy.arm(b"lose");
+        assert_eq!(ask(b, b"lose me").await, None);
+        assert_eq!(ask(a, b"lose me").await.as_deref(), Some(&b"A:LOSE ME"[..]));
+        assert_eq!(proxy.fired(), 1);
+        // Until disarmed: every such request loses its answer, others pass.
+        proxy.arm_until_disarmed(b"lose");
+        assert_eq!(ask(a, b"lose me").await, None);
+        assert_eq!(ask(b, b"lose me").await, None);
+        assert_eq!(ask(a, b"keep me").await.as_deref(), Some(&b"A:KEEP ME"[..]));
+        assert_eq!(proxy.fired(), 3);
+        proxy.disarm();
+        assert_eq!(ask(b, b"lose me").await.as_deref(), Some(&b"B:LOSE ME"[..]));
+        assert_eq!(proxy.fired(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_proxy_of_one_server_passes_bytes_unchanged() {
+        let proxy = DropReplyProxy::start(&tagging_server("a").await).await;
+        assert_eq!(proxy.routes().len(), 1);
+        assert_eq!(ask(proxy.addr(), b"x").await.as_deref(), Some(&b"a:x"[..]));
+    }
 }
