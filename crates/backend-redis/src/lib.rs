@@ -76,8 +76,12 @@
 //! # Connections
 //!
 //! One server: a managed connection that reconnects on its own after the server restarts.
-//! Cluster: the driver's cluster connection, which follows slot moves. A call to a server
-//! that is down fails at once with a retryable [`Error::Unavailable`](stats_core::Error);
+//! Cluster: the driver's cluster connection, which follows slot moves. It also sends a call
+//! again on a new connection, up to twice, when the connection drops before the answer, so a
+//! call the node did run may run again: a batch with an id still counts once, a batch
+//! without one up to three times (the cluster suite's lost-reply test measures both; a
+//! counter `inc` goes through the same driver). A call to a server that is down fails at
+//! once with a retryable [`Error::Unavailable`](stats_core::Error);
 //! one that does not answer fails after the response timeout (default 5 s) with a retryable
 //! [`Error::Timeout`](stats_core::Error).
 //!
