@@ -119,6 +119,7 @@ const SUITES: &[(Backend, Suite)] = {
         (Backend::Atomics, suite(BUFFER, "keyed")),
         (Backend::Atomics, suite(BUFFER, "load")),
         (Backend::Atomics, suite(BUFFER, "coalesce")),
+        (Backend::Atomics, suite(BUFFER, "buffered_tracker")),
         (Backend::Redis, suite(BUFFER, "coalesce_redis")),
         (Backend::Sqlite, suite(BUFFER, "coalesce_sqlite")),
     ]

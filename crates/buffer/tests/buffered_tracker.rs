@@ -1,0 +1,167 @@
+//! The buffered tracker writes what the unbuffered tracker writes: random events (all four
+//! operations, several metrics, times spread over hours so that minutes meet in coarser
+//! buckets) tracked both ways on two stores, then every bucket of every granularity compared.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::Rng;
+use stats_backend_atomics::AtomicsStore;
+use stats_buffer::{BufferedTracker, Coalescing, Options};
+use stats_core::jiff::Timestamp;
+use stats_core::tracker::{Blanks, Config, Tracker};
+use stats_core::{MetricStore, Number, Op, Values};
+
+fn config() -> Config {
+    Config::new()
+        .system_index(true)
+        .time_zone("Europe/Berlin")
+        .expect("zone")
+}
+
+fn settings() -> Coalescing {
+    Coalescing::new().options(
+        Options::new()
+            .interval(Duration::from_secs(3600))
+            .expect("interval")
+            .partitions(3)
+            .expect("partitions"),
+    )
+}
+
+async fn write(tracker: &Tracker, op: Op, key: &str, at: Timestamp, values: &Values) {
+    match op {
+        Op::Inc => tracker.track(key, at, values).await,
+        Op::Set => tracker.assert(key, at, values).await,
+        Op::Max => tracker.track_max(key, at, values).await,
+        Op::Min => tracker.track_min(key, at, values).await,
+    }
+    .expect("the unbuffered tracker takes it");
+}
+
+/// Every bucket of `metrics` (and the system index) over the period, in every granularity.
+async fn everything(
+    tracker: &Tracker,
+    metrics: &[String],
+    from: Timestamp,
+    to: Timestamp,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for &g in tracker.config().granularity_list() {
+        for metric in metrics {
+            let series = tracker
+                .values(metric, from, to, g, Blanks::Skip)
+                .await
+                .expect("values");
+            out.push(format!("{metric} {g}: {series:?}"));
+        }
+        let system = tracker
+            .system_values(from, to, g, Blanks::Skip)
+            .await
+            .expect("system");
+        out.push(format!("system {g}: {system:?}"));
+    }
+    out
+}
+
+async fn run(seed: u64, ops: &[Op], events: usize) {
+    let mut rng = Rng::new(seed);
+    let direct = Tracker::new(Arc::new(AtomicsStore::new()), config());
+    let store: Arc<dyn MetricStore> = Arc::new(AtomicsStore::new());
+    let buffered = BufferedTracker::with(store.clone(), config(), settings()).expect("tracker");
+    let metrics: Vec<String> = (0..3)
+        .map(|i| stats_core::testkit::unique(&format!("m{i}")))
+        .collect();
+    let base: Timestamp = "2026-03-29T00:30:00Z".parse().expect("time"); // a DST change in Berlin
+    let mut last = base;
+    for _ in 0..events {
+        let op = *rng.pick(ops);
+        let metric = rng.pick(&metrics).clone();
+        // Mostly a few minutes, sometimes anywhere in four hours.
+        let minute = if rng.below(4) == 0 {
+            rng.below(240)
+        } else {
+            rng.below(3)
+        } as i64;
+        let at =
+            base + stats_core::jiff::SignedDuration::from_secs(minute * 60 + rng.below(60) as i64);
+        last = last.max(at);
+        let mut values = Values::new();
+        values
+            .insert("count", Number::Int(rng.below(9) as i64 - 2))
+            .expect("field");
+        if rng.below(2) == 0 {
+            values
+                .insert("amount", Number::Float(rng.below(400) as f64 / 4.0))
+                .expect("field");
+        }
+        if rng.below(3) == 0 {
+            let mut by = Values::new();
+            by.insert(*rng.pick(&["eu", "us"]), Number::Int(rng.below(5) as i64))
+                .expect("field");
+            values.insert("by", by).expect("field");
+        }
+        write(&direct, op, &metric, at, &values).await;
+        match op {
+            Op::Inc => buffered.track(&metric, at, &values).await,
+            Op::Set => buffered.assert(&metric, at, &values).await,
+            Op::Max => buffered.track_max(&metric, at, &values).await,
+            Op::Min => buffered.track_min(&metric, at, &values).await,
+        }
+        .expect("the buffered tracker takes it");
+        if rng.below(50) == 0 {
+            buffered.flush().await.expect("flush");
+        }
+    }
+    let to = last + stats_core::jiff::SignedDuration::from_secs(3600);
+    let reader_before = {
+        // Through the buffer: pending events included.
+        let mut out = Vec::new();
+        for &g in buffered.config().granularity_list() {
+            for metric in &metrics {
+                let series = buffered
+                    .values(metric, base, to, g, Blanks::Skip)
+                    .await
+                    .expect("values");
+                out.push(format!("{metric} {g}: {series:?}"));
+            }
+            let system = buffered
+                .system_values(base, to, g, Blanks::Skip)
+                .await
+                .expect("system");
+            out.push(format!("system {g}: {system:?}"));
+        }
+        out
+    };
+    let want = everything(&direct, &metrics, base, to).await;
+    let pending = buffered.stats().pending;
+    assert_eq!(
+        reader_before, want,
+        "seed {seed}: reads through the buffer ({pending} pending)"
+    );
+    assert!(
+        buffered.shutdown().await.is_empty(),
+        "seed {seed}: everything written"
+    );
+    let stored = everything(&Tracker::new(store, config()), &metrics, base, to).await;
+    assert_eq!(
+        stored, want,
+        "seed {seed}: what the buffered tracker stored"
+    );
+}
+
+#[tokio::test]
+async fn increments_equal_the_unbuffered_tracker() {
+    for seed in 1..=20 {
+        run(seed, &[Op::Inc], 300).await;
+    }
+}
+
+#[tokio::test]
+async fn every_operation_equals_the_unbuffered_tracker() {
+    for seed in 1..=30 {
+        run(seed, &[Op::Inc, Op::Inc, Op::Set, Op::Max, Op::Min], 300).await;
+    }
+}
