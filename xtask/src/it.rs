@@ -120,6 +120,7 @@ const SUITES: &[(Backend, Suite)] = {
         (Backend::Atomics, suite(BUFFER, "load")),
         (Backend::Atomics, suite(BUFFER, "coalesce")),
         (Backend::Atomics, suite(BUFFER, "buffered_tracker")),
+        (Backend::Atomics, suite(BUFFER, "coalescing")),
         (Backend::Redis, suite(BUFFER, "coalesce_redis")),
         (Backend::Sqlite, suite(BUFFER, "coalesce_sqlite")),
     ]

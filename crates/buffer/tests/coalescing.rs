@@ -1,0 +1,300 @@
+//! How the coalescing buffers behave when the store fails: retries with the batch's id,
+//! batches kept in order until the store is back, refusals narrowed to the document named,
+//! the memory bound, and shutdown.
+
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use stats_backend_atomics::AtomicsStore;
+use stats_buffer::{Buffered, Coalescing, Options, Overflow};
+use stats_core::{
+    Batch, BatchId, Capabilities, Error, Granularity, Key, MetricStore, MetricStoreExt, Result,
+    Store, Values, values,
+};
+
+const UP: u8 = 0;
+/// Fails before applying.
+const DOWN: u8 = 1;
+/// Applies, then fails as if the reply was lost.
+const LOSE_REPLY: u8 = 2;
+
+/// An in-process store that can be taken down or made to lose replies.
+#[derive(Debug, Default)]
+struct Flaky {
+    inner: AtomicsStore,
+    mode: AtomicU8,
+    applies: AtomicUsize,
+    ids: Mutex<Vec<Option<BatchId>>>,
+}
+
+impl Flaky {
+    fn set(&self, mode: u8) {
+        self.mode.store(mode, Ordering::SeqCst);
+    }
+    fn unavailable() -> Error {
+        Error::Unavailable {
+            store: "flaky",
+            source: "connection lost".into(),
+        }
+    }
+}
+
+impl Store for Flaky {
+    fn name(&self) -> &'static str {
+        "flaky"
+    }
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+}
+
+#[async_trait]
+impl MetricStore for Flaky {
+    async fn apply(&self, batch: &Batch) -> Result<()> {
+        self.applies.fetch_add(1, Ordering::SeqCst);
+        self.ids.lock().unwrap().push(batch.id());
+        match self.mode.load(Ordering::SeqCst) {
+            DOWN => Err(Self::unavailable()),
+            LOSE_REPLY => {
+                self.inner.apply(batch).await?;
+                Err(Self::unavailable())
+            }
+            _ => self.inner.apply(batch).await,
+        }
+    }
+    async fn read(&self, keys: &[Key]) -> Result<Vec<Values>> {
+        self.inner.read(keys).await
+    }
+    async fn range(&self, metric: &str, g: Granularity, starts: &[i64]) -> Result<Vec<Values>> {
+        self.inner.range(metric, g, starts).await
+    }
+    async fn remove(&self, keys: &[Key]) -> Result<()> {
+        self.inner.remove(keys).await
+    }
+    async fn remove_metric(&self, metric: &str) -> Result<u64> {
+        self.inner.remove_metric(metric).await
+    }
+    async fn purge(&self, g: Granularity, before: i64) -> Result<u64> {
+        self.inner.purge(g, before).await
+    }
+}
+
+fn key(metric: &str) -> Key {
+    Key::bucket(metric, "1h".parse().unwrap(), 0).unwrap()
+}
+
+fn quick(retry_max: u32) -> Options {
+    Options::new()
+        .interval(Duration::from_secs(3600))
+        .unwrap()
+        .retry_delay(Duration::from_millis(1))
+        .unwrap()
+        .retry_max(retry_max)
+}
+
+#[tokio::test]
+async fn a_retry_after_a_lost_reply_keeps_the_id_and_counts_once() {
+    let store = Buffered::with(Flaky::default(), Coalescing::new().options(quick(3))).unwrap();
+    for _ in 0..100 {
+        store.inc_at(&[key("a")], &values!({"n": 1})).await.unwrap();
+    }
+    store.inner().set(LOSE_REPLY);
+    let failed = store.flush().await.unwrap_err();
+    assert!(failed.is_retryable(), "{failed}");
+    // Applied four times (first attempt and three retries), all with one id.
+    let ids = store.inner().ids.lock().unwrap().clone();
+    assert_eq!(ids.len(), 4);
+    assert!(
+        ids[0].is_some() && ids.iter().all(|id| *id == ids[0]),
+        "{ids:?}"
+    );
+    store.inner().set(UP);
+    store.flush().await.unwrap();
+    assert_eq!(
+        store.inner().ids.lock().unwrap()[4],
+        ids[0],
+        "the stalled batch, same id"
+    );
+    assert_eq!(
+        store.read_one(&key("a")).await.unwrap(),
+        values!({"n": 100})
+    );
+    assert_eq!(
+        store.inner().inner.read_one(&key("a")).await.unwrap(),
+        values!({"n": 100})
+    );
+    let stats = store.stats();
+    assert_eq!(
+        (stats.retried, stats.failed, stats.flushed, stats.pending),
+        (3, 1, 1, 0)
+    );
+}
+
+#[tokio::test]
+async fn a_stalled_batch_goes_first_when_the_store_is_back() {
+    let store = Buffered::with(Flaky::default(), Coalescing::new().options(quick(1))).unwrap();
+    store.inner().set(DOWN);
+    store.inc_at(&[key("a")], &values!({"n": 5})).await.unwrap();
+    assert!(store.flush().await.is_err());
+    // Written while the first batch waits: a set, which must land after the increment.
+    store.set_at(&[key("a")], &values!({"n": 1})).await.unwrap();
+    store.inc_at(&[key("a")], &values!({"n": 2})).await.unwrap();
+    // Reads while the store is down for writes see what is pending in the window (the
+    // stalled batch's outcome is unknown to the buffer, and the set made it moot here).
+    assert_eq!(store.read_one(&key("a")).await.unwrap(), values!({"n": 3}));
+    assert!(store.flush().await.is_err());
+    assert_eq!(
+        store.stats().pending,
+        2,
+        "one stalled batch, one window entry"
+    );
+    store.inner().set(UP);
+    store.flush().await.unwrap();
+    assert_eq!(
+        store.inner().inner.read_one(&key("a")).await.unwrap(),
+        values!({"n": 3})
+    );
+}
+
+#[tokio::test]
+async fn a_refusal_takes_out_only_the_document_it_names() {
+    let refused: Arc<Mutex<Vec<(Batch, String)>>> = Arc::default();
+    let seen = refused.clone();
+    let store = Buffered::with(
+        Flaky::default(),
+        Coalescing::new()
+            .options(quick(0))
+            .on_refused(move |batch, error| seen.lock().unwrap().push((batch, error.to_string()))),
+    )
+    .unwrap();
+    store
+        .inner()
+        .inner
+        .inc_at(&[key("full")], &values!({"n": i64::MAX}))
+        .await
+        .unwrap();
+    store
+        .inc_at(&[key("ok"), key("full")], &values!({"n": 1}))
+        .await
+        .unwrap();
+    store
+        .inc_at(&[key("ok")], &values!({"m": 2}))
+        .await
+        .unwrap();
+    store.flush().await.unwrap();
+    let refused = refused.lock().unwrap();
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].0.sorted_keys(), vec![&key("full")]);
+    assert!(refused[0].1.contains("overflow"), "{}", refused[0].1);
+    assert_eq!(
+        store.inner().inner.read_one(&key("ok")).await.unwrap(),
+        values!({"n": 1, "m": 2})
+    );
+    assert_eq!(
+        store.inner().inner.read_one(&key("full")).await.unwrap(),
+        values!({"n": i64::MAX})
+    );
+    assert_eq!(store.stats().refused, 1);
+}
+
+#[tokio::test]
+async fn a_write_that_cannot_fold_adds_nothing() {
+    let store = Buffered::new(AtomicsStore::new()).unwrap();
+    store
+        .set_at(&[key("a")], &values!({"n": i64::MAX}))
+        .await
+        .unwrap();
+    let mut batch = Batch::new();
+    batch.inc([key("b")], &values!({"x": 1})).unwrap();
+    batch.inc([key("a")], &values!({"n": 1})).unwrap();
+    let err = store.apply(&batch).await.unwrap_err();
+    assert!(matches!(err, Error::Overflow { .. }), "{err}");
+    let mut conflict = Batch::new();
+    conflict.inc([key("b")], &values!({"y": 1})).unwrap();
+    conflict
+        .inc([key("a")], &values!({"n": {"deeper": 1}}))
+        .unwrap();
+    let err = store.apply(&conflict).await.unwrap_err();
+    assert!(matches!(err, Error::PathConflict { .. }), "{err}");
+    assert_eq!(
+        store.read(&[key("a"), key("b")]).await.unwrap(),
+        vec![values!({"n": i64::MAX}), Values::new()]
+    );
+    assert_eq!(store.stats().pending, 1);
+}
+
+#[tokio::test]
+async fn at_the_bound_writes_are_refused_or_wait() {
+    let options = quick(0).max_pending(3).unwrap().overflow(Overflow::Reject);
+    let store = Buffered::with(Flaky::default(), Coalescing::new().options(options)).unwrap();
+    store.inner().set(DOWN);
+    for i in 0..3 {
+        store
+            .inc_at(&[key(&format!("k{i}"))], &values!({"n": 1}))
+            .await
+            .unwrap();
+    }
+    let err = store
+        .inc_at(&[key("k3")], &values!({"n": 1}))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("buffer full"), "{err}");
+    assert!(err.is_retryable());
+    // Folding into what is pending needs no room.
+    store
+        .inc_at(&[key("k0")], &values!({"n": 1}))
+        .await
+        .unwrap();
+    assert_eq!(store.stats().rejected, 1);
+
+    let options = quick(0).max_pending(3).unwrap();
+    let store =
+        Arc::new(Buffered::with(Flaky::default(), Coalescing::new().options(options)).unwrap());
+    store.inner().set(DOWN);
+    for i in 0..3 {
+        store
+            .inc_at(&[key(&format!("k{i}"))], &values!({"n": 1}))
+            .await
+            .unwrap();
+    }
+    let waiting = tokio::spawn({
+        let store = store.clone();
+        async move { store.inc_at(&[key("k3")], &values!({"n": 1})).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!waiting.is_finished(), "waits at the bound");
+    store.inner().set(UP);
+    store.flush().await.unwrap();
+    waiting.await.unwrap().unwrap();
+    store.flush().await.unwrap();
+    assert_eq!(
+        store.inner().inner.read_one(&key("k3")).await.unwrap(),
+        values!({"n": 1})
+    );
+}
+
+#[tokio::test]
+async fn shutdown_returns_what_it_could_not_write_and_refuses_later_writes() {
+    let store = Buffered::with(Flaky::default(), Coalescing::new().options(quick(1))).unwrap();
+    store.inc_at(&[key("a")], &values!({"n": 7})).await.unwrap();
+    store.inner().set(LOSE_REPLY);
+    let left = store.shutdown().await;
+    assert_eq!(left.len(), 1);
+    assert!(left[0].id().is_some());
+    let err = store
+        .inc_at(&[key("a")], &values!({"n": 1}))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("shut down"), "{err}");
+    assert_eq!(store.stats().pending, 0, "the caller holds them now");
+    // Applied later with its id: the store already has it (the reply was lost), so it counts
+    // once.
+    store.inner().inner.apply(&left[0]).await.unwrap();
+    assert_eq!(
+        store.inner().inner.read_one(&key("a")).await.unwrap(),
+        values!({"n": 7})
+    );
+    assert!(store.shutdown().await.is_empty());
+}
