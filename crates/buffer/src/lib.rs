@@ -1,7 +1,26 @@
 //! # stats-buffer
 //!
-//! Write buffers for the stats toolkit. [`KeyedBuffer`] collects items per key and flushes
-//! each key's items through a [`Flush`] handler, in the model of Elixir's DataBuffer:
+//! Write buffers for the stats toolkit:
+//!
+//! - [`BufferedTracker`]: the tracker for high rates. Events with the same metric and bucket
+//!   starts fold into one pending document that fans out to the granularities when it is
+//!   written, so a million events of one minute cost one write per granularity and field.
+//! - [`Buffered`]: any store, with its metric writes coalesced in memory and written in
+//!   batches; reads merge what is pending.
+//! - [`KeyedBuffer`]: the generic buffer for your own items, below.
+//!
+//! The first two share [`Coalescing`] settings and their guarantees: the values stored are
+//! those of unbuffered writes (integers exactly, float sums compensated), every batch carries a
+//! [`BatchId`](stats_core::BatchId) and is retried with it (exactly once on stores with
+//! [idempotent batches](stats_core::Capabilities::idempotent_batch)), a batch that cannot be
+//! written stays pending within a memory bound and is retried before anything newer, and
+//! shutdown writes everything or hands back the batches it could not write. A crash loses what
+//! is pending (see [`BufferedTracker`]).
+//!
+//! ## KeyedBuffer
+//!
+//! [`KeyedBuffer`] collects items per key and flushes each key's items through a [`Flush`]
+//! handler, in the model of Elixir's DataBuffer:
 //!
 //! - **when**: every [`interval`](Options::interval) (plus a random [`jitter`](Options::jitter)
 //!   per partition, so partitions do not all flush at once), as soon as a key holds
@@ -20,14 +39,14 @@
 //! - **counters**: [`KeyedBuffer::stats`] gives pending, flushed, retried, failed and
 //!   rejected items.
 //!
-//! ## What a crash loses
+//! ### What a crash loses
 //!
 //! Pending items live in this process's memory only: a crash or a kill loses every item not
 //! yet flushed. [`KeyedBuffer::shutdown`] flushes everything and returns what still could not
 //! be written. Dropping the last handle without it flushes in the background as long as the
 //! runtime keeps running.
 //!
-//! ## Errors
+//! ### Errors
 //!
 //! The buffer is generic and has its own [`BufferError`]; it converts into
 //! [`stats_core::Error`] (see [`BufferError`] for the mapping), so the store layers above use

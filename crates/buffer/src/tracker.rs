@@ -403,8 +403,9 @@ impl MetricStore for Overlay {
 /// assert_eq!(tracker.total("orders", at, at, day, "count").await?, Some(100_000.into()));
 /// tracker.flush().await?;
 /// let stats = tracker.stats();
-/// // 100,000 events x 2 fields x 7 granularities, written as 14 leaf updates.
-/// assert_eq!((stats.tracked, stats.flushed), (1_400_000, 14));
+/// // 100,000 events x 2 fields x 7 granularities, written as 14 leaf updates per flush
+/// // (a flush every second, in one batch each).
+/// assert_eq!((stats.tracked, stats.flushed), (1_400_000, 14 * stats.batches));
 /// assert!(tracker.shutdown().await.is_empty());
 /// # Ok(()) }
 /// ```

@@ -515,7 +515,8 @@ pub mod buffer {
     feature = "atomics",
     feature = "redis",
     feature = "postgres",
-    feature = "mongo"
+    feature = "mongo",
+    feature = "buffer"
 ))]
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
