@@ -22,6 +22,8 @@ use crate::{BufferError, BufferStats, Options, Overflow};
 pub(crate) trait Window: Default + Send + 'static {
     /// Whether nothing is pending.
     fn is_empty(&self) -> bool;
+    /// The pending documents.
+    fn documents(&self) -> usize;
     /// Everything pending, as batches in the order they must be applied.
     fn drain(self, sink: &mut BatchSink) -> Result<()>;
 }
@@ -347,21 +349,21 @@ impl<W: Window> Engine<W> {
 
     pub(crate) fn stats(&self) -> BufferStats {
         let inner = &*self.inner;
-        let mut stats = BufferStats::default();
-        stats.pending = inner.pending.load(Ordering::Acquire);
-        stats.keys = inner
-            .slots
-            .iter()
-            .filter(|s| !s.state.lock().window.is_empty())
-            .count();
-        stats.flushed = inner.flushed.load(Ordering::Relaxed);
-        stats.retried = inner.retried.load(Ordering::Relaxed);
-        stats.failed = inner.failed.load(Ordering::Relaxed);
-        stats.rejected = inner.rejected.load(Ordering::Relaxed);
-        stats.tracked = inner.tracked.load(Ordering::Relaxed);
-        stats.batches = inner.batches.load(Ordering::Relaxed);
-        stats.refused = inner.refused.load(Ordering::Relaxed);
-        stats
+        BufferStats {
+            pending: inner.pending.load(Ordering::Acquire),
+            keys: inner
+                .slots
+                .iter()
+                .map(|s| s.state.lock().window.documents())
+                .sum(),
+            flushed: inner.flushed.load(Ordering::Relaxed),
+            retried: inner.retried.load(Ordering::Relaxed),
+            failed: inner.failed.load(Ordering::Relaxed),
+            rejected: inner.rejected.load(Ordering::Relaxed),
+            tracked: inner.tracked.load(Ordering::Relaxed),
+            batches: inner.batches.load(Ordering::Relaxed),
+            refused: inner.refused.load(Ordering::Relaxed),
+        }
     }
 
     pub(crate) fn options(&self) -> &Options {

@@ -104,7 +104,9 @@ pub struct BufferStats {
     /// Items inserted and not yet flushed nor handled by `on_error`: buffered, being flushed,
     /// waiting for a retry, or requeued. The memory bound applies to this number.
     pub pending: usize,
-    /// Keys holding buffered items (keys whose items are all flushed are removed).
+    /// Keys holding buffered items (keys whose items are all flushed are removed). For the
+    /// coalescing buffers: pending documents (a [`BufferedTracker`](crate::BufferedTracker)'s
+    /// are per metric and set of bucket starts).
     pub keys: usize,
     /// Items written by a successful `flush`.
     pub flushed: u64,

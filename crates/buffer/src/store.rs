@@ -29,6 +29,10 @@ impl Window for KeyWindow {
         self.docs.is_empty()
     }
 
+    fn documents(&self) -> usize {
+        self.docs.len()
+    }
+
     fn drain(mut self, sink: &mut BatchSink) -> Result<()> {
         let mut scratch = Vec::new();
         for key in self.order {

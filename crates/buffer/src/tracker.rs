@@ -100,6 +100,14 @@ impl Window for FanWindow {
         self.segments.is_empty()
     }
 
+    fn documents(&self) -> usize {
+        self.segments
+            .iter()
+            .flat_map(|s| s.metrics.values())
+            .map(|m| m.docs.len())
+            .sum()
+    }
+
     fn drain(self, sink: &mut BatchSink) -> Result<()> {
         let mut scratch = Vec::new();
         for mut segment in self.segments {
@@ -430,7 +438,7 @@ impl BufferedTracker {
     /// A buffered tracker over `store` with the default [`Coalescing`] settings.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] outside a tokio runtime.
+    /// [`Error::InvalidInput`](stats_core::Error::InvalidInput) outside a tokio runtime.
     pub fn new(store: Arc<dyn MetricStore>, config: Config) -> Result<Self> {
         Self::with(store, config, Coalescing::new())
     }
@@ -438,7 +446,7 @@ impl BufferedTracker {
     /// A buffered tracker over `store` with `settings`.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] outside a tokio runtime.
+    /// [`Error::InvalidInput`](stats_core::Error::InvalidInput) outside a tokio runtime.
     pub fn with(store: Arc<dyn MetricStore>, config: Config, settings: Coalescing) -> Result<Self> {
         let engine = Arc::new(Engine::new(store.clone(), settings)?);
         let granularities: Arc<[Granularity]> = config.granularity_list().into();
@@ -470,7 +478,7 @@ impl BufferedTracker {
     ///
     /// # Errors
     /// As [`Tracker::track`] for the key and values; [`BufferError`](crate::BufferError)s
-    /// (as [`Error`]) at the memory bound with [`Overflow::Reject`](crate::Overflow::Reject)
+    /// (as [`Error`](stats_core::Error)) at the memory bound with [`Overflow::Reject`](crate::Overflow::Reject)
     /// and after shutdown. Nothing of a failed call is kept.
     pub async fn track(&self, key: &str, at: Timestamp, values: &Values) -> Result<()> {
         self.write(Op::Inc, key, at, &Fields::from_values(values)?)

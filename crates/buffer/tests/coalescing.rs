@@ -184,7 +184,7 @@ async fn a_refusal_takes_out_only_the_document_it_names() {
         .await
         .unwrap();
     store.flush().await.unwrap();
-    let refused = refused.lock().unwrap();
+    let refused = refused.lock().unwrap().clone();
     assert_eq!(refused.len(), 1);
     assert_eq!(refused[0].0.sorted_keys(), vec![&key("full")]);
     assert!(refused[0].1.contains("overflow"), "{}", refused[0].1);
