@@ -481,6 +481,50 @@ where
         }
     }
 
+    /// Takes `key`'s buffered items out of the buffer (they are no longer pending; the caller
+    /// writes them), oldest first. Items a flush already took (being written, or waiting for a
+    /// retry) are not among them. Empty when there are none.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use stats_buffer::{Flush, KeyedBuffer, Options};
+    /// # struct Nowhere;
+    /// # #[async_trait::async_trait]
+    /// # impl Flush<&'static str, u64> for Nowhere {
+    /// #     type Error = String;
+    /// #     async fn flush(&self, _: &&'static str, _: &[u64]) -> Result<(), String> { Ok(()) }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), stats_buffer::BufferError> {
+    /// let buffer = KeyedBuffer::new(Options::new(), Arc::new(Nowhere))?;
+    /// buffer.insert("a", 1).await?;
+    /// buffer.insert("a", 2).await?;
+    /// assert_eq!(buffer.take(&"a"), [1, 2]);
+    /// assert!(buffer.take(&"a").is_empty());
+    /// assert_eq!(buffer.stats().pending, 0);
+    /// # Ok(()) }
+    /// ```
+    pub fn take(&self, key: &K) -> Vec<V> {
+        let shared = &self.handle.shared;
+        let items = shared.partitions[self.partition_of(key)]
+            .lock()
+            .keys
+            .remove(key)
+            .unwrap_or_default();
+        shared.release(items.len());
+        items
+    }
+
+    /// Calls `f` with every key's buffered items (not those a flush already took), partition
+    /// by partition, under each partition's lock: keep `f` short.
+    pub fn for_each_pending(&self, mut f: impl FnMut(&K, &[V])) {
+        for partition in &self.handle.shared.partitions {
+            for (key, items) in &partition.lock().keys {
+                f(key, items);
+            }
+        }
+    }
+
     /// The options the buffer was built with.
     pub fn options(&self) -> &Options {
         &self.handle.shared.options

@@ -101,5 +101,5 @@ pub use coalescing::{Coalescing, DEFAULT_MAX_BATCH};
 pub use error::BufferError;
 pub use keyed::{BufferStats, Flush, KeyedBuffer, OnError};
 pub use options::{Options, Overflow};
-pub use store::Buffered;
+pub use store::{Buffered, Unwritten};
 pub use tracker::BufferedTracker;

@@ -14,7 +14,9 @@ use stats_core::{
 use crate::coalescing::Coalescing;
 use crate::engine::{BatchSink, Engine, Planned, Window};
 use crate::fold::{PendingDoc, Undo};
-use crate::{BufferStats, Options};
+use tokio::sync::{OnceCell, RwLock};
+
+use crate::{BufferStats, Flush, KeyedBuffer, OnError, Options};
 
 /// Pending documents by key.
 #[derive(Default)]
@@ -105,6 +107,7 @@ impl Window for KeyWindow {
 pub struct Buffered<S> {
     store: Arc<S>,
     engine: Engine<KeyWindow>,
+    counters: OnceCell<Counters>,
 }
 
 impl<S> fmt::Debug for Buffered<S> {
@@ -133,7 +136,7 @@ impl<S: MetricStore> Buffered<S> {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> stats_core::Result<()> {
     /// let store = Buffered::with(AnyStore::default(), Coalescing::new().max_batch(5_000)?)?;
-    /// assert_eq!(store.shutdown().await.len(), 0);
+    /// assert!(store.shutdown().await.is_empty());
     /// # Ok(()) }
     /// ```
     ///
@@ -142,7 +145,11 @@ impl<S: MetricStore> Buffered<S> {
     pub fn with(store: S, settings: Coalescing) -> Result<Self> {
         let store = Arc::new(store);
         let engine = Engine::new(store.clone(), settings)?;
-        Ok(Buffered { store, engine })
+        Ok(Buffered {
+            store,
+            engine,
+            counters: OnceCell::new(),
+        })
     }
 
     /// The wrapped store (reads through it do not see pending writes).
@@ -156,16 +163,30 @@ impl<S: MetricStore> Buffered<S> {
     /// The store's error when a batch could not be written after its retries; it stays
     /// pending and is retried on the next interval.
     pub async fn flush(&self) -> Result<()> {
+        if let Some(counters) = self.counters.get() {
+            counters.buffer.flush_all().await;
+        }
         self.engine.flush_all().await
     }
 
-    /// Refuses later writes with a typed error, writes everything pending, and stops the
-    /// partitions' tasks. Returns the batches that could not be written (the store is down),
-    /// each with its id: applying one later with [`MetricStore::apply`] within
-    /// [`BATCH_ID_WINDOW`](stats_core::BATCH_ID_WINDOW) applies it once on a store with
-    /// idempotent batches. Empty when everything was written.
-    pub async fn shutdown(&self) -> Vec<Batch> {
-        self.engine.shutdown().await
+    /// Refuses later writes with a typed error, writes everything pending (metric writes and
+    /// counter increments), and stops the partitions' tasks. Returns what could not be written
+    /// (the store is down); empty when everything was written.
+    pub async fn shutdown(&self) -> Unwritten {
+        let counters = match self.counters.get() {
+            Some(counters) => counters
+                .buffer
+                .shutdown()
+                .await
+                .into_iter()
+                .map(|((namespace, key), items)| (namespace, key, items))
+                .collect(),
+            None => Vec::new(),
+        };
+        Unwritten {
+            batches: self.engine.shutdown().await,
+            counters,
+        }
     }
 
     /// The counters: pending entries, leaf updates tracked and flushed, store round trips,
@@ -348,27 +369,224 @@ impl<S: MetricStore> MetricStore for Buffered<S> {
     }
 }
 
+/// What [`Buffered::shutdown`] could not write (the store is down): the caller's now.
+///
+/// ```
+/// use stats_buffer::Unwritten;
+///
+/// assert!(Unwritten::default().is_empty());
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct Unwritten {
+    /// Metric batches, each with its id: applied later with [`MetricStore::apply`] within
+    /// [`BATCH_ID_WINDOW`](stats_core::BATCH_ID_WINDOW), one counts once on a store with
+    /// idempotent batches.
+    pub batches: Vec<Batch>,
+    /// Counter increments not written, as (namespace, key, increments).
+    pub counters: Vec<(String, String, Vec<i64>)>,
+}
+
+impl Unwritten {
+    /// Whether everything was written.
+    pub fn is_empty(&self) -> bool {
+        self.batches.is_empty() && self.counters.is_empty()
+    }
+}
+
+/// Buffered counter increments (see [`Buffered::inc_later`]).
+struct Counters {
+    buffer: KeyedBuffer<(String, String), i64>,
+    /// Read by flushes while they write, written by the calls that must see the store with
+    /// every pending delta of their counter applied.
+    gate: Arc<RwLock<()>>,
+}
+
+/// Writes a counter's pending deltas as one increment.
+struct CounterFlush<S> {
+    store: Arc<S>,
+    gate: Arc<RwLock<()>>,
+}
+
+/// Adds `items` to a counter (a missing one starts at 0), in as few increments as `i64` allows.
+///
+/// A sum beyond `i64` (only from increments near the bounds) is sent in steps; if a later step
+/// fails, a retry sends the earlier ones again.
+async fn add_deltas<S: CounterStore + ?Sized>(
+    store: &S,
+    namespace: &str,
+    key: &str,
+    items: &[i64],
+) -> Result<()> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    let mut delta: i128 = items.iter().map(|&i| i128::from(i)).sum();
+    loop {
+        let step = delta.clamp(i128::from(i64::MIN), i128::from(i64::MAX));
+        store.inc(namespace, key, step as i64, 0).await?;
+        delta -= step;
+        if delta == 0 {
+            return Ok(());
+        }
+    }
+}
+
+#[async_trait]
+impl<S: CounterStore> Flush<(String, String), i64> for CounterFlush<S> {
+    type Error = Error;
+
+    async fn flush(&self, (namespace, key): &(String, String), items: &[i64]) -> Result<()> {
+        let _writing = self.gate.read().await;
+        add_deltas(&*self.store, namespace, key, items).await
+    }
+
+    async fn on_error(
+        &self,
+        (namespace, key): &(String, String),
+        items: Vec<i64>,
+        error: Error,
+    ) -> OnError<i64> {
+        if error.is_retryable() {
+            log::warn!(
+                "buffered increments of counter {namespace}/{key} failed after their last retry, \
+                 kept for the next interval: {error}"
+            );
+            OnError::Requeue(items)
+        } else {
+            log::error!(
+                "buffered increments of counter {namespace}/{key} refused by the store, not \
+                 written ({} increments): {error}",
+                items.len()
+            );
+            OnError::Handled
+        }
+    }
+}
+
+impl<S: CounterStore + MetricStore> Buffered<S> {
+    async fn counters(&self) -> Result<&Counters> {
+        self.counters
+            .get_or_try_init(|| async {
+                let gate = Arc::new(RwLock::new(()));
+                let flush = Arc::new(CounterFlush {
+                    store: self.store.clone(),
+                    gate: gate.clone(),
+                });
+                let buffer = KeyedBuffer::new(self.engine.options().clone(), flush)?;
+                Ok::<_, Error>(Counters { buffer, gate })
+            })
+            .await
+    }
+
+    /// Adds `step` to a counter later: the increment is buffered and written with the other
+    /// pending increments of that counter as one [`CounterStore::inc`] on the next interval (a
+    /// missing counter starts at 0). Returns at once, without the new value.
+    ///
+    /// Every other counter call on this store ([`CounterStore::get`], `inc`, `set`,
+    /// `compare_and_swap`, `delete`, ...) first writes the pending increments of the counters it
+    /// touches (all of a namespace for `get_all` and `delete_namespace`, all for `info`) and
+    /// waits for increments being written, so it sees them: exactly as if they had been
+    /// written one by one. [`Buffered::flush`] and [`Buffered::shutdown`] write them too.
+    ///
+    /// Unlike metric batches, counter increments carry no id: when the write of an increment
+    /// fails ambiguously (a timeout, a lost reply), its retry may count it twice. For counts
+    /// that must be exact under failures, track them as metrics.
+    ///
+    /// ```
+    /// use stats_buffer::Buffered;
+    /// use stats_core::CounterStore;
+    /// # use stats_backend_atomics::AtomicsStore as AnyStore;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> stats_core::Result<()> {
+    /// let store = Buffered::new(AnyStore::default())?;
+    /// for _ in 0..1_000 {
+    ///     store.inc_later("page_views", "home", 1).await?;
+    /// }
+    /// assert_eq!(store.get("page_views", "home").await?, Some(1_000));
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`] for a bad namespace or key; the buffer's errors at the memory bound
+    /// with [`Overflow::Reject`](crate::Overflow::Reject) and after shutdown.
+    pub async fn inc_later(&self, namespace: &str, key: &str, step: i64) -> Result<()> {
+        stats_core::store::check_counter(namespace, key)?;
+        let counters = self.counters().await?;
+        counters
+            .buffer
+            .insert((namespace.to_owned(), key.to_owned()), step)
+            .await?;
+        Ok(())
+    }
+
+    /// Writes the pending increments of the counters `which` selects, while holding the gate
+    /// (no flush of counters is writing).
+    async fn settle(
+        &self,
+        which: impl Fn(&str, &str) -> bool,
+    ) -> Result<Option<tokio::sync::RwLockWriteGuard<'_, ()>>> {
+        let Some(counters) = self.counters.get() else {
+            return Ok(None);
+        };
+        let guard = counters.gate.write().await;
+        let mut keys = Vec::new();
+        counters.buffer.for_each_pending(|(namespace, key), _| {
+            if which(namespace, key) {
+                keys.push((namespace.clone(), key.clone()));
+            }
+        });
+        for key in keys {
+            let items = counters.buffer.take(&key);
+            if let Err(e) = add_deltas(&*self.store, &key.0, &key.1, &items).await {
+                // Not written: back into the buffer, for the next interval.
+                for item in items {
+                    let _ = counters.buffer.insert(key.clone(), item).await;
+                }
+                return Err(e);
+            }
+        }
+        Ok(Some(guard))
+    }
+
+    async fn settle_one(
+        &self,
+        namespace: &str,
+        key: &str,
+    ) -> Result<Option<tokio::sync::RwLockWriteGuard<'_, ()>>> {
+        self.settle(|n, k| n == namespace && k == key).await
+    }
+}
+
 #[async_trait]
 impl<S: CounterStore + MetricStore> CounterStore for Buffered<S> {
     async fn inc(&self, namespace: &str, key: &str, step: i64, default: i64) -> Result<i64> {
+        let _settled = self.settle_one(namespace, key).await?;
         self.store.inc(namespace, key, step, default).await
     }
     async fn get(&self, namespace: &str, key: &str) -> Result<Option<i64>> {
+        let _settled = self.settle_one(namespace, key).await?;
         self.store.get(namespace, key).await
     }
     async fn get_all(&self, namespace: &str) -> Result<Vec<(String, i64)>> {
+        let _settled = self.settle(|n, _| n == namespace).await?;
         self.store.get_all(namespace).await
     }
     async fn set(&self, namespace: &str, key: &str, value: i64) -> Result<()> {
+        let _settled = self.settle_one(namespace, key).await?;
         self.store.set(namespace, key, value).await
     }
     async fn reset(&self, namespace: &str, key: &str, initial: i64) -> Result<()> {
+        let _settled = self.settle_one(namespace, key).await?;
         self.store.reset(namespace, key, initial).await
     }
     async fn delete(&self, namespace: &str, key: &str) -> Result<bool> {
+        let _settled = self.settle_one(namespace, key).await?;
         self.store.delete(namespace, key).await
     }
     async fn delete_namespace(&self, namespace: &str) -> Result<u64> {
+        let _settled = self.settle(|n, _| n == namespace).await?;
         self.store.delete_namespace(namespace).await
     }
     async fn compare_and_swap(
@@ -378,11 +596,13 @@ impl<S: CounterStore + MetricStore> CounterStore for Buffered<S> {
         expected: i64,
         new: i64,
     ) -> Result<CasOutcome> {
+        let _settled = self.settle_one(namespace, key).await?;
         self.store
             .compare_and_swap(namespace, key, expected, new)
             .await
     }
     async fn info(&self) -> Result<CounterInfo> {
+        let _settled = self.settle(|_, _| true).await?;
         self.store.info().await
     }
 }

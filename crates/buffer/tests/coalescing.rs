@@ -280,7 +280,7 @@ async fn shutdown_returns_what_it_could_not_write_and_refuses_later_writes() {
     let store = Buffered::with(Flaky::default(), Coalescing::new().options(quick(1))).unwrap();
     store.inc_at(&[key("a")], &values!({"n": 7})).await.unwrap();
     store.inner().set(LOSE_REPLY);
-    let left = store.shutdown().await;
+    let left = store.shutdown().await.batches;
     assert_eq!(left.len(), 1);
     assert!(left[0].id().is_some());
     let err = store
@@ -296,5 +296,69 @@ async fn shutdown_returns_what_it_could_not_write_and_refuses_later_writes() {
         store.inner().inner.read_one(&key("a")).await.unwrap(),
         values!({"n": 7})
     );
+    assert!(store.shutdown().await.is_empty());
+}
+
+#[tokio::test]
+async fn counter_increments_later_are_seen_by_every_counter_call() {
+    use stats_core::{CasOutcome, CounterStore};
+    let store =
+        Arc::new(Buffered::with(AtomicsStore::new(), Coalescing::new().options(quick(0))).unwrap());
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for _ in 0..1_000 {
+                    store.inc_later("views", "home", 1).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(store.get("views", "home").await.unwrap(), Some(8_000));
+    store.inc_later("views", "home", 5).await.unwrap();
+    assert_eq!(
+        store
+            .compare_and_swap("views", "home", 8_005, 1)
+            .await
+            .unwrap(),
+        CasOutcome::Swapped(1)
+    );
+    store.inc_later("views", "home", 2).await.unwrap();
+    store.set("views", "home", 10).await.unwrap();
+    store.flush().await.unwrap();
+    assert_eq!(
+        store.inner().get("views", "home").await.unwrap(),
+        Some(10),
+        "the set came last"
+    );
+    store.inc_later("views", "other", 3).await.unwrap();
+    assert_eq!(
+        store.get_all("views").await.unwrap(),
+        vec![("home".into(), 10), ("other".into(), 3)]
+    );
+    store.inc_later("views", "new", 4).await.unwrap();
+    assert_eq!(
+        store.inc("views", "new", 1, 100).await.unwrap(),
+        5,
+        "pending first, then the call"
+    );
+    store.inc_later("views", "gone", 4).await.unwrap();
+    assert_eq!(store.delete_namespace("views").await.unwrap(), 4);
+    store.flush().await.unwrap();
+    assert!(store.inner().get_all("views").await.unwrap().is_empty());
+    // Bad names are refused at once, naming what is wrong.
+    let err = store.inc_later("", "k", 1).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidName { .. }), "{err}");
+    let err = store.inc_later("ns", "a::b", 1).await.unwrap_err();
+    assert!(err.to_string().contains("a::b"), "{err}");
+    // Increments near the bounds add up beyond i64 and back.
+    store.inc_later("edge", "k", i64::MAX).await.unwrap();
+    store.inc_later("edge", "k", i64::MAX).await.unwrap();
+    store.inc_later("edge", "k", i64::MIN).await.unwrap();
+    store.inc_later("edge", "k", i64::MIN).await.unwrap();
+    assert_eq!(store.get("edge", "k").await.unwrap(), Some(-2));
     assert!(store.shutdown().await.is_empty());
 }
