@@ -1,6 +1,7 @@
 //! [`Coalescing`]: the settings of the coalescing buffers.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -53,6 +54,7 @@ pub const DEFAULT_MAX_BATCH: usize = 10_000;
 #[derive(Clone)]
 pub struct Coalescing {
     pub(crate) options: Options,
+    pub(crate) spill: Option<PathBuf>,
     pub(crate) max_batch: usize,
     pub(crate) on_refused: RefusedHandler,
 }
@@ -62,6 +64,7 @@ impl fmt::Debug for Coalescing {
         f.debug_struct("Coalescing")
             .field("options", &self.options)
             .field("max_batch", &self.max_batch)
+            .field("spill", &self.spill)
             .finish_non_exhaustive()
     }
 }
@@ -81,6 +84,7 @@ impl Coalescing {
             .and_then(|o| o.max_size(100_000));
         Coalescing {
             options: options.unwrap_or_default(),
+            spill: None,
             max_batch: DEFAULT_MAX_BATCH,
             on_refused: Arc::new(|batch: Batch, error: &Error| {
                 log::error!(
@@ -125,6 +129,30 @@ impl Coalescing {
     /// part twice).
     pub fn on_refused(mut self, handler: impl Fn(Batch, &Error) + Send + Sync + 'static) -> Self {
         self.on_refused = Arc::new(handler);
+        self
+    }
+
+    /// Keeps batches that cannot be written on disk, in an append-only file at `path`, so that
+    /// they survive a crash or a restart while the store is down.
+    ///
+    /// A batch goes to the file (appended, then synced) when it first fails after its
+    /// retries; the file is emptied when every batch in it is written. When a buffer starts
+    /// with a file that holds batches (the last process stopped before writing them), it
+    /// writes them first, before anything newer, each with its id: on a store with
+    /// idempotent batches a batch the store had already received counts once. One file per
+    /// buffer: two buffers must not share one.
+    ///
+    /// What this does not keep: writes still folding in memory (at most one interval of them)
+    /// are lost on a crash, spill file or not.
+    ///
+    /// ```
+    /// use stats_buffer::Coalescing;
+    ///
+    /// let settings = Coalescing::new().spill_file("/var/lib/myapp/stats.spill");
+    /// # let _ = settings;
+    /// ```
+    pub fn spill_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.spill = Some(path.into());
         self
     }
 

@@ -12,10 +12,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 use stats_core::{Batch, BatchId, Error, Key, MetricStore, Result};
-use tokio::sync::{Notify, RwLock, RwLockReadGuard, mpsc, oneshot};
+use tokio::sync::{Notify, RwLock, RwLockReadGuard, RwLockWriteGuard, mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::coalescing::Coalescing;
+use crate::spill::Spill;
 use crate::{BufferError, BufferStats, Options, Overflow};
 
 /// What a coalescing window must offer the engine.
@@ -78,6 +79,9 @@ pub(crate) struct State<W> {
 struct Inner<W> {
     store: Arc<dyn MetricStore>,
     settings: Coalescing,
+    spill: Option<Spill>,
+    /// Batches read from the spill file at start, written before anything else.
+    replay: tokio::sync::Mutex<VecDeque<Batch>>,
     slots: Vec<Slot<W>>,
     pending: AtomicUsize,
     room: Notify,
@@ -133,8 +137,18 @@ impl<W: Window> Engine<W> {
     pub(crate) fn new(store: Arc<dyn MetricStore>, settings: Coalescing) -> Result<Self> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| BufferError::NoRuntime)?;
         let count = settings.options.get_partitions();
+        let (spill, replay) = match &settings.spill {
+            Some(path) => {
+                let (spill, batches) = Spill::open(path)?;
+                (Some(spill), batches)
+            }
+            None => (None, Vec::new()),
+        };
+        let replayed: usize = replay.iter().map(Batch::len).sum();
         let inner = Arc::new(Inner {
             store,
+            spill,
+            replay: tokio::sync::Mutex::new(replay.into()),
             slots: (0..count)
                 .map(|_| Slot {
                     state: Mutex::new(State {
@@ -147,7 +161,7 @@ impl<W: Window> Engine<W> {
                 })
                 .collect(),
             settings,
-            pending: AtomicUsize::new(0),
+            pending: AtomicUsize::new(replayed),
             room: Notify::new(),
             closed: AtomicBool::new(false),
             tracked: AtomicU64::new(0),
@@ -432,16 +446,18 @@ impl<W: Window> Worker<W> {
     async fn close(&mut self) -> Vec<Batch> {
         self.inner.slots[self.index].state.lock().closed = true;
         let _ = self.flush().await;
-        let left: Vec<Batch> = self.outbox.drain(..).collect();
+        let mut left: Vec<Batch> = self.inner.replay.lock().await.drain(..).collect();
+        left.extend(self.outbox.drain(..));
         self.inner.release(left.iter().map(Batch::len).sum());
         left
     }
 
-    /// Moves the window into the outbox, then writes the outbox in order.
+    /// Moves the window into the outbox, then writes the batches replayed from the spill file
+    /// (if any are left) and the outbox, in order.
     async fn flush(&mut self) -> Result<()> {
         let inner = &*self.inner;
         let slot = &inner.slots[self.index];
-        let mut gate = slot.gate.write().await;
+        let mut gate = Some(slot.gate.write().await);
         let (window, units) = {
             let mut state = slot.state.lock();
             state.flush_requested = false;
@@ -465,57 +481,86 @@ impl<W: Window> Worker<W> {
                 log::error!("buffered writes could not be turned into a batch: {e}");
             }
         }
-        while let Some(batch) = self.outbox.front_mut() {
-            let len = batch.len();
-            let mut attempt = 0;
-            let result = loop {
-                match inner.store.apply(batch).await {
-                    Ok(()) => break Ok(()),
-                    Err(e) if e.is_retryable() => {
-                        if attempt >= inner.settings.options.get_retry_max() {
-                            break Err(e);
-                        }
-                        attempt += 1;
-                        inner.retried.fetch_add(len as u64, Ordering::Relaxed);
-                        // Reads may go on while this waits: they see the store without this
-                        // batch (it may or may not be in it).
-                        drop(gate);
-                        tokio::time::sleep(inner.settings.options.backoff(attempt)).await;
-                        gate = slot.gate.write().await;
-                    }
-                    Err(e) => {
-                        let refused = refused_part(batch, &e, &*inner.store);
-                        let count = refused.len();
-                        inner.refused.fetch_add(count as u64, Ordering::Relaxed);
-                        (inner.settings.on_refused)(refused, &e);
-                        inner.release(count);
-                        if batch.is_empty() {
-                            break Ok(());
-                        }
-                    }
-                }
-            };
-            match result {
-                Ok(()) => {
-                    let len = batch.len();
-                    if len > 0 {
-                        inner.flushed.fetch_add(len as u64, Ordering::Relaxed);
-                        inner.batches.fetch_add(1, Ordering::Relaxed);
-                    }
-                    inner.release(len);
-                    self.outbox.pop_front();
-                }
-                Err(e) => {
-                    let stalled: usize = self.outbox.iter().map(Batch::len).sum();
-                    inner.failed.fetch_add(len as u64, Ordering::Relaxed);
-                    return Err(e.context(format_args!(
-                        "{stalled} buffered leaf updates kept for the next attempt"
-                    )));
-                }
+        // What an earlier process spilled goes before anything of this one.
+        {
+            let mut replay = inner.replay.lock().await;
+            if !replay.is_empty() {
+                write_queue(inner, slot, &mut replay, &mut gate).await?;
             }
         }
-        Ok(())
+        write_queue(inner, slot, &mut self.outbox, &mut gate).await
     }
+}
+
+/// Writes `queue` in order, each batch with retries; stops at a batch that still fails (it and
+/// what follows stay queued, and go to the spill file if there is one).
+async fn write_queue<'s, W>(
+    inner: &'s Inner<W>,
+    slot: &'s Slot<W>,
+    queue: &mut VecDeque<Batch>,
+    gate: &mut Option<RwLockWriteGuard<'s, ()>>,
+) -> Result<()> {
+    while let Some(batch) = queue.front_mut() {
+        let len = batch.len();
+        let mut attempt = 0;
+        let result = loop {
+            match inner.store.apply(batch).await {
+                Ok(()) => break Ok(()),
+                Err(e) if e.is_retryable() => {
+                    if attempt >= inner.settings.options.get_retry_max() {
+                        break Err(e);
+                    }
+                    attempt += 1;
+                    inner.retried.fetch_add(len as u64, Ordering::Relaxed);
+                    // Reads may go on while this waits: they see the store without this
+                    // batch (it may or may not be in it).
+                    *gate = None;
+                    tokio::time::sleep(inner.settings.options.backoff(attempt)).await;
+                    *gate = Some(slot.gate.write().await);
+                }
+                Err(e) => {
+                    let refused = refused_part(batch, &e, &*inner.store);
+                    let count = refused.len();
+                    inner.refused.fetch_add(count as u64, Ordering::Relaxed);
+                    (inner.settings.on_refused)(refused, &e);
+                    inner.release(count);
+                    if batch.is_empty() {
+                        break Ok(());
+                    }
+                }
+            }
+        };
+        match result {
+            Ok(()) => {
+                let len = batch.len();
+                if len > 0 {
+                    inner.flushed.fetch_add(len as u64, Ordering::Relaxed);
+                    inner.batches.fetch_add(1, Ordering::Relaxed);
+                }
+                inner.release(len);
+                if let Some(spill) = &inner.spill {
+                    spill.written(batch);
+                }
+                queue.pop_front();
+            }
+            Err(e) => {
+                inner.failed.fetch_add(len as u64, Ordering::Relaxed);
+                let stalled: usize = queue.iter().map(Batch::len).sum();
+                if let Some(spill) = &inner.spill {
+                    for batch in queue.iter() {
+                        if let Err(spill_error) = spill.append(batch) {
+                            log::error!("{spill_error}; the batches stay in memory");
+                            break;
+                        }
+                    }
+                }
+                return Err(e.context(format_args!(
+                    "{stalled} buffered leaf updates kept for the next attempt"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Takes out of `batch` what the store refused for good with `error`, leaving in `batch` what

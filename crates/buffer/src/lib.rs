@@ -94,6 +94,7 @@ mod error;
 mod fold;
 mod keyed;
 mod options;
+mod spill;
 mod store;
 mod tracker;
 

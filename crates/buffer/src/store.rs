@@ -381,7 +381,8 @@ impl<S: MetricStore> MetricStore for Buffered<S> {
 pub struct Unwritten {
     /// Metric batches, each with its id: applied later with [`MetricStore::apply`] within
     /// [`BATCH_ID_WINDOW`](stats_core::BATCH_ID_WINDOW), one counts once on a store with
-    /// idempotent batches.
+    /// idempotent batches. With a [spill file](crate::Coalescing::spill_file) they are in it
+    /// too, and the next buffer that opens it writes them.
     pub batches: Vec<Batch>,
     /// Counter increments not written, as (namespace, key, increments).
     pub counters: Vec<(String, String, Vec<i64>)>,

@@ -2,6 +2,7 @@
 //! batches kept in order until the store is back, refusals narrowed to the document named,
 //! the memory bound, and shutdown.
 
+use std::io::Write as _;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -361,4 +362,71 @@ async fn counter_increments_later_are_seen_by_every_counter_call() {
     store.inc_later("edge", "k", i64::MIN).await.unwrap();
     assert_eq!(store.get("edge", "k").await.unwrap(), Some(-2));
     assert!(store.shutdown().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_spill_file_keeps_unwritten_batches_for_the_next_start() {
+    let dir = std::env::temp_dir().join(stats_core::testkit::unique("spill"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("stats.spill");
+    let flaky = Arc::new(Flaky::default());
+    // One partition: the batches are the same on every run.
+    let settings = || {
+        Coalescing::new()
+            .options(quick(1).partitions(1).unwrap())
+            .spill_file(&path)
+    };
+    {
+        let store = Buffered::with(flaky.clone(), settings()).unwrap();
+        store.inc_at(&[key("a")], &values!({"n": 3})).await.unwrap();
+        store
+            .set_at(&[key("b")], &values!({"f": 0.5}))
+            .await
+            .unwrap();
+        // The reply is lost: the store has the batch, the buffer does not know it.
+        flaky.set(LOSE_REPLY);
+        assert!(store.flush().await.is_err());
+        flaky.set(DOWN);
+        store.inc_at(&[key("a")], &values!({"n": 4})).await.unwrap();
+        assert!(store.flush().await.is_err());
+        let lines = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(lines.lines().count(), 2, "{lines}");
+        // The process ends with the store down (as a crash would, minus the memory).
+        assert_eq!(store.shutdown().await.batches.len(), 2);
+    }
+    // A cut-short last line (a crash while appending) is skipped.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap()
+        .write_all(b"{\"id\":\"00")
+        .unwrap();
+    flaky.set(UP);
+    let store = Buffered::with(flaky.clone(), settings()).unwrap();
+    assert_eq!(store.stats().pending, 3, "replayed batches are pending");
+    store
+        .inc_at(&[key("a")], &values!({"n": 100}))
+        .await
+        .unwrap();
+    store.flush().await.unwrap();
+    // The first batch counts once (its id was recorded), the second once, then the new one.
+    assert_eq!(
+        flaky.inner.read_one(&key("a")).await.unwrap(),
+        values!({"n": 107})
+    );
+    assert_eq!(
+        flaky.inner.read_one(&key("b")).await.unwrap(),
+        values!({"f": 0.5})
+    );
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        "",
+        "emptied once written"
+    );
+    assert!(store.shutdown().await.is_empty());
+    // A spill file that is not one is refused, naming the file and line.
+    std::fs::write(&path, "garbage\n{}\n").unwrap();
+    let err = Buffered::with(AtomicsStore::new(), settings()).unwrap_err();
+    assert!(err.to_string().contains("line 1"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
