@@ -463,42 +463,37 @@ pub mod atomics {
     pub use stats_backend_atomics::*;
 }
 
-/// Write buffers (feature `buffer`): [`KeyedBuffer`](buffer::KeyedBuffer) collects items per
-/// key and flushes each key's items through a [`Flush`](buffer::Flush) handler on an interval,
-/// at a size, on `flush_all` and on `shutdown`, with retries, a memory bound (backpressure or a
-/// typed error, never a silent drop) and counters. It needs a tokio runtime.
+/// Write buffers (feature `buffer`), for high rates. They need a tokio runtime.
+///
+/// - [`BufferedTracker`](buffer::BufferedTracker): the tracker's calls, with events folded in
+///   memory before they fan out to the granularities and written in batches with ids (exactly
+///   once on stores with idempotent batches); reads see pending events.
+/// - [`Buffered`](buffer::Buffered): any store with its metric writes coalesced the same way,
+///   and counter increments buffered with [`inc_later`](buffer::Buffered::inc_later).
+/// - [`KeyedBuffer`](buffer::KeyedBuffer): a generic buffer of your own items per key, flushed
+///   through a [`Flush`](buffer::Flush) handler on an interval, at a size, on `flush_all` and on
+///   `shutdown`, with retries, a memory bound (backpressure or a typed error, never a silent
+///   drop) and counters.
 ///
 /// ```
-/// # #[cfg(feature = "buffer")]
+/// # #[cfg(all(feature = "buffer", feature = "atomics"))]
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use std::sync::Arc;
-/// use std::sync::atomic::{AtomicU64, Ordering};
 ///
-/// use stats::buffer::{Flush, KeyedBuffer, Options, Overflow};
+/// use stats::atomics::AtomicsStore;
+/// use stats::buffer::BufferedTracker;
+/// use stats::{Config, Timestamp, values};
 ///
-/// /// Sums each flushed batch (a real handler writes it to a store).
-/// #[derive(Default)]
-/// struct Sum(AtomicU64);
-///
-/// #[async_trait::async_trait]
-/// impl Flush<String, u64> for Sum {
-///     type Error = stats::Error;
-///     async fn flush(&self, _key: &String, items: &[u64]) -> Result<(), stats::Error> {
-///         self.0.fetch_add(items.iter().sum(), Ordering::Relaxed);
-///         Ok(())
-///     }
+/// let tracker = BufferedTracker::new(Arc::new(AtomicsStore::new()), Config::new())?;
+/// let at: Timestamp = "2026-11-29T10:15:00Z".parse()?;
+/// for _ in 0..10_000 {
+///     tracker.track("orders", at, &values!({"count": 1})).await?;
 /// }
-///
-/// let sum = Arc::new(Sum::default());
-/// let options = Options::new().max_pending(100_000)?.overflow(Overflow::Reject);
-/// let buffer = KeyedBuffer::new(options, sum.clone())?;
-/// buffer.insert("orders".to_owned(), 2).await?;
-/// buffer.insert("orders".to_owned(), 3).await?;
-/// assert!(buffer.shutdown().await.is_empty()); // flushes everything
-/// assert_eq!(sum.0.load(Ordering::Relaxed), 5);
+/// assert_eq!(tracker.total("orders", at, at, "1h".parse()?, "count").await?, Some(10_000.into()));
+/// assert!(tracker.shutdown().await.is_empty()); // writes everything
 /// # Ok(()) }
-/// # #[cfg(not(feature = "buffer"))]
+/// # #[cfg(not(all(feature = "buffer", feature = "atomics")))]
 /// # fn main() {}
 /// ```
 ///
