@@ -72,6 +72,7 @@ struct Slot<W> {
 pub(crate) struct State<W> {
     pub(crate) window: W,
     units: usize,
+    tracked: u64,
     closed: bool,
     flush_requested: bool,
 }
@@ -86,7 +87,6 @@ struct Inner<W> {
     pending: AtomicUsize,
     room: Notify,
     closed: AtomicBool,
-    tracked: AtomicU64,
     flushed: AtomicU64,
     batches: AtomicU64,
     retried: AtomicU64,
@@ -154,6 +154,7 @@ impl<W: Window> Engine<W> {
                     state: Mutex::new(State {
                         window: W::default(),
                         units: 0,
+                        tracked: 0,
                         closed: false,
                         flush_requested: false,
                     }),
@@ -164,7 +165,6 @@ impl<W: Window> Engine<W> {
             pending: AtomicUsize::new(replayed),
             room: Notify::new(),
             closed: AtomicBool::new(false),
-            tracked: AtomicU64::new(0),
             flushed: AtomicU64::new(0),
             batches: AtomicU64::new(0),
             retried: AtomicU64::new(0),
@@ -213,11 +213,23 @@ impl<W: Window> Engine<W> {
     ) -> Result<()> {
         let inner = &*self.inner;
         let options = &inner.settings.options;
-        let mut added = vec![0isize; partitions.len()];
+        let mut one = [0isize; 1];
+        let mut many = Vec::new();
+        let added: &mut [isize] = if partitions.len() == 1 {
+            &mut one
+        } else {
+            many.resize(partitions.len(), 0);
+            &mut many
+        };
+        let mut waiting = false;
         loop {
+            // Registered for wake-ups only once a write had to wait: the hot path takes no
+            // shared lock besides its partition's.
             let notified = inner.room.notified();
             tokio::pin!(notified);
-            notified.as_mut().enable();
+            if waiting {
+                notified.as_mut().enable();
+            }
             if inner.closed.load(Ordering::Acquire) {
                 inner.rejected.fetch_add(1, Ordering::Relaxed);
                 return Err(BufferError::ShutDown.into());
@@ -230,9 +242,8 @@ impl<W: Window> Engine<W> {
             } else {
                 options.get_max_pending().saturating_sub(pending)
             };
-            match self.try_write(partitions, room, &mut added, &mut write)? {
+            match self.try_write(partitions, room, tracked, added, &mut write)? {
                 Attempt::Done(full) => {
-                    inner.tracked.fetch_add(tracked as u64, Ordering::Relaxed);
                     for index in full {
                         let _ = self.senders[index].send(Command::Flush);
                     }
@@ -241,6 +252,10 @@ impl<W: Window> Engine<W> {
                 Attempt::Closed => {
                     inner.rejected.fetch_add(1, Ordering::Relaxed);
                     return Err(BufferError::ShutDown.into());
+                }
+                Attempt::NeedRoom if !waiting => {
+                    // Try again registered, so that a release in between is not missed.
+                    waiting = true;
                 }
                 Attempt::NeedRoom => {
                     if options.get_overflow() == Overflow::Reject {
@@ -261,11 +276,35 @@ impl<W: Window> Engine<W> {
         &self,
         partitions: &[usize],
         room: usize,
+        tracked: usize,
         added: &mut [isize],
         write: &mut impl FnMut(&mut [&mut W], usize, &mut [isize]) -> Result<Planned>,
     ) -> Result<Attempt> {
         let inner = &*self.inner;
         let max_size = inner.settings.options.get_max_size();
+        if let [index] = *partitions {
+            // One partition (every tracker event): no allocation.
+            let mut state = inner.slots[index].state.lock();
+            if state.closed {
+                return Ok(Attempt::Closed);
+            }
+            added[0] = 0;
+            if let Planned::NeedRoom = write(&mut [&mut state.window], room, added)? {
+                return Ok(Attempt::NeedRoom);
+            }
+            state.tracked += tracked as u64;
+            let delta = added[0];
+            state.units = state.units.saturating_add_signed(delta);
+            let full = state.units >= max_size && !state.flush_requested;
+            state.flush_requested |= full;
+            drop(state);
+            if delta > 0 {
+                inner.pending.fetch_add(delta as usize, Ordering::AcqRel);
+            } else if delta < 0 {
+                inner.release(delta.unsigned_abs());
+            }
+            return Ok(Attempt::Done(if full { vec![index] } else { Vec::new() }));
+        }
         let mut guards: Vec<_> = partitions
             .iter()
             .map(|&i| inner.slots[i].state.lock())
@@ -282,11 +321,15 @@ impl<W: Window> Engine<W> {
             return Ok(Attempt::NeedRoom);
         }
         let mut full = Vec::new();
+        if let Some(first) = guards.first_mut() {
+            // Counted per partition: no shared counter on the hot path.
+            first.tracked += tracked as u64;
+        }
         for ((state, &delta), &index) in guards.iter_mut().zip(added.iter()).zip(partitions) {
             state.units = state.units.saturating_add_signed(delta);
-            if delta >= 0 {
+            if delta > 0 {
                 inner.pending.fetch_add(delta as usize, Ordering::AcqRel);
-            } else {
+            } else if delta < 0 {
                 inner.release(delta.unsigned_abs());
             }
             if state.units >= max_size && !state.flush_requested {
@@ -374,7 +417,7 @@ impl<W: Window> Engine<W> {
             retried: inner.retried.load(Ordering::Relaxed),
             failed: inner.failed.load(Ordering::Relaxed),
             rejected: inner.rejected.load(Ordering::Relaxed),
-            tracked: inner.tracked.load(Ordering::Relaxed),
+            tracked: inner.slots.iter().map(|s| s.state.lock().tracked).sum(),
             batches: inner.batches.load(Ordering::Relaxed),
             refused: inner.refused.load(Ordering::Relaxed),
         }

@@ -192,9 +192,10 @@ pub(crate) struct PendingDoc {
 
 /// A planned change of one leaf: its index (`None`: a new leaf with this path) and the step.
 #[derive(Debug)]
-pub(crate) struct Planned<'p> {
+pub(crate) struct Planned {
     leaf: Option<usize>,
-    path: &'p str,
+    /// The index of the field in the write.
+    field: usize,
     step: Step,
 }
 
@@ -219,16 +220,16 @@ impl PendingDoc {
     /// # Errors
     /// [`Error::PathConflict`] when a field is a number where a pending field is a map or the
     /// reverse; [`Error::Overflow`] when the fold is certain to overflow (after a `set`).
-    pub(crate) fn plan<'p>(
+    pub(crate) fn plan(
         &self,
         op: Op,
-        fields: &'p [(String, Number)],
+        fields: &[(String, Number)],
         key: &dyn Fn() -> String,
-        out: &mut Vec<Planned<'p>>,
+        out: &mut Vec<Planned>,
     ) -> Result<isize> {
         out.clear();
         let mut delta = 0isize;
-        for (path, n) in fields {
+        for (field, (path, n)) in fields.iter().enumerate() {
             let leaf = self.find(path);
             let last = match leaf {
                 Some(i) => self.leaves[i].entries.last().copied(),
@@ -254,20 +255,25 @@ impl PendingDoc {
                 (Step::Reset(_), Some(i)) => 1 - self.leaves[i].entries.len() as isize,
                 (Step::Reset(_), None) => 1,
             };
-            out.push(Planned { leaf, path, step });
+            out.push(Planned { leaf, field, step });
         }
         Ok(delta)
     }
 
     /// Carries out a plan made by [`PendingDoc::plan`] on this unchanged document, recording
     /// in `undo` how to take it back (see [`PendingDoc::undo`]).
-    pub(crate) fn commit(&mut self, planned: &[Planned<'_>], mut undo: Option<&mut Vec<Undo>>) {
+    pub(crate) fn commit(
+        &mut self,
+        planned: &[Planned],
+        fields: &[(String, Number)],
+        mut undo: Option<&mut Vec<Undo>>,
+    ) {
         for p in planned {
             let index = match p.leaf {
                 Some(i) => i,
                 None => {
                     self.leaves.push(Leaf {
-                        path: p.path.into(),
+                        path: fields[p.field].0.as_str().into(),
                         entries: Vec::with_capacity(1),
                     });
                     self.leaves.len() - 1

@@ -285,7 +285,7 @@ impl<S: MetricStore> MetricStore for Buffered<S> {
                     match doc.plan(*op, fields, &key_name, &mut planned) {
                         Ok(delta) => {
                             let mut records = Vec::new();
-                            doc.commit(&planned, Some(&mut records));
+                            doc.commit(&planned, fields, Some(&mut records));
                             added[slot] += delta;
                             total += delta;
                             done.push((slot, key, created, records));

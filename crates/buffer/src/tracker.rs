@@ -23,10 +23,29 @@ use crate::fold::PendingDoc;
 use crate::{BufferStats, Options};
 
 /// The bucket starts of one instant, one per granularity of the tracker.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) struct Starts {
     granularities: Arc<[Granularity]>,
     starts: Box<[i64]>,
+    /// A hash of `starts`, compared first (documents of one metric are found by it).
+    hash: u64,
+}
+
+impl Starts {
+    fn new(granularities: Arc<[Granularity]>, starts: Box<[i64]>) -> Starts {
+        use std::hash::BuildHasher;
+        let hash = foldhash::fast::FixedState::with_seed(0).hash_one(&*starts);
+        Starts {
+            granularities,
+            starts,
+            hash,
+        }
+    }
+
+    /// The same starts (of the same tracker's granularities).
+    fn same(&self, other: &Starts) -> bool {
+        self.hash == other.hash && self.starts == other.starts
+    }
 }
 
 /// How the events of one metric in one segment may be reordered.
@@ -60,15 +79,26 @@ struct MetricDocs {
     base: Key,
     class: Class,
     docs: Vec<(Arc<Starts>, PendingDoc)>,
+    /// The hashes of the documents' starts, in the same order: scanned without touching the
+    /// documents (which are spread over memory).
+    hashes: Vec<u64>,
     /// The fields the system index counts for each event of this metric.
     system: Option<Fields>,
 }
 
 impl MetricDocs {
     fn find(&self, starts: &Arc<Starts>) -> Option<usize> {
-        self.docs
-            .iter()
-            .rposition(|(s, _)| Arc::ptr_eq(s, starts) || **s == **starts)
+        let mut at = self.hashes.len();
+        while at > 0 {
+            at -= 1;
+            if self.hashes[at] == starts.hash {
+                let s = &self.docs[at].0;
+                if Arc::ptr_eq(s, starts) || s.same(starts) {
+                    return Some(at);
+                }
+            }
+        }
+        None
     }
 
     fn keys(&self, starts: &Starts) -> Vec<Key> {
@@ -85,7 +115,7 @@ impl MetricDocs {
 /// (a `set` in a metric holding several documents, say) starts a new segment.
 #[derive(Default)]
 struct Segment {
-    metrics: HashMap<Arc<str>, MetricDocs>,
+    metrics: HashMap<Arc<str>, MetricDocs, foldhash::fast::RandomState>,
     order: Vec<Arc<str>>,
 }
 
@@ -93,6 +123,8 @@ struct Segment {
 #[derive(Default)]
 pub(crate) struct FanWindow {
     segments: Vec<Segment>,
+    /// Reused by every write, so that a write allocates nothing.
+    scratch: Vec<crate::fold::Planned>,
 }
 
 impl Window for FanWindow {
@@ -170,6 +202,30 @@ impl FanWindow {
     /// Folds `event` in (all or nothing), adding at most `room` entries; returns the entries
     /// added, or `None` when more room is needed.
     fn insert(&mut self, event: &Event<'_>, room: usize) -> Result<Option<isize>> {
+        // The usual case: the metric already has a document at these starts in the open
+        // segment, and the write may join it.
+        if event.system.is_none()
+            && let Some(segment) = self.segments.last_mut()
+            && let Some(docs) = segment.metrics.get_mut(event.metric)
+            && let Some(index) = docs.find(event.starts)
+            && (docs.docs.len() == 1 || (event.class != Class::Other && event.class == docs.class))
+        {
+            let name = || format!("{} at {:?}", event.metric, event.starts.starts);
+            let doc = &mut docs.docs[index].1;
+            let delta = doc.plan(event.op, event.fields, &name, &mut self.scratch)?;
+            if delta > 0 && delta.unsigned_abs() > room {
+                return Ok(None);
+            }
+            doc.commit(&self.scratch, event.fields, None);
+            if docs.class != event.class {
+                docs.class = Class::Other;
+            }
+            return Ok(Some(delta));
+        }
+        self.insert_slow(event, room)
+    }
+
+    fn insert_slow(&mut self, event: &Event<'_>, room: usize) -> Result<Option<isize>> {
         if self.segments.is_empty() {
             self.segments.push(Segment::default());
         }
@@ -231,10 +287,10 @@ impl FanWindow {
         let segment = self.segments.last_mut().expect("one segment at least");
         let system_copy = system_fields.as_ref().map(|(_, f)| f.clone());
         let doc = segment.doc(event.metric, event.starts, event.class, system_copy)?;
-        doc.commit(&planned, None);
-        if let Some((system, _)) = &system_fields {
+        doc.commit(&planned, event.fields, None);
+        if let Some((system, fields)) = &system_fields {
             let doc = segment.doc(system, event.starts, Class::Inc, None)?;
-            doc.commit(&system_planned, None);
+            doc.commit(&system_planned, fields, None);
         }
         Ok(Some(delta))
     }
@@ -260,6 +316,7 @@ impl Segment {
                     base,
                     class,
                     docs: Vec::new(),
+                    hashes: Vec::new(),
                     system: None,
                 },
             );
@@ -275,6 +332,7 @@ impl Segment {
             Some(i) => i,
             None => {
                 docs.docs.push((starts.clone(), PendingDoc::default()));
+                docs.hashes.push(starts.hash);
                 docs.docs.len() - 1
             }
         };
@@ -286,7 +344,8 @@ static TRACKERS: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
     /// Bucket starts by (tracker, minute or second): see [`BufferedTracker::starts`].
-    static STARTS: RefCell<HashMap<(u64, i64), Arc<Starts>>> = RefCell::new(HashMap::new());
+    static STARTS: RefCell<HashMap<(u64, i64), Arc<Starts>, foldhash::fast::RandomState>> =
+        RefCell::new(HashMap::default());
 }
 
 /// Cached minutes and seconds per thread, over all trackers, before the cache starts over.
@@ -603,8 +662,8 @@ impl BufferedTracker {
         let last = Timestamp::from_second(minute * 60 + 59);
         let whole_minute = match (first, last) {
             (Ok(first), Ok(last)) => {
-                self.compute_starts(first).ok().as_ref() == Some(&*starts)
-                    && self.compute_starts(last).ok().as_ref() == Some(&*starts)
+                self.compute_starts(first).is_ok_and(|s| s.same(&starts))
+                    && self.compute_starts(last).is_ok_and(|s| s.same(&starts))
             }
             _ => false,
         };
@@ -626,10 +685,7 @@ impl BufferedTracker {
             .iter()
             .map(|&g| Ok(calendar.floor(at, g)?.as_second()))
             .collect::<Result<Box<[i64]>>>()?;
-        Ok(Starts {
-            granularities: self.granularities.clone(),
-            starts,
-        })
+        Ok(Starts::new(self.granularities.clone(), starts))
     }
 
     /// The series of `key`, pending events included. See [`Tracker::values`].
