@@ -933,7 +933,10 @@ mod tests {
         let expected = 1.0 / f64::from(PRUNE_ONE_IN);
         // Sequential ids, ids whose low bits count microseconds (a coarse clock), fresh ids.
         let samples: [(&str, Box<dyn Iterator<Item = BatchId>>); 3] = [
-            ("sequential", Box::new((0..80_000_u128).map(BatchId::from_u128))),
+            (
+                "sequential",
+                Box::new((0..80_000_u128).map(BatchId::from_u128)),
+            ),
             (
                 "coarse clock",
                 Box::new((0..80_000_u128).map(|n| BatchId::from_u128((7 << 64) | (n * 1000)))),
@@ -969,7 +972,10 @@ mod tests {
         // The same bytes as a string are another id.
         let text = doc! {BATCH_IDS: [{"id": a.to_string(), "at": now}]};
         assert!(!records(&text, &a_bson, &key).unwrap());
-        for bad in [doc! {BATCH_IDS: 1}, doc! {BATCH_IDS: {"id": a_bson.clone()}}] {
+        for bad in [
+            doc! {BATCH_IDS: 1},
+            doc! {BATCH_IDS: {"id": a_bson.clone()}},
+        ] {
             let err = records(&bad, &a_bson, &key).unwrap_err();
             assert!(
                 matches!(&err, Error::InvalidValue { path: Some(p), .. } if p == BATCH_IDS)

@@ -86,8 +86,7 @@ mod lost_reply {
             .expect("collection")
             .mode(mode);
         let store = common::store_with(config).await;
-        check_retry_after_lost_reply(&*store, &proxy, |metric, _| metric.as_bytes().to_vec())
-            .await;
+        check_retry_after_lost_reply(&*store, &proxy, |metric, _| metric.as_bytes().to_vec()).await;
         store.drop_collections().await.expect("drop");
     }
 
