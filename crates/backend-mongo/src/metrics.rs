@@ -729,7 +729,9 @@ fn records(stored: &Document, id: &Bson, key: &Key) -> Result<bool> {
         Some(other) => Err(Error::InvalidValue {
             path: Some(BATCH_IDS.to_owned()),
             reason: format!(
-                "the document of {key} holds a {:?} in {BATCH_IDS:?}, where this store records                  the ids of the batches applied to it (an array): it cannot take a batch with an                  id",
+                "the document of {key} holds a {:?} in {BATCH_IDS:?}, where this store records \
+                 the ids of the batches applied to it (an array): it cannot take a batch with an \
+                 id",
                 other.element_type()
             ),
         }),
@@ -979,7 +981,8 @@ mod tests {
             let err = records(&bad, &a_bson, &key).unwrap_err();
             assert!(
                 matches!(&err, Error::InvalidValue { path: Some(p), .. } if p == BATCH_IDS)
-                    && err.to_string().contains("orders"),
+                    && err.to_string().contains("orders")
+                    && !err.to_string().contains("  "),
                 "{bad}: {err}"
             );
         }
