@@ -103,11 +103,19 @@
 //! day or longer bucket written by every flush holds a day's worth: 17,280 entries (0.8 MB)
 //! at one flush every 5 seconds (the buffer's default interval), 86,400 (4.2 MB, a quarter of
 //! MongoDB's 16 MB document limit) at one a second; and each write scans and rewrites them.
-//! Flush such buckets no more often than needed. Old ids are pruned by one batch with an id in
-//! eight (picked by a hash of the id), which also sends one `$pull` statement per document
-//! matching only a document whose oldest id is past the window (a `$pull` and the writes'
-//! `$push` cannot share a statement); a document no longer written keeps its last ids until it
-//! is deleted or expires.
+//! A thousand metrics with day, week, month and year buckets, flushed every 5 seconds, carry
+//! about 3 GB of ids. Measured on the MongoDB-wire test server (debug build): a 100-bucket
+//! batch took 19% longer with an id than without (37% for the one batch in eight that also
+//! prunes); one statement on a document holding 17,280 ids took 1.5 s there, with or without
+//! an id (that server copies the whole document per update; MongoDB rewrites it too). Flush such
+//! buckets no more often than needed, or turn the ids off with
+//! [`MongoConfig::record_batch_ids`]`(false)` (the store then ignores ids: at least once,
+//! not exactly once).
+//!
+//! Old ids are pruned by one batch with an id in eight (picked by a hash of the id), which
+//! also sends one `$pull` statement per document matching only a document whose oldest id is
+//! past the window (a `$pull` and the writes' `$push` cannot share a statement); a document no
+//! longer written keeps its last ids until it is deleted or expires.
 //!
 //! # Writes
 //!

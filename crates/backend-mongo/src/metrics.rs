@@ -57,7 +57,10 @@ impl MetricStore for MongoStore {
             self.inner.layout.check_key(doc.key)?;
         }
         self.ensure_indexed().await?;
-        let stamp = batch.id().map(Stamp::new);
+        let stamp = batch
+            .id()
+            .filter(|_| self.inner.config.batch_ids)
+            .map(Stamp::new);
         let stamp = stamp.as_ref();
         let (singles, mut multis): (Vec<usize>, Vec<usize>) =
             (0..folded.docs.len()).partition(|&d| folded.docs[d].is_single());

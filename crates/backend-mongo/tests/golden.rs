@@ -47,7 +47,7 @@ use stats_core::retention::Retention;
 use stats_core::tracker::{Blanks, Config, SYSTEM_KEY, Tracker};
 use stats_core::{
     BATCH_ID_WINDOW, Batch, BatchId, CounterStore, Error, Fields, Granularity, Key, MetricStore,
-    NameKind, Number, Values, values,
+    NameKind, Number, Store, Values, values,
 };
 
 /// The instant of the tracked event: 2023-11-14T22:13:20Z.
@@ -1339,6 +1339,26 @@ async fn batch_ids_over_a_foreign_field_are_refused() {
             vec![values!({"n": 2})],
             "{mode}"
         );
+        store.drop_collections().await.unwrap();
+    }
+}
+
+/// With `record_batch_ids(false)` the store says it is not idempotent, ignores ids (a batch
+/// applied twice with one id counts twice, the conformance check in its other branch) and
+/// writes no `_b`.
+#[tokio::test]
+async fn batch_ids_can_be_turned_off() {
+    for mode in IdMode::ALL {
+        let store = common::store_with(common::config(mode).record_batch_ids(false)).await;
+        assert!(!store.capabilities().idempotent_batch, "{mode}");
+        stats_core::testkit::metric_checks::metric_batch_id_applies_once(store.clone()).await;
+        store
+            .apply(&event_batch().with_id(BatchId::new()))
+            .await
+            .unwrap();
+        for d in raw_documents(&store).await {
+            assert!(!d.contains_key("_b"), "{mode}: {d}");
+        }
         store.drop_collections().await.unwrap();
     }
 }
