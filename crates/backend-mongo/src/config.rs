@@ -151,6 +151,7 @@ pub struct MongoConfig {
     pub(crate) connect_timeout: Option<Duration>,
     pub(crate) server_selection_timeout: Duration,
     pub(crate) max_statements: usize,
+    pub(crate) batch_ids: bool,
 }
 
 impl fmt::Debug for MongoConfig {
@@ -168,6 +169,7 @@ impl fmt::Debug for MongoConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("server_selection_timeout", &self.server_selection_timeout)
             .field("max_statements", &self.max_statements)
+            .field("batch_ids", &self.batch_ids)
             .finish()
     }
 }
@@ -210,6 +212,7 @@ impl MongoConfig {
             connect_timeout: None,
             server_selection_timeout: DEFAULT_SERVER_SELECTION_TIMEOUT,
             max_statements: DEFAULT_MAX_STATEMENTS,
+            batch_ids: true,
         })
     }
 
@@ -337,6 +340,33 @@ impl MongoConfig {
         }
         self.max_statements = max;
         Ok(self)
+    }
+
+    /// Whether batches with an id are applied exactly once (default `true`): each document
+    /// records the ids of the batches applied to it, in the statement that writes it, and the
+    /// store reports [`Capabilities::idempotent_batch`](stats_core::Capabilities::idempotent_batch). That costs
+    /// about 48 bytes per batch and document for 25 hours, which adds up in day and longer
+    /// buckets written by frequent batches (see the [crate docs](crate#exactly-once-retries)).
+    /// With `false` the store ignores batch ids, writes no `_b`, and a batch retried after an
+    /// ambiguous failure may count twice (at least once instead of exactly once).
+    ///
+    /// ```
+    /// use stats_backend_mongo::MongoConfig;
+    ///
+    /// let config = MongoConfig::from_url("mongodb://127.0.0.1:27017/app")?;
+    /// assert!(config.records_batch_ids());
+    /// let config = config.record_batch_ids(false);
+    /// assert!(!config.records_batch_ids());
+    /// # Ok::<(), stats_core::Error>(())
+    /// ```
+    pub fn record_batch_ids(mut self, record: bool) -> Self {
+        self.batch_ids = record;
+        self
+    }
+
+    /// Whether batch ids are recorded (see [`MongoConfig::record_batch_ids`]).
+    pub fn records_batch_ids(&self) -> bool {
+        self.batch_ids
     }
 
     /// The database the store uses.

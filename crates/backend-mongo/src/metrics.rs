@@ -2,16 +2,19 @@
 //! `find` per read.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::TryStreamExt;
 use futures_util::future::join_all;
-use mongodb::bson::{Bson, DateTime, Document, doc};
+use mongodb::bson::spec::BinarySubtype;
+use mongodb::bson::{Binary, Bson, DateTime, Document, doc};
 use stats_core::name;
 use stats_core::plan::{Folded, FoldedDoc, first_error};
 use stats_core::store::check_range;
 use stats_core::{
-    Batch, Error, Granularity, Key, MetricStore, NameKind, Number, Op, Result, Slot, Value, Values,
+    BATCH_ID_WINDOW, Batch, BatchId, Error, Granularity, Key, MetricStore, NameKind, Number, Op,
+    Result, Slot, Value, Values,
 };
 
 use crate::config::IdMode;
@@ -29,6 +32,20 @@ const ATTEMPTS: usize = 16;
 /// replayed over it to name the error, or, when it replays cleanly, the statement is sent again.
 const STATE_CODES: [i32; 4] = [2, 14, 28, DUPLICATE_KEY];
 
+/// The field of a metric document that records the ids of the batches applied to it, as an
+/// array of `{id: <16-byte binary>, at: <date>}` in the order they were applied. Values live
+/// under `data`, so no value can take this name.
+pub(crate) const BATCH_IDS: &str = "_b";
+
+/// How much longer than [`BATCH_ID_WINDOW`] an id is kept: the `at` of an entry is the clock
+/// of the client that wrote it and the cut-off the clock of the client that prunes, so clocks
+/// that disagree by less than this never shorten the window.
+pub(crate) const CLOCK_SKEW_MARGIN: Duration = Duration::from_secs(3600);
+
+/// One batch with an id in this many also prunes its documents' old ids (measured on the
+/// test server, a prune statement per document and batch made a batch 20% to 100% slower).
+pub(crate) const PRUNE_ONE_IN: u32 = 8;
+
 #[async_trait]
 impl MetricStore for MongoStore {
     async fn apply(&self, batch: &Batch) -> Result<()> {
@@ -40,11 +57,21 @@ impl MetricStore for MongoStore {
             self.inner.layout.check_key(doc.key)?;
         }
         self.ensure_indexed().await?;
+        let stamp = batch
+            .id()
+            .filter(|_| self.inner.config.batch_ids)
+            .map(Stamp::new);
+        let stamp = stamp.as_ref();
         let (singles, mut multis): (Vec<usize>, Vec<usize>) =
             (0..folded.docs.len()).partition(|&d| folded.docs[d].is_single());
-        let (mut errors, fallback) = self.write_singles(batch, &folded, singles).await?;
+        let (mut errors, fallback) = self.write_singles(batch, &folded, singles, stamp).await?;
         multis.extend(fallback);
-        errors.extend(self.write_multis(batch, &folded, multis).await?);
+        errors.extend(self.write_multis(batch, &folded, multis, stamp).await?);
+        if let Some(stamp) = stamp
+            && prunes(stamp.batch)
+        {
+            self.prune_batch_ids(&folded, stamp.at).await;
+        }
         // The error of the document written first in the batch.
         match errors.into_iter().min_by_key(|(d, _)| *d) {
             Some((_, e)) => Err(e),
@@ -196,17 +223,27 @@ impl MongoStore {
     }
 
     /// Finds documents, leaving out those whose `expire_at` has passed (which MongoDB's TTL
-    /// monitor removes only on its next pass, about once a minute).
+    /// monitor removes only on its next pass, about once a minute), without their batch ids
+    /// (which a read does not need and which can be most of a document).
     async fn find_live(&self, mut filter: Document) -> Result<Vec<Document>> {
         filter.insert("expire_at", doc! {"$not": {"$lte": DateTime::now()}});
-        self.find_all(filter).await
+        self.find_all(filter, Some(doc! {BATCH_IDS: 0})).await
     }
 
-    /// Every metric document the filter selects.
-    async fn find_all(&self, filter: Document) -> Result<Vec<Document>> {
+    /// Every metric document the filter selects, projected.
+    async fn find_all(
+        &self,
+        filter: Document,
+        projection: Option<Document>,
+    ) -> Result<Vec<Document>> {
         self.inner
             .metrics
             .find(filter)
+            .with_options(
+                mongodb::options::FindOptions::builder()
+                    .projection(projection)
+                    .build(),
+            )
             .await
             .map_err(map_error)?
             .try_collect()
@@ -232,11 +269,13 @@ impl MongoStore {
     /// documents to write again with a conditional write: those whose statement was refused
     /// although the batch replays cleanly over the stored document (a concurrent upsert
     /// created it first, or a guard met a state only an exact comparison here can settle).
+    /// A statement refused because its document already records the batch's id is done.
     async fn write_singles(
         &self,
         batch: &Batch,
         folded: &Folded<'_>,
         docs: Vec<usize>,
+        stamp: Option<&Stamp>,
     ) -> Result<(Vec<(usize, Error)>, Vec<usize>)> {
         let mut errors = Vec::new();
         let mut conflicted = Vec::new();
@@ -244,7 +283,7 @@ impl MongoStore {
         for docs in docs.chunks(max) {
             let mut statements = Vec::with_capacity(docs.len());
             for &d in docs {
-                statements.push(self.operator_statement(&folded.docs[d])?);
+                statements.push(self.operator_statement(&folded.docs[d], stamp)?);
             }
             match self.update_command(&statements).await {
                 Ok(failed) => {
@@ -271,7 +310,7 @@ impl MongoStore {
                     // The server refused the whole command (the test server does so for an
                     // `$inc` overflow): which statements were applied is unknown, so none is
                     // sent again; the documents that cannot take their writes name the error.
-                    let mut named = self.diagnose(batch, folded, docs).await?;
+                    let (mut named, _) = self.diagnose(batch, folded, docs, stamp).await?;
                     if named.is_empty() {
                         named.push((docs[0], map_error(e)));
                     }
@@ -281,11 +320,13 @@ impl MongoStore {
             }
         }
         // A statement that failed was not applied (one statement is atomic on its document):
-        // name its error, or write it again conditionally when the batch applies cleanly.
-        let named = self.diagnose(batch, folded, &conflicted).await?;
+        // name its error, or write it again conditionally when the batch applies cleanly. With
+        // an id, a statement whose document already records it (a retry of an applied batch)
+        // was refused by its `_b.id` filter: that document is done.
+        let (named, applied) = self.diagnose(batch, folded, &conflicted, stamp).await?;
         let fallback = conflicted
             .into_iter()
-            .filter(|d| !named.iter().any(|(n, _)| n == d))
+            .filter(|d| !named.iter().any(|(n, _)| n == d) && !applied.contains(d))
             .collect();
         errors.extend(named);
         Ok((errors, fallback))
@@ -294,12 +335,14 @@ impl MongoStore {
     /// Writes the documents where a leaf has several updates that do not fold into one
     /// operator (an increment after a maximum, several float increments): reads them, applies
     /// the updates here exactly as the contract says, and writes the results with an update
-    /// conditional on every touched leaf being as read (sent again when it is not).
+    /// conditional on every touched leaf being as read (sent again when it is not), and with an
+    /// id on the document not recording it yet.
     async fn write_multis(
         &self,
         batch: &Batch,
         folded: &Folded<'_>,
         docs: Vec<usize>,
+        stamp: Option<&Stamp>,
     ) -> Result<Vec<(usize, Error)>> {
         let mut errors = Vec::new();
         let mut pending = docs;
@@ -311,7 +354,8 @@ impl MongoStore {
             let writes = pending.iter().zip(stored).map(|(&d, stored)| async move {
                 (
                     d,
-                    self.compare_and_write(batch, &folded.docs[d], stored).await,
+                    self.compare_and_write(batch, &folded.docs[d], stored, stamp)
+                        .await,
                 )
             });
             let mut retry = Vec::new();
@@ -334,14 +378,20 @@ impl MongoStore {
     }
 
     /// One document's conditional write; `Ok(false)` when the document changed since it was
-    /// read.
+    /// read. `Ok(true)` without writing when the document records the batch's id.
     async fn compare_and_write(
         &self,
         batch: &Batch,
         doc: &FoldedDoc<'_>,
         stored: Option<Document>,
+        stamp: Option<&Stamp>,
     ) -> Result<bool> {
         let key = doc.key;
+        if let (Some(stamp), Some(stored)) = (stamp, &stored)
+            && records(stored, &stamp.id, key)?
+        {
+            return Ok(true);
+        }
         let values = match &stored {
             Some(d) => data_of(d)?,
             None => Values::new(),
@@ -380,10 +430,18 @@ impl MongoStore {
             }
             None => false,
         };
+        let mut update = doc! {"$set": set};
+        if let Some(stamp) = stamp {
+            // A concurrent apply of the same batch may have written since the read (with
+            // leaves that came out as read): then this matches nothing, or its upsert
+            // collides, and the next read finds the id.
+            stamp.guard(&mut filter);
+            update.insert("$push", stamp.entry());
+        }
         let result = self
             .inner
             .metrics
-            .update_one(filter, doc! {"$set": set})
+            .update_one(filter, update)
             .upsert(!existed)
             .await;
         match result {
@@ -395,8 +453,10 @@ impl MongoStore {
         }
     }
 
-    /// The upsert statement of a document whose leaves have one update each.
-    fn operator_statement(&self, doc: &FoldedDoc<'_>) -> Result<Document> {
+    /// The upsert statement of a document whose leaves have one update each; with a batch id,
+    /// it also records the id, and only runs on a document that does not record it yet (on
+    /// one that does, its upsert collides on the unique index like a guard's).
+    fn operator_statement(&self, doc: &FoldedDoc<'_>, stamp: Option<&Stamp>) -> Result<Document> {
         let mut filter = self.inner.layout.identity(doc.key)?;
         let (mut inc, mut set, mut max, mut min) = (
             Document::new(),
@@ -450,7 +510,40 @@ impl MongoStore {
                 update.insert(name, part);
             }
         }
+        if let Some(stamp) = stamp {
+            stamp.guard(&mut filter);
+            update.insert("$push", stamp.entry());
+        }
         Ok(doc! {"q": filter, "u": update, "upsert": true})
+    }
+
+    /// Removes the ids older than [`BATCH_ID_WINDOW`] and [`CLOCK_SKEW_MARGIN`] from the
+    /// documents of a batch: one statement per document, in unordered `update` commands, each
+    /// matching only a document whose oldest id is that old (`$pull` and the `$push` of the
+    /// writes cannot share a statement: they change the same array). A failure is not the
+    /// apply's (its writes are done): the ids stay until a later prune.
+    async fn prune_batch_ids(&self, folded: &Folded<'_>, now: DateTime) {
+        let cutoff = DateTime::from_millis(
+            now.timestamp_millis()
+                .saturating_sub((BATCH_ID_WINDOW + CLOCK_SKEW_MARGIN).as_millis() as i64),
+        );
+        let mut statements = Vec::with_capacity(folded.docs.len());
+        for doc in &folded.docs {
+            let Ok(mut filter) = self.inner.layout.identity(doc.key) else {
+                continue;
+            };
+            filter.insert(format!("{BATCH_IDS}.0.at"), doc! {"$lt": cutoff});
+            statements.push(doc! {
+                "q": filter,
+                "u": {"$pull": {BATCH_IDS: {"at": {"$lt": cutoff}}}},
+                "upsert": false,
+            });
+        }
+        for chunk in statements.chunks(self.inner.config.max_statements) {
+            if self.update_command(chunk).await.is_err() {
+                return;
+            }
+        }
     }
 
     /// Sends one unordered `update` command; returns the statements that failed, as (index,
@@ -529,7 +622,7 @@ impl MongoStore {
         }
         let keys: Vec<Key> = docs.iter().map(|&d| folded.docs[d].key.clone()).collect();
         let filter = self.keys_filter(&keys)?;
-        let found = self.find_all(filter).await?;
+        let found = self.find_all(filter, None).await?;
         let mut by_ident: HashMap<Ident, Document> =
             found.into_iter().map(|d| (ident_of(&d), d)).collect();
         keys.iter()
@@ -538,25 +631,113 @@ impl MongoStore {
     }
 
     /// Replays the batch over the stored state of each document; returns the documents whose
-    /// writes cannot apply, with their errors.
+    /// writes cannot apply, with their errors, and apart from them the documents that record
+    /// the batch's id (their writes were applied by an earlier apply of the batch).
     async fn diagnose(
         &self,
         batch: &Batch,
         folded: &Folded<'_>,
         docs: &[usize],
-    ) -> Result<Vec<(usize, Error)>> {
+        stamp: Option<&Stamp>,
+    ) -> Result<(Vec<(usize, Error)>, Vec<usize>)> {
         let stored = self.read_raw(folded, docs).await?;
-        let mut named = Vec::new();
+        let (mut named, mut applied) = (Vec::new(), Vec::new());
         for (&d, stored) in docs.iter().zip(stored) {
+            let key = folded.docs[d].key;
             let values = match &stored {
-                Some(s) => data_of(s)?,
+                Some(s) => {
+                    if let Some(stamp) = stamp {
+                        match records(s, &stamp.id, key) {
+                            Ok(true) => {
+                                applied.push(d);
+                                continue;
+                            }
+                            Ok(false) => {}
+                            Err(e) => {
+                                named.push((d, e));
+                                continue;
+                            }
+                        }
+                    }
+                    data_of(s)?
+                }
                 None => Values::new(),
             };
-            if let Err(e) = first_error(batch, &[folded.docs[d].key], vec![values]) {
+            if let Err(e) = first_error(batch, &[key], vec![values]) {
                 named.push((d, e));
             }
         }
-        Ok(named)
+        Ok((named, applied))
+    }
+}
+
+/// A batch's id as a write records it: the id and the time of this apply.
+struct Stamp {
+    batch: BatchId,
+    /// The id as stored: 16 bytes, big endian ([`BatchId::to_bytes`]).
+    id: Bson,
+    at: DateTime,
+}
+
+impl Stamp {
+    fn new(batch: BatchId) -> Self {
+        Stamp {
+            batch,
+            id: batch_id_bson(batch),
+            at: DateTime::now(),
+        }
+    }
+
+    /// Adds to a statement's filter: the document does not record this id.
+    fn guard(&self, filter: &mut Document) {
+        filter.insert(format!("{BATCH_IDS}.id"), doc! {"$ne": self.id.clone()});
+    }
+
+    /// The `$push` that records this id.
+    fn entry(&self) -> Document {
+        doc! {BATCH_IDS: {"id": self.id.clone(), "at": self.at}}
+    }
+}
+
+/// A batch id as stored in `_b`: BSON binary (generic subtype) of its 16 big-endian bytes.
+pub(crate) fn batch_id_bson(id: BatchId) -> Bson {
+    Bson::Binary(Binary {
+        subtype: BinarySubtype::Generic,
+        bytes: id.to_bytes().to_vec(),
+    })
+}
+
+/// Whether this apply of batch `id` also prunes old ids: one id in [`PRUNE_ONE_IN`], picked
+/// by a multiplicative hash of all its bits (so sequential ids, or ids whose low bits are a
+/// coarse clock, spread evenly).
+pub(crate) fn prunes(id: BatchId) -> bool {
+    const _: () = assert!(PRUNE_ONE_IN.is_power_of_two() && PRUNE_ONE_IN > 1);
+    let bits = id.as_u128();
+    let folded = (bits >> 64) as u64 ^ bits as u64;
+    // The top bits of a multiplication by 2^64 / golden ratio (Fibonacci hashing).
+    folded.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - PRUNE_ONE_IN.ilog2()) == 0
+}
+
+/// Whether a stored document records the batch id `id` (stored as [`batch_id_bson`]).
+///
+/// # Errors
+/// [`Error::InvalidValue`] naming `_b` and the key when the document holds something other
+/// than an array there (no write of this store can make it so: the writes would fail).
+fn records(stored: &Document, id: &Bson, key: &Key) -> Result<bool> {
+    match stored.get(BATCH_IDS) {
+        None => Ok(false),
+        Some(Bson::Array(entries)) => Ok(entries
+            .iter()
+            .any(|e| matches!(e, Bson::Document(e) if e.get("id") == Some(id)))),
+        Some(other) => Err(Error::InvalidValue {
+            path: Some(BATCH_IDS.to_owned()),
+            reason: format!(
+                "the document of {key} holds a {:?} in {BATCH_IDS:?}, where this store records \
+                 the ids of the batches applied to it (an array): it cannot take a batch with an \
+                 id",
+                other.element_type()
+            ),
+        }),
     }
 }
 
@@ -742,6 +923,81 @@ mod tests {
         );
         assert!(float_guard(0.0).is_none());
         assert!(twin(Number::Float(2f64.powi(63))).is_none());
+    }
+
+    #[test]
+    fn one_batch_id_in_eight_prunes() {
+        let share = |ids: &mut dyn Iterator<Item = BatchId>| {
+            let (mut n, mut hits) = (0, 0);
+            for id in ids {
+                n += 1;
+                hits += usize::from(prunes(id));
+            }
+            hits as f64 / n as f64
+        };
+        let expected = 1.0 / f64::from(PRUNE_ONE_IN);
+        // Sequential ids, ids whose low bits count microseconds (a coarse clock), fresh ids.
+        let samples: [(&str, Box<dyn Iterator<Item = BatchId>>); 3] = [
+            (
+                "sequential",
+                Box::new((0..80_000_u128).map(BatchId::from_u128)),
+            ),
+            (
+                "coarse clock",
+                Box::new((0..80_000_u128).map(|n| BatchId::from_u128((7 << 64) | (n * 1000)))),
+            ),
+            ("new", Box::new((0..80_000).map(|_| BatchId::new()))),
+        ];
+        for (what, mut ids) in samples {
+            let got = share(&mut ids);
+            assert!(
+                (got - expected).abs() < 0.01,
+                "{what}: {got} of the ids prune, not about {expected}"
+            );
+        }
+    }
+
+    #[test]
+    fn recorded_batch_ids_are_found() {
+        let key = Key::bucket("orders", "1h".parse().unwrap(), 0).unwrap();
+        let (a, b) = (BatchId::from_u128(1), BatchId::from_u128(2));
+        let (a_bson, b_bson) = (batch_id_bson(a), batch_id_bson(b));
+        assert_eq!(
+            a_bson,
+            Bson::Binary(Binary {
+                subtype: BinarySubtype::Generic,
+                bytes: [0; 15].into_iter().chain([1]).collect(),
+            })
+        );
+        let now = DateTime::now();
+        let stored = doc! {"data": {"n": 1}, BATCH_IDS: [{"id": a_bson.clone(), "at": now}, 5]};
+        assert!(records(&stored, &a_bson, &key).unwrap());
+        assert!(!records(&stored, &b_bson, &key).unwrap());
+        assert!(!records(&doc! {"data": {"n": 1}}, &a_bson, &key).unwrap());
+        // The same bytes as a string are another id.
+        let text = doc! {BATCH_IDS: [{"id": a.to_string(), "at": now}]};
+        assert!(!records(&text, &a_bson, &key).unwrap());
+        for bad in [
+            doc! {BATCH_IDS: 1},
+            doc! {BATCH_IDS: {"id": a_bson.clone()}},
+        ] {
+            let err = records(&bad, &a_bson, &key).unwrap_err();
+            assert!(
+                matches!(&err, Error::InvalidValue { path: Some(p), .. } if p == BATCH_IDS)
+                    && err.to_string().contains("orders")
+                    && !err.to_string().contains("  "),
+                "{bad}: {err}"
+            );
+        }
+        // The entry a write pushes, and the filter that skips a document holding it.
+        let stamp = Stamp::new(a);
+        assert_eq!(
+            stamp.entry(),
+            doc! {BATCH_IDS: {"id": a_bson.clone(), "at": stamp.at}}
+        );
+        let mut filter = doc! {"key": "k"};
+        stamp.guard(&mut filter);
+        assert_eq!(filter, doc! {"key": "k", "_b.id": {"$ne": a_bson}});
     }
 
     #[test]

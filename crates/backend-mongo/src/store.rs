@@ -301,7 +301,7 @@ impl Store for MongoStore {
         c.max_min = true;
         c.ttl = true;
         c.atomic_batch = false;
-        c.idempotent_batch = false;
+        c.idempotent_batch = self.inner.config.batch_ids;
         c.cluster = false;
         c.persistent = true;
         c

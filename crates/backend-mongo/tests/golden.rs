@@ -10,6 +10,10 @@
 //!    concurrent, writes before `setup()`, setup in another mode, expired documents, write
 //!    concerns.
 //! 4. Stored values of other BSON types refused on read with the path named.
+//! 5. Batch ids: the documents a batch with an id writes in each mode (its id recorded in
+//!    `_b`), a batch applied again (one after the other and at once, on both write paths),
+//!    reads that leave `_b` out, the pruning of ids older than the window, and a `_b` that is
+//!    not an array.
 //!
 //! What Trifle writes, from its source (`lib/trifle/stats/driver/mongo.rb`,
 //! `nocturnal/key.rb`, `mixins/packer.rb`): for `Trifle::Stats.track(key: 'orders', at: t,
@@ -35,14 +39,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::TryStreamExt;
-use stats_backend_mongo::mongodb::bson::{Bson, DateTime, Decimal128, Document, doc};
+use stats_backend_mongo::mongodb::bson::spec::BinarySubtype;
+use stats_backend_mongo::mongodb::bson::{Binary, Bson, DateTime, Decimal128, Document, doc};
 use stats_backend_mongo::{Acknowledge, IdMode, MongoConfig, MongoStore};
 use stats_core::jiff::Timestamp;
 use stats_core::retention::Retention;
 use stats_core::tracker::{Blanks, Config, SYSTEM_KEY, Tracker};
 use stats_core::{
-    Batch, CounterStore, Error, Fields, Granularity, Key, MetricStore, NameKind, Number, Values,
-    values,
+    BATCH_ID_WINDOW, Batch, BatchId, CounterStore, Error, Fields, Granularity, Key, MetricStore,
+    NameKind, Number, Store, Values, values,
 };
 
 /// The instant of the tracked event: 2023-11-14T22:13:20Z.
@@ -1069,5 +1074,291 @@ async fn hostile_urls_are_refused_with_typed_errors() {
                 assert!(!err.to_string().contains("hunter2"), "{url:?}: {err}");
             }
         }
+    }
+}
+
+// --- 5. Batch ids -------------------------------------------------------------------------
+
+/// A batch id as the store records it: BSON binary of the generic subtype holding the id's 16
+/// big-endian bytes.
+fn stored_id(id: BatchId) -> Bson {
+    Bson::Binary(Binary {
+        subtype: BinarySubtype::Generic,
+        bytes: id.to_bytes().to_vec(),
+    })
+}
+
+/// The ids a raw document records, in order.
+fn recorded_ids(d: &Document) -> Vec<Bson> {
+    d.get_array("_b")
+        .unwrap()
+        .iter()
+        .map(|e| e.as_document().unwrap().get("id").unwrap().clone())
+        .collect()
+}
+
+/// The event at `orders`' `1h` and `1d` buckets, as one batch.
+fn event_batch() -> Batch {
+    let key = Key::bucket("orders", hour(), HOUR).unwrap();
+    let mut batch = Batch::new();
+    batch
+        .inc([key.clone(), key.with_bucket(day(), DAY)], &event())
+        .unwrap();
+    batch
+}
+
+/// What a batch with an id writes: the documents of [`ours_after_track`] (without the system
+/// index, which only the tracker writes) and `_b: [{id, at}]`, `at` being the client's clock
+/// when it applied the batch. The documents a second apply of the same batch leaves exactly
+/// as they were.
+async fn golden_batch_id(mode: IdMode) {
+    let store = store(mode).await;
+    let id = BatchId::from_u128(0x0123_4567_89ab_cdef_0011_2233_4455_6677);
+    let batch = event_batch().with_id(id);
+    let (before, _) = (DateTime::now(), store.apply(&batch).await.unwrap());
+    let after = DateTime::now();
+    let written = raw_documents(&store).await;
+    let mut pinned = written.clone();
+    for d in &mut pinned {
+        let entry = d.get_array_mut("_b").unwrap()[0].as_document_mut().unwrap();
+        let at = entry.get_datetime("at").unwrap();
+        assert!(before <= *at && *at <= after, "{mode}: {d}");
+        entry.insert("at", before);
+    }
+    let expected: Vec<Document> = ours_after_track(mode)
+        .into_iter()
+        .filter(|d| d.get_str("key").unwrap().starts_with("orders"))
+        .map(|mut d| {
+            d.insert(
+                "_b",
+                vec![Bson::Document(doc! {"id": stored_id(id), "at": before})],
+            );
+            d
+        })
+        .collect();
+    assert_eq!(pinned, expected, "{mode}: the documents written");
+    assert_eq!(
+        recorded_ids(&written[0]),
+        vec![Bson::Binary(Binary {
+            subtype: BinarySubtype::Generic,
+            bytes: vec![
+                0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0x00, 0x11, 0x22, 0x33, 0x44, 0x55,
+                0x66, 0x77
+            ],
+        })],
+        "{mode}: the id's bytes, big endian"
+    );
+    // Applied again: nothing changes, not even `_b`.
+    store.apply(&batch).await.unwrap();
+    assert_eq!(
+        raw_documents(&store).await,
+        written,
+        "{mode}: applied twice"
+    );
+    // Reads show the values only.
+    let keys = [
+        Key::bucket("orders", hour(), HOUR).unwrap(),
+        Key::bucket("orders", day(), DAY).unwrap(),
+    ];
+    assert_eq!(store.read(&keys).await.unwrap(), vec![event(), event()]);
+    assert_eq!(
+        store.range("orders", hour(), &[HOUR]).await.unwrap(),
+        vec![event()]
+    );
+    // Another id is another batch: applied, and recorded after the first.
+    let other = BatchId::from_u128(7);
+    store.apply(&event_batch().with_id(other)).await.unwrap();
+    let twice = values!({"count": 2, "amount": 25.0, "by": {"eu": 2}});
+    assert_eq!(store.read(&keys).await.unwrap(), vec![twice.clone(), twice]);
+    for d in raw_documents(&store).await {
+        assert_eq!(
+            recorded_ids(&d),
+            vec![stored_id(id), stored_id(other)],
+            "{mode}"
+        );
+    }
+    store.drop_collections().await.unwrap();
+}
+
+#[tokio::test]
+async fn golden_batch_id_full() {
+    golden_batch_id(IdMode::Full).await;
+}
+
+#[tokio::test]
+async fn golden_batch_id_partial() {
+    golden_batch_id(IdMode::Partial).await;
+}
+
+#[tokio::test]
+async fn golden_batch_id_separated() {
+    golden_batch_id(IdMode::Separated).await;
+}
+
+/// A batch with an id applied by several tasks at once takes effect once, both when its
+/// documents take one statement each (the upserts race to create them) and when a leaf has
+/// updates that do not fold (two float increments: read, computed here, written
+/// conditionally).
+#[tokio::test]
+async fn batch_ids_applied_at_once_count_once() {
+    for mode in IdMode::ALL {
+        let store = store(mode).await;
+        let key = Key::bucket("orders", hour(), HOUR).unwrap();
+        let mut single = Batch::new();
+        single.inc([key.clone()], &values!({"n": 1})).unwrap();
+        let mut multi = Batch::new();
+        multi.inc([key.clone()], &values!({"f": 0.1})).unwrap();
+        multi.inc([key.clone()], &values!({"f": 0.2})).unwrap();
+        for batch in [single, multi] {
+            let batch = batch.with_id(BatchId::new());
+            let applies = (0..4).map(|_| {
+                let (store, batch) = (store.clone(), batch.clone());
+                tokio::spawn(async move { store.apply(&batch).await })
+            });
+            for outcome in futures_util::future::join_all(applies).await {
+                outcome.unwrap().unwrap();
+            }
+            store.apply(&batch).await.unwrap();
+        }
+        let read = store.read(std::slice::from_ref(&key)).await.unwrap();
+        assert_eq!(read, vec![values!({"n": 1, "f": 0.1 + 0.2})], "{mode}");
+        let raw = raw_documents(&store).await;
+        assert_eq!(recorded_ids(&raw[0]).len(), 2, "{mode}: {}", raw[0]);
+        store.drop_collections().await.unwrap();
+    }
+}
+
+/// Ids older than the window (and the clock-skew margin of an hour) leave a document when a
+/// later batch with an id prunes it (one batch in eight does); younger ones stay and still
+/// make a retry apply nothing. A retry of a pruned id applies again: the window's bound.
+#[tokio::test]
+async fn batch_ids_older_than_the_window_are_pruned() {
+    for mode in IdMode::ALL {
+        let store = store(mode).await;
+        let key = Key::bucket("orders", hour(), HOUR).unwrap();
+        let inc = || {
+            let mut batch = Batch::new();
+            batch.inc([key.clone()], &values!({"n": 1})).unwrap();
+            batch
+        };
+        store.apply(&inc()).await.unwrap();
+        let (stale, young) = (
+            BatchId::from_u128(u128::MAX),
+            BatchId::from_u128(u128::MAX - 1),
+        );
+        let ago = |d: Duration| {
+            DateTime::from_millis(DateTime::now().timestamp_millis() - d.as_millis() as i64)
+        };
+        let window = BATCH_ID_WINDOW;
+        store
+            .metrics_collection()
+            .update_one(
+                doc! {},
+                doc! {"$set": {"_b": [
+                    {"id": stored_id(stale), "at": ago(window + Duration::from_secs(2 * 3600))},
+                    {"id": stored_id(young), "at": ago(window - Duration::from_secs(3600))},
+                ]}},
+            )
+            .await
+            .unwrap();
+        let mut pruned_after = None;
+        for n in 1..=200_u128 {
+            store
+                .apply(&inc().with_id(BatchId::from_u128(n)))
+                .await
+                .unwrap();
+            let ids = recorded_ids(&raw_documents(&store).await[0]);
+            let mut expected: Vec<Bson> =
+                (1..=n).map(|i| stored_id(BatchId::from_u128(i))).collect();
+            expected.insert(0, stored_id(young));
+            if ids[0] == stored_id(stale) {
+                assert_eq!(ids[1..], expected, "{mode}: after {n} batches");
+            } else {
+                assert_eq!(ids, expected, "{mode}: pruned after {n} batches");
+                pruned_after = Some(n);
+                break;
+            }
+        }
+        let n = pruned_after.unwrap_or_else(|| panic!("{mode}: 200 batches pruned nothing"));
+        let count = |values: Vec<Values>| values[0].number_at("n");
+        let read = || store.read(std::slice::from_ref(&key));
+        assert_eq!(
+            count(read().await.unwrap()),
+            Some(Number::Int(1 + n as i64))
+        );
+        // A retry within the window applies nothing; one after it applies again.
+        store.apply(&inc().with_id(young)).await.unwrap();
+        assert_eq!(
+            count(read().await.unwrap()),
+            Some(Number::Int(1 + n as i64)),
+            "{mode}"
+        );
+        store.apply(&inc().with_id(stale)).await.unwrap();
+        assert_eq!(
+            count(read().await.unwrap()),
+            Some(Number::Int(2 + n as i64)),
+            "{mode}"
+        );
+        store.drop_collections().await.unwrap();
+    }
+}
+
+/// A document whose `_b` is not an array (written by something else) refuses a batch with an
+/// id with a typed error naming `_b` and the key, and writes nothing of it; a batch without an
+/// id does not touch `_b` and applies.
+#[tokio::test]
+async fn batch_ids_over_a_foreign_field_are_refused() {
+    for mode in IdMode::ALL {
+        let store = store(mode).await;
+        let key = Key::bucket("orders", hour(), HOUR).unwrap();
+        let mut single = Batch::new();
+        single.inc([key.clone()], &values!({"n": 1})).unwrap();
+        store.apply(&single).await.unwrap();
+        store
+            .metrics_collection()
+            .update_one(doc! {}, doc! {"$set": {"_b": "not ids"}})
+            .await
+            .unwrap();
+        let mut multi = Batch::new();
+        multi.inc([key.clone()], &values!({"f": 0.1})).unwrap();
+        multi.inc([key.clone()], &values!({"f": 0.2})).unwrap();
+        for batch in [single.clone(), multi] {
+            let err = store
+                .apply(&batch.with_id(BatchId::new()))
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(&err, Error::InvalidValue { path: Some(p), .. } if p == "_b")
+                    && err.to_string().contains("orders"),
+                "{mode}: {err:?}"
+            );
+        }
+        store.apply(&single).await.unwrap();
+        assert_eq!(
+            store.read(std::slice::from_ref(&key)).await.unwrap(),
+            vec![values!({"n": 2})],
+            "{mode}"
+        );
+        store.drop_collections().await.unwrap();
+    }
+}
+
+/// With `record_batch_ids(false)` the store says it is not idempotent, ignores ids (a batch
+/// applied twice with one id counts twice, the conformance check in its other branch) and
+/// writes no `_b`.
+#[tokio::test]
+async fn batch_ids_can_be_turned_off() {
+    for mode in IdMode::ALL {
+        let store = common::store_with(common::config(mode).record_batch_ids(false)).await;
+        assert!(!store.capabilities().idempotent_batch, "{mode}");
+        stats_core::testkit::metric_checks::metric_batch_id_applies_once(store.clone()).await;
+        store
+            .apply(&event_batch().with_id(BatchId::new()))
+            .await
+            .unwrap();
+        for d in raw_documents(&store).await {
+            assert!(!d.contains_key("_b"), "{mode}: {d}");
+        }
+        store.drop_collections().await.unwrap();
     }
 }
