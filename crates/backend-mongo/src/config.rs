@@ -212,7 +212,7 @@ impl MongoConfig {
             connect_timeout: None,
             server_selection_timeout: DEFAULT_SERVER_SELECTION_TIMEOUT,
             max_statements: DEFAULT_MAX_STATEMENTS,
-            batch_ids: true,
+            batch_ids: false,
         })
     }
 
@@ -342,21 +342,25 @@ impl MongoConfig {
         Ok(self)
     }
 
-    /// Whether batches with an id are applied exactly once (default `true`): each document
+    /// Whether batches with an id are applied exactly once (default `false`, at least once):
+    /// each document
     /// records the ids of the batches applied to it, in the statement that writes it, and the
     /// store reports [`Capabilities::idempotent_batch`](stats_core::Capabilities::idempotent_batch). That costs
     /// about 48 bytes per batch and document for 25 hours, which adds up in day and longer
     /// buckets written by frequent batches (see the [crate docs](crate#exactly-once-retries)).
-    /// With `false` the store ignores batch ids, writes no `_b`, and a batch retried after an
-    /// ambiguous failure may count twice (at least once instead of exactly once).
+    /// With `false` (the default) the store ignores batch ids, writes no `_b`, and a batch
+    /// retried after an ambiguous failure may count twice (at least once instead of exactly
+    /// once). Off by default because a buffer flushing every second from several partitions
+    /// would fill a day bucket with hundreds of thousands of ids (MongoDB refuses documents
+    /// over 16 MB); turn it on where batches are few (a flush interval of a minute, say).
     ///
     /// ```
     /// use stats_backend_mongo::MongoConfig;
     ///
     /// let config = MongoConfig::from_url("mongodb://127.0.0.1:27017/app")?;
-    /// assert!(config.records_batch_ids());
-    /// let config = config.record_batch_ids(false);
     /// assert!(!config.records_batch_ids());
+    /// let config = config.record_batch_ids(true);
+    /// assert!(config.records_batch_ids());
     /// # Ok::<(), stats_core::Error>(())
     /// ```
     pub fn record_batch_ids(mut self, record: bool) -> Self {

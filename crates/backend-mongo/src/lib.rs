@@ -83,7 +83,8 @@
 //!
 //! ## Exactly-once retries
 //!
-//! A batch with an id is applied once however often it is retried within
+//! With [`MongoConfig::record_batch_ids`]`(true)` (off by default, for the cost below), a
+//! batch with an id is applied once however often it is retried within
 //! [`BATCH_ID_WINDOW`](stats_core::BATCH_ID_WINDOW) (24 hours)
 //! ([`Capabilities::idempotent_batch`]), so a buffer can send a batch again after a timeout
 //! or a lost connection without counting it twice. With no transactions to lean on, each
@@ -108,9 +109,11 @@
 //! batch took 19% longer with an id than without (37% for the one batch in eight that also
 //! prunes); one statement on a document holding 17,280 ids took 1.5 s there, with or without
 //! an id (that server copies the whole document per update; MongoDB rewrites it too). Flush such
-//! buckets no more often than needed, or turn the ids off with
-//! [`MongoConfig::record_batch_ids`]`(false)` (the store then ignores ids: at least once,
-//! not exactly once).
+//! buckets no more often than needed. That is why ids are recorded only with
+//! [`MongoConfig::record_batch_ids`]`(true)`; by default the store ignores them (at least
+//! once, not exactly once) and says so in its capabilities. Recording one entry per sender
+//! instead of one per batch (sequence numbers per sender) would bound this; it is not built
+//! yet.
 //!
 //! Old ids are pruned by one batch with an id in eight (picked by a hash of the id), which
 //! also sends one `$pull` statement per document matching only a document whose oldest id is

@@ -84,7 +84,8 @@ mod lost_reply {
             .expect("database")
             .collection(&common::unique_collection("lost"))
             .expect("collection")
-            .mode(mode);
+            .mode(mode)
+            .record_batch_ids(true);
         let store = common::store_with(config).await;
         check_retry_after_lost_reply(&*store, &proxy, |metric, _| metric.as_bytes().to_vec()).await;
         store.drop_collections().await.expect("drop");

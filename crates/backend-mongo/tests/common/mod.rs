@@ -37,6 +37,8 @@ pub fn config(mode: IdMode) -> MongoConfig {
         .collection(&unique_collection(mode.as_str()))
         .expect("collection")
         .mode(mode)
+        // The conformance suite checks exactly-once batches where the store offers them.
+        .record_batch_ids(true)
 }
 
 /// A set-up store of a fresh collection in `mode`.
