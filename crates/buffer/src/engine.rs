@@ -8,7 +8,7 @@ use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::BuildHasher;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 use stats_core::{Batch, BatchId, Error, Key, MetricStore, Result};
@@ -16,6 +16,7 @@ use tokio::sync::{Notify, RwLock, RwLockReadGuard, RwLockWriteGuard, mpsc, onesh
 use tokio::time::Instant;
 
 use crate::coalescing::Coalescing;
+use crate::counts::Counts;
 use crate::spill::Spill;
 use crate::{BufferError, BufferStats, Options, Overflow};
 
@@ -87,12 +88,7 @@ struct Inner<W> {
     pending: AtomicUsize,
     room: Notify,
     closed: AtomicBool,
-    flushed: AtomicU64,
-    batches: AtomicU64,
-    retried: AtomicU64,
-    failed: AtomicU64,
-    refused: AtomicU64,
-    rejected: AtomicU64,
+    counts: Counts,
 }
 
 enum Command {
@@ -165,12 +161,7 @@ impl<W: Window> Engine<W> {
             pending: AtomicUsize::new(replayed),
             room: Notify::new(),
             closed: AtomicBool::new(false),
-            flushed: AtomicU64::new(0),
-            batches: AtomicU64::new(0),
-            retried: AtomicU64::new(0),
-            failed: AtomicU64::new(0),
-            refused: AtomicU64::new(0),
-            rejected: AtomicU64::new(0),
+            counts: Counts::default(),
         });
         let seeds = RandomState::new();
         let mut senders = Vec::with_capacity(count);
@@ -231,7 +222,7 @@ impl<W: Window> Engine<W> {
                 notified.as_mut().enable();
             }
             if inner.closed.load(Ordering::Acquire) {
-                inner.rejected.fetch_add(1, Ordering::Relaxed);
+                inner.counts.rejected.fetch_add(1, Ordering::Relaxed);
                 return Err(BufferError::ShutDown.into());
             }
             let pending = inner.pending.load(Ordering::Acquire);
@@ -250,7 +241,7 @@ impl<W: Window> Engine<W> {
                     return Ok(());
                 }
                 Attempt::Closed => {
-                    inner.rejected.fetch_add(1, Ordering::Relaxed);
+                    inner.counts.rejected.fetch_add(1, Ordering::Relaxed);
                     return Err(BufferError::ShutDown.into());
                 }
                 Attempt::NeedRoom if !waiting => {
@@ -259,7 +250,7 @@ impl<W: Window> Engine<W> {
                 }
                 Attempt::NeedRoom => {
                     if options.get_overflow() == Overflow::Reject {
-                        inner.rejected.fetch_add(1, Ordering::Relaxed);
+                        inner.counts.rejected.fetch_add(1, Ordering::Relaxed);
                         return Err(BufferError::Full {
                             max_pending: options.get_max_pending(),
                         }
@@ -406,21 +397,15 @@ impl<W: Window> Engine<W> {
 
     pub(crate) fn stats(&self) -> BufferStats {
         let inner = &*self.inner;
-        BufferStats {
-            pending: inner.pending.load(Ordering::Acquire),
-            keys: inner
+        inner.counts.stats(
+            inner.pending.load(Ordering::Acquire),
+            inner
                 .slots
                 .iter()
                 .map(|s| s.state.lock().window.documents())
                 .sum(),
-            flushed: inner.flushed.load(Ordering::Relaxed),
-            retried: inner.retried.load(Ordering::Relaxed),
-            failed: inner.failed.load(Ordering::Relaxed),
-            rejected: inner.rejected.load(Ordering::Relaxed),
-            tracked: inner.slots.iter().map(|s| s.state.lock().tracked).sum(),
-            batches: inner.batches.load(Ordering::Relaxed),
-            refused: inner.refused.load(Ordering::Relaxed),
-        }
+            inner.slots.iter().map(|s| s.state.lock().tracked).sum(),
+        )
     }
 
     pub(crate) fn options(&self) -> &Options {
@@ -554,7 +539,10 @@ async fn write_queue<'s, W>(
                         break Err(e);
                     }
                     attempt += 1;
-                    inner.retried.fetch_add(len as u64, Ordering::Relaxed);
+                    inner
+                        .counts
+                        .retried
+                        .fetch_add(len as u64, Ordering::Relaxed);
                     // Reads may go on while this waits: they see the store without this
                     // batch (it may or may not be in it).
                     *gate = None;
@@ -564,7 +552,10 @@ async fn write_queue<'s, W>(
                 Err(e) => {
                     let refused = refused_part(batch, &e, &*inner.store);
                     let count = refused.len();
-                    inner.refused.fetch_add(count as u64, Ordering::Relaxed);
+                    inner
+                        .counts
+                        .refused
+                        .fetch_add(count as u64, Ordering::Relaxed);
                     (inner.settings.on_refused)(refused, &e);
                     inner.release(count);
                     if batch.is_empty() {
@@ -577,8 +568,11 @@ async fn write_queue<'s, W>(
             Ok(()) => {
                 let len = batch.len();
                 if len > 0 {
-                    inner.flushed.fetch_add(len as u64, Ordering::Relaxed);
-                    inner.batches.fetch_add(1, Ordering::Relaxed);
+                    inner
+                        .counts
+                        .flushed
+                        .fetch_add(len as u64, Ordering::Relaxed);
+                    inner.counts.batches.fetch_add(1, Ordering::Relaxed);
                 }
                 inner.release(len);
                 if let Some(spill) = &inner.spill {
@@ -587,7 +581,7 @@ async fn write_queue<'s, W>(
                 queue.pop_front();
             }
             Err(e) => {
-                inner.failed.fetch_add(len as u64, Ordering::Relaxed);
+                inner.counts.failed.fetch_add(len as u64, Ordering::Relaxed);
                 let stalled: usize = queue.iter().map(Batch::len).sum();
                 if let Some(spill) = &inner.spill {
                     for batch in queue.iter() {

@@ -13,6 +13,7 @@ use parking_lot::Mutex;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 
+use crate::counts::Counts;
 use crate::{BufferError, Options, Overflow};
 
 /// What becomes of the items of a flush that failed after its last retry, as
@@ -224,12 +225,8 @@ struct Shared<K, V> {
     /// Woken whenever pending items are released (flushed, handled) and at shutdown.
     room: Notify,
     closed: AtomicBool,
-    flushed: AtomicU64,
-    retried: AtomicU64,
-    failed: AtomicU64,
-    rejected: AtomicU64,
+    counts: Counts,
     tracked: AtomicU64,
-    batches: AtomicU64,
 }
 
 struct Partition<K, V> {
@@ -273,12 +270,8 @@ where
             pending: AtomicUsize::new(0),
             room: Notify::new(),
             closed: AtomicBool::new(false),
-            flushed: AtomicU64::new(0),
-            retried: AtomicU64::new(0),
-            failed: AtomicU64::new(0),
-            rejected: AtomicU64::new(0),
+            counts: Counts::default(),
             tracked: AtomicU64::new(0),
-            batches: AtomicU64::new(0),
         });
         let seeds = RandomState::new();
         let mut senders = Vec::with_capacity(count);
@@ -319,7 +312,7 @@ where
     pub async fn insert(&self, key: K, value: V) -> Result<(), BufferError> {
         let shared = &self.handle.shared;
         if let Err(err) = self.reserve().await {
-            shared.rejected.fetch_add(1, Ordering::Relaxed);
+            shared.counts.rejected.fetch_add(1, Ordering::Relaxed);
             return Err(err);
         }
         let index = self.partition_of(&key);
@@ -328,7 +321,7 @@ where
         if partition.closed {
             drop(partition);
             shared.release(1);
-            shared.rejected.fetch_add(1, Ordering::Relaxed);
+            shared.counts.rejected.fetch_add(1, Ordering::Relaxed);
             return Err(BufferError::ShutDown);
         }
         shared.tracked.fetch_add(1, Ordering::Relaxed);
@@ -468,17 +461,11 @@ where
     /// apart).
     pub fn stats(&self) -> BufferStats {
         let shared = &self.handle.shared;
-        BufferStats {
-            pending: shared.pending.load(Ordering::Acquire),
-            keys: shared.partitions.iter().map(|p| p.lock().keys.len()).sum(),
-            flushed: shared.flushed.load(Ordering::Relaxed),
-            retried: shared.retried.load(Ordering::Relaxed),
-            failed: shared.failed.load(Ordering::Relaxed),
-            rejected: shared.rejected.load(Ordering::Relaxed),
-            tracked: shared.tracked.load(Ordering::Relaxed),
-            batches: shared.batches.load(Ordering::Relaxed),
-            refused: 0,
-        }
+        shared.counts.stats(
+            shared.pending.load(Ordering::Acquire),
+            shared.partitions.iter().map(|p| p.lock().keys.len()).sum(),
+            shared.tracked.load(Ordering::Relaxed),
+        )
     }
 
     /// Takes `key`'s buffered items out of the buffer (they are no longer pending; the caller
@@ -661,19 +648,28 @@ where
         while result.is_err() && retry < shared.options.get_retry_max() {
             retry += 1;
             tokio::time::sleep(shared.options.backoff(retry)).await;
-            shared.retried.fetch_add(count as u64, Ordering::Relaxed);
+            shared
+                .counts
+                .retried
+                .fetch_add(count as u64, Ordering::Relaxed);
             result = self.handler.flush(&key, &items).await;
         }
         let error = match result {
             Ok(()) => {
-                shared.flushed.fetch_add(count as u64, Ordering::Relaxed);
-                shared.batches.fetch_add(1, Ordering::Relaxed);
+                shared
+                    .counts
+                    .flushed
+                    .fetch_add(count as u64, Ordering::Relaxed);
+                shared.counts.batches.fetch_add(1, Ordering::Relaxed);
                 shared.release(count);
                 return;
             }
             Err(error) => error,
         };
-        shared.failed.fetch_add(count as u64, Ordering::Relaxed);
+        shared
+            .counts
+            .failed
+            .fetch_add(count as u64, Ordering::Relaxed);
         match self.handler.on_error(&key, items, error).await {
             OnError::Handled => shared.release(count),
             OnError::Requeue(mut items) => {

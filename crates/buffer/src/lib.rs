@@ -89,6 +89,7 @@
 //! ```
 
 mod coalescing;
+mod counts;
 mod engine;
 mod error;
 mod fold;

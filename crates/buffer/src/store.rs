@@ -26,6 +26,22 @@ pub(crate) struct KeyWindow {
     order: Vec<Key>,
 }
 
+impl KeyWindow {
+    /// Folds `doc` after what `key` holds (a copy of it when `key` is new).
+    pub(crate) fn absorb(&mut self, key: Key, doc: &PendingDoc) -> Result<()> {
+        match self.docs.get_mut(&key) {
+            Some(into) => {
+                into.absorb(doc, &|| key.to_string())?;
+            }
+            None => {
+                self.order.push(key.clone());
+                self.docs.insert(key, doc.clone());
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Window for KeyWindow {
     fn is_empty(&self) -> bool {
         self.docs.is_empty()

@@ -20,6 +20,7 @@ use stats_core::{
 use crate::coalescing::Coalescing;
 use crate::engine::{BatchSink, Engine, Planned, Window};
 use crate::fold::PendingDoc;
+use crate::store::KeyWindow;
 use crate::{BufferStats, Options};
 
 /// The bucket starts of one instant, one per granularity of the tracker.
@@ -155,32 +156,13 @@ impl Window for FanWindow {
                     continue;
                 }
                 // Several: merged per key (their order does not matter, see `Segment`).
-                let mut merged: HashMap<Key, PendingDoc> = HashMap::new();
-                let mut order = Vec::new();
+                let mut merged = KeyWindow::default();
                 for (starts, doc) in &docs.docs {
                     for key in docs.keys(starts) {
-                        let name = || key.to_string();
-                        match merged.get_mut(&key) {
-                            Some(into) => {
-                                into.absorb(doc, &name)?;
-                            }
-                            None => {
-                                order.push(key.clone());
-                                merged.insert(key, doc.clone());
-                            }
-                        }
+                        merged.absorb(key, doc)?;
                     }
                 }
-                for key in order {
-                    if let Some(doc) = merged.remove(&key) {
-                        let len = doc.units();
-                        doc.drain_into(
-                            std::slice::from_ref(&key),
-                            sink.batch_for(len),
-                            &mut scratch,
-                        )?;
-                    }
-                }
+                merged.drain(sink)?;
             }
         }
         Ok(())
