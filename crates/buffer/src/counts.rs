@@ -1,6 +1,11 @@
-//! The counters every buffer keeps, and the snapshot they give.
+//! What every buffer shares: its counters and the spawning of its partitions' tasks.
 
+use std::collections::hash_map::RandomState;
+use std::future::Future;
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::mpsc;
 
 use crate::BufferStats;
 
@@ -31,4 +36,24 @@ impl Counts {
             refused: get(&self.refused),
         }
     }
+}
+
+/// Spawns `count` partition tasks on `runtime`: `task(index, rng seed, commands)` for each
+/// (the seed, never 0, spreads their timers' jitter). Returns the senders of their commands.
+pub(crate) fn spawn_partitions<C, F>(
+    runtime: &tokio::runtime::Handle,
+    count: usize,
+    mut task: impl FnMut(usize, u64, mpsc::UnboundedReceiver<C>) -> F,
+) -> Vec<mpsc::UnboundedSender<C>>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let seeds = RandomState::new();
+    (0..count)
+        .map(|index| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            runtime.spawn(task(index, seeds.hash_one(index) | 1, rx));
+            tx
+        })
+        .collect()
 }

@@ -16,7 +16,7 @@ use tokio::sync::{Notify, RwLock, RwLockReadGuard, RwLockWriteGuard, mpsc, onesh
 use tokio::time::Instant;
 
 use crate::coalescing::Coalescing;
-use crate::counts::Counts;
+use crate::counts::{Counts, spawn_partitions};
 use crate::spill::Spill;
 use crate::{BufferError, BufferStats, Options, Overflow};
 
@@ -163,19 +163,15 @@ impl<W: Window> Engine<W> {
             closed: AtomicBool::new(false),
             counts: Counts::default(),
         });
-        let seeds = RandomState::new();
-        let mut senders = Vec::with_capacity(count);
-        for index in 0..count {
-            let (tx, rx) = mpsc::unbounded_channel();
-            senders.push(tx);
-            let worker = Worker {
+        let senders = spawn_partitions(&runtime, count, |index, rng, commands| {
+            Worker {
                 inner: inner.clone(),
                 index,
-                rng: seeds.hash_one(index) | 1,
+                rng,
                 outbox: VecDeque::new(),
-            };
-            runtime.spawn(worker.run(rx));
-        }
+            }
+            .run(commands)
+        });
         Ok(Engine {
             inner,
             senders,

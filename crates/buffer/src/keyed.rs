@@ -13,7 +13,7 @@ use parking_lot::Mutex;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::counts::Counts;
+use crate::counts::{Counts, spawn_partitions};
 use crate::{BufferError, Options, Overflow};
 
 /// What becomes of the items of a flush that failed after its last retry, as
@@ -273,19 +273,15 @@ where
             counts: Counts::default(),
             tracked: AtomicU64::new(0),
         });
-        let seeds = RandomState::new();
-        let mut senders = Vec::with_capacity(count);
-        for index in 0..count {
-            let (tx, rx) = mpsc::unbounded_channel();
-            senders.push(tx);
-            let worker = Worker {
+        let senders = spawn_partitions(&runtime, count, |index, rng, commands| {
+            Worker {
                 shared: shared.clone(),
                 handler: handler.clone(),
                 index,
-                rng: seeds.hash_one(index) | 1,
-            };
-            runtime.spawn(worker.run(rx));
-        }
+                rng,
+            }
+            .run(commands)
+        });
         Ok(KeyedBuffer {
             handle: Arc::new(Handle {
                 shared,
