@@ -96,6 +96,7 @@ const SUITES: &[(Backend, Suite)] = {
     const REDIS: &str = "stats-backend-redis";
     const SQL: &str = "stats-backend-sql";
     const MONGO: &str = "stats-backend-mongo";
+    const BUFFER: &str = "stats-buffer";
     &[
         (Backend::Atomics, suite(ATOMICS, "conformance")),
         (Backend::Atomics, suite(CROSS, "through_the_umbrella")),
@@ -103,9 +104,14 @@ const SUITES: &[(Backend, Suite)] = {
             Backend::Atomics,
             suite(CROSS, "suite_catches_broken_stores"),
         ),
+        (Backend::Atomics, suite(BUFFER, "keyed")),
+        (Backend::Atomics, suite(BUFFER, "load")),
+        (Backend::Atomics, suite(BUFFER, "coalesce")),
         (Backend::Redis, suite(REDIS, "single")),
         (Backend::Redis, suite(REDIS, "fault")),
         (Backend::Redis, suite(REDIS, "tls")),
+        // Runs its own redis-server and PostgreSQL, to stop and restart them.
+        (Backend::Redis, suite(BUFFER, "buffer_outage")),
         (Backend::RedisCluster, suite(REDIS, "cluster")),
         (Backend::Postgres, suite(SQL, "postgres")),
         (Backend::Postgres, suite(SQL, "postgres_tls")),
@@ -340,7 +346,9 @@ mod tests {
                 "--test",
                 "fault",
                 "--test",
-                "tls"
+                "tls",
+                "--test",
+                "buffer_outage"
             ]
         );
     }
