@@ -107,6 +107,8 @@ const SUITES: &[(Backend, Suite)] = {
         (Backend::Redis, suite(REDIS, "single")),
         (Backend::Redis, suite(REDIS, "fault")),
         (Backend::Redis, suite(REDIS, "tls")),
+        // Runs its own redis-server and PostgreSQL, to stop and restart them.
+        (Backend::Redis, suite(BUFFER, "buffer_outage")),
         (Backend::RedisCluster, suite(REDIS, "cluster")),
         (Backend::Postgres, suite(SQL, "postgres")),
         (Backend::Postgres, suite(SQL, "postgres_tls")),
@@ -349,6 +351,8 @@ mod tests {
                 "fault",
                 "--test",
                 "tls",
+                "--test",
+                "buffer_outage",
                 "--test",
                 "coalesce_redis"
             ]

@@ -26,10 +26,14 @@ pub const DEFAULT_MAX_BATCH: usize = 10_000;
 /// - `interval`, `jitter`: how often each partition flushes (default here: 1 s);
 /// - `max_size`: the pending entries (about one per distinct leaf) that make a partition flush
 ///   at once (default here: 100,000);
-/// - `max_pending`, `overflow`: the memory bound over everything pending, in leaf entries of
-///   the windows plus leaf updates of batches not yet written; at the bound a write that
-///   needs a new entry waits or fails with a typed error (writes that fold into existing
-///   entries never wait);
+/// - `max_pending`, `overflow`: the memory bound over everything pending, in leaf updates: a
+///   pending entry of a [`Buffered`](crate::Buffered) counts one, one of a
+///   [`BufferedTracker`](crate::BufferedTracker) once per granularity (what it becomes when
+///   written), and a batch not yet written its leaf updates. A write reserves what it adds
+///   before it is kept, so concurrent writes never pass the bound together; at the bound a
+///   write that needs a new entry waits or fails with a typed error (writes that fold into
+///   existing entries never wait). A single write larger than the bound goes through when
+///   nothing else is pending;
 /// - `retry_delay`, `retry_delay_max`, `retry_max`: retries of a batch within one flush. A
 ///   batch still failing after them stays pending (with its id) and is tried again on the next
 ///   interval, before anything newer of its partition.

@@ -97,6 +97,31 @@ enum Command {
     Shutdown(oneshot::Sender<Vec<Batch>>),
 }
 
+/// The memory bound, as a write sees it: it reserves what it adds before committing it.
+pub(crate) struct Room<'a> {
+    pending: &'a AtomicUsize,
+    max: usize,
+}
+
+impl Room<'_> {
+    /// Reserves `delta` pending entries: true for `delta <= 0`, and for a positive one that
+    /// fits under the bound, or when nothing is pending (a write alone always fits, else a
+    /// write larger than the bound would wait forever). Atomic: concurrent writes never pass
+    /// the bound together.
+    pub(crate) fn reserve(&self, delta: isize) -> bool {
+        let Ok(more) = usize::try_from(delta) else {
+            return true;
+        };
+        more == 0
+            || self
+                .pending
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |p| {
+                    (p == 0 || p.saturating_add(more) <= self.max).then(|| p + more)
+                })
+                .is_ok()
+    }
+}
+
 /// The outcome of planning a write into a window.
 pub(crate) enum Planned {
     /// Committed.
@@ -185,18 +210,19 @@ impl<W: Window> Engine<W> {
     }
 
     /// Runs `write` on the windows of `partitions` (ascending, no repeats) under their locks,
-    /// taken in that order. `write` gets the windows, the room left under the memory bound, and
-    /// a slot per partition for the entries it adds there (negative when a `set` drops some).
-    /// It commits everything and returns [`Planned::Done`], or changes nothing: an error, or
-    /// [`Planned::NeedRoom`] when the entries it would add exceed the room; then this waits
-    /// for room ([`Overflow::Backpressure`]) or refuses ([`Overflow::Reject`]) and tries again.
+    /// taken in that order. `write` gets the windows, the memory bound, and a slot per
+    /// partition for the entries it adds there (negative when a `set` drops some). It reserves
+    /// what it adds ([`Room::reserve`]), commits everything and returns [`Planned::Done`], or
+    /// changes nothing: an error, or [`Planned::NeedRoom`] when the reservation failed; then
+    /// this waits for room ([`Overflow::Backpressure`]) or refuses ([`Overflow::Reject`]) and
+    /// tries again.
     ///
     /// `tracked` is the number of leaf updates the write stands for (for the counters).
     pub(crate) async fn write(
         &self,
         partitions: &[usize],
         tracked: usize,
-        mut write: impl FnMut(&mut [&mut W], usize, &mut [isize]) -> Result<Planned>,
+        mut write: impl FnMut(&mut [&mut W], &Room<'_>, &mut [isize]) -> Result<Planned>,
     ) -> Result<()> {
         let inner = &*self.inner;
         let options = &inner.settings.options;
@@ -221,15 +247,11 @@ impl<W: Window> Engine<W> {
                 inner.counts.rejected.fetch_add(1, Ordering::Relaxed);
                 return Err(BufferError::ShutDown.into());
             }
-            let pending = inner.pending.load(Ordering::Acquire);
-            // Alone in the buffer, a write always fits (else a write larger than the bound
-            // would wait forever).
-            let room = if pending == 0 {
-                usize::MAX
-            } else {
-                options.get_max_pending().saturating_sub(pending)
+            let room = Room {
+                pending: &inner.pending,
+                max: options.get_max_pending(),
             };
-            match self.try_write(partitions, room, tracked, added, &mut write)? {
+            match self.try_write(partitions, &room, tracked, added, &mut write)? {
                 Attempt::Done(full) => {
                     for index in full {
                         let _ = self.senders[index].send(Command::Flush);
@@ -262,10 +284,10 @@ impl<W: Window> Engine<W> {
     fn try_write(
         &self,
         partitions: &[usize],
-        room: usize,
+        room: &Room<'_>,
         tracked: usize,
         added: &mut [isize],
-        write: &mut impl FnMut(&mut [&mut W], usize, &mut [isize]) -> Result<Planned>,
+        write: &mut impl FnMut(&mut [&mut W], &Room<'_>, &mut [isize]) -> Result<Planned>,
     ) -> Result<Attempt> {
         let inner = &*self.inner;
         let max_size = inner.settings.options.get_max_size();
@@ -285,9 +307,8 @@ impl<W: Window> Engine<W> {
             let full = state.units >= max_size && !state.flush_requested;
             state.flush_requested |= full;
             drop(state);
-            if delta > 0 {
-                inner.pending.fetch_add(delta as usize, Ordering::AcqRel);
-            } else if delta < 0 {
+            // What it added was reserved by the write (`Room::reserve`).
+            if delta < 0 {
                 inner.release(delta.unsigned_abs());
             }
             return Ok(Attempt::Done(if full { vec![index] } else { Vec::new() }));
@@ -314,9 +335,7 @@ impl<W: Window> Engine<W> {
         }
         for ((state, &delta), &index) in guards.iter_mut().zip(added.iter()).zip(partitions) {
             state.units = state.units.saturating_add_signed(delta);
-            if delta > 0 {
-                inner.pending.fetch_add(delta as usize, Ordering::AcqRel);
-            } else if delta < 0 {
+            if delta < 0 {
                 inner.release(delta.unsigned_abs());
             }
             if state.units >= max_size && !state.flush_requested {
@@ -494,9 +513,15 @@ impl<W: Window> Worker<W> {
             let mut sink = BatchSink::new(inner.settings.max_batch);
             let drained = window.drain(&mut sink);
             let batches = sink.finish();
+            // One net change: the window's entries become the batches' leaf updates (never
+            // more: a tracker's entries count once per granularity).
             let sent: usize = batches.iter().map(Batch::len).sum();
-            inner.pending.fetch_add(sent, Ordering::AcqRel);
-            inner.release(units);
+            match sent.checked_sub(units) {
+                Some(more) => {
+                    inner.pending.fetch_add(more, Ordering::AcqRel);
+                }
+                None => inner.release(units - sent),
+            }
             for batch in batches {
                 self.outbox.push_back(batch.with_id(BatchId::new()));
             }

@@ -315,8 +315,7 @@ impl<S: MetricStore> MetricStore for Buffered<S> {
                         }
                     }
                 }
-                let fits = total <= 0 || total.unsigned_abs() <= room;
-                if failure.is_none() && fits {
+                if failure.is_none() && room.reserve(total) {
                     for (slot, key, created, _) in &done {
                         if *created {
                             windows[*slot].order.push((*key).clone());

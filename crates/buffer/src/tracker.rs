@@ -18,7 +18,7 @@ use stats_core::{
 };
 
 use crate::coalescing::Coalescing;
-use crate::engine::{BatchSink, Engine, Planned, Window};
+use crate::engine::{BatchSink, Engine, Planned, Room, Window};
 use crate::fold::PendingDoc;
 use crate::store::KeyWindow;
 use crate::{BufferStats, Options};
@@ -183,7 +183,7 @@ struct Event<'e> {
 impl FanWindow {
     /// Folds `event` in (all or nothing), adding at most `room` entries; returns the entries
     /// added, or `None` when more room is needed.
-    fn insert(&mut self, event: &Event<'_>, room: usize) -> Result<Option<isize>> {
+    fn insert(&mut self, event: &Event<'_>, room: &Room<'_>) -> Result<Option<isize>> {
         // The usual case: the metric already has a document at these starts in the open
         // segment, and the write may join it.
         if event.system.is_none()
@@ -194,8 +194,10 @@ impl FanWindow {
         {
             let name = || format!("{} at {:?}", event.metric, event.starts.starts);
             let doc = &mut docs.docs[index].1;
-            let delta = doc.plan(event.op, event.fields, &name, &mut self.scratch)?;
-            if delta > 0 && delta.unsigned_abs() > room {
+            // An entry becomes one leaf update per granularity when written: it counts so.
+            let delta = doc.plan(event.op, event.fields, &name, &mut self.scratch)?
+                * event.starts.starts.len() as isize;
+            if !room.reserve(delta) {
                 return Ok(None);
             }
             doc.commit(&self.scratch, event.fields, None);
@@ -207,7 +209,7 @@ impl FanWindow {
         self.insert_slow(event, room)
     }
 
-    fn insert_slow(&mut self, event: &Event<'_>, room: usize) -> Result<Option<isize>> {
+    fn insert_slow(&mut self, event: &Event<'_>, room: &Room<'_>) -> Result<Option<isize>> {
         if self.segments.is_empty() {
             self.segments.push(Segment::default());
         }
@@ -260,7 +262,9 @@ impl FanWindow {
         if let Some((system, fields)) = &system_fields {
             delta += existing(system).plan(Op::Inc, fields, &name, &mut system_planned)?;
         }
-        if delta > 0 && delta.unsigned_abs() > room {
+        // An entry becomes one leaf update per granularity when written: it counts so.
+        let delta = delta * event.starts.starts.len() as isize;
+        if !room.reserve(delta) {
             return Ok(None);
         }
         if new_segment {

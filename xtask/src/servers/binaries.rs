@@ -85,9 +85,10 @@ pub(crate) fn postgres_bin_dir() -> Result<PathBuf> {
     })
 }
 
-/// Whether `dir` has every PostgreSQL binary the fixture runs.
+/// Whether `dir` has every PostgreSQL binary the fixture runs, and `pg_ctl`, which the
+/// buffer's outage test runs.
 fn is_postgres_bin_dir(dir: &Path) -> bool {
-    ["initdb", "postgres", "pg_isready", "createdb"]
+    ["initdb", "postgres", "pg_isready", "createdb", "pg_ctl"]
         .iter()
         .all(|name| executable(&dir.join(name)))
 }

@@ -57,6 +57,14 @@ pub(crate) const REDIS_CLUSTER_URLS: &str = "STATS_TEST_REDIS_CLUSTER_URLS";
 /// The `redis-server` binary, for tests that start and stop a server of their own.
 pub(crate) const REDIS_SERVER_BIN: &str = "STATS_REDIS_SERVER_BIN";
 
+/// The directory of PostgreSQL's server binaries (`initdb`, `pg_ctl`, `postgres`), for tests
+/// that start, stop and restart a PostgreSQL of their own (the buffer's outage test).
+pub(crate) const POSTGRES_BIN_DIR: &str = "STATS_POSTGRES_BIN_DIR";
+
+/// `<uid>:<gid>` of the unprivileged account such tests run PostgreSQL's binaries as; set only
+/// when this is root (PostgreSQL refuses to run as root).
+pub(crate) const POSTGRES_RUN_AS: &str = "STATS_POSTGRES_RUN_AS";
+
 /// The URL of a PostgreSQL database.
 pub(crate) const POSTGRES_URL: &str = "STATS_TEST_POSTGRES_URL";
 
@@ -169,6 +177,10 @@ pub(crate) fn provide(backend: Backend, reuse: Reuse) -> Result<Provided> {
             provided.set(REDIS_TLS_URL, tls_url);
             provided.set(REDIS_TLS_CA, tls_ca);
             provided.set(REDIS_SERVER_BIN, bin.display().to_string());
+            // The buffer's outage test (listed under Redis) stops and restarts a PostgreSQL too.
+            for (name, value) in postgres_binaries()? {
+                provided.set(name, value);
+            }
         }
         Backend::RedisCluster => {
             let bin = redis_server_bin()?;
@@ -298,6 +310,28 @@ fn redis_server_bin() -> Result<std::path::PathBuf> {
         Some(bin) => Ok(bin.into()),
         None => redis::server_binary(),
     }
+}
+
+/// [`POSTGRES_BIN_DIR`] (`$STATS_POSTGRES_BIN_DIR` when set, else found or installed) and,
+/// when this is root, [`POSTGRES_RUN_AS`] (`$STATS_POSTGRES_RUN_AS` when set, else the account
+/// the throwaway servers run as).
+fn postgres_binaries() -> Result<Vec<(&'static str, String)>> {
+    let set = |name: &str| env::var(name).ok().filter(|value| !value.trim().is_empty());
+    let dir = match set(POSTGRES_BIN_DIR) {
+        Some(dir) => dir,
+        None => binaries::postgres_bin_dir()?.display().to_string(),
+    };
+    let mut vars = vec![(POSTGRES_BIN_DIR, dir)];
+    let run_as = match set(POSTGRES_RUN_AS) {
+        Some(run_as) => Some(run_as),
+        None => {
+            binaries::postgres_account()?.map(|account| format!("{}:{}", account.uid, account.gid))
+        }
+    };
+    if let Some(run_as) = run_as {
+        vars.push((POSTGRES_RUN_AS, run_as));
+    }
+    Ok(vars)
 }
 
 /// Runs `start` and reports on stderr how long starting `what` took.
@@ -487,6 +521,35 @@ print("mongo check passed")
             std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
             "the server still listens on {port}"
         );
+    }
+
+    #[test]
+    fn redis_tests_get_the_postgres_binaries_they_run() {
+        let vars = postgres_binaries().unwrap();
+        let dir = vars
+            .iter()
+            .find(|(name, _)| *name == POSTGRES_BIN_DIR)
+            .map(|(_, dir)| std::path::PathBuf::from(dir))
+            .unwrap_or_else(|| panic!("{POSTGRES_BIN_DIR} is not set: {vars:?}"));
+        for binary in ["initdb", "pg_ctl", "postgres"] {
+            assert!(
+                dir.join(binary).is_file(),
+                "no {binary} in {}",
+                dir.display()
+            );
+        }
+        let run_as = vars.iter().find(|(name, _)| *name == POSTGRES_RUN_AS);
+        match run_as {
+            Some((_, run_as)) => {
+                let (uid, gid) = run_as.split_once(':').unwrap();
+                assert!(uid.parse::<u32>().unwrap() != 0, "{run_as}");
+                gid.parse::<u32>().unwrap();
+            }
+            None => assert!(
+                !binaries::is_root(),
+                "root must be told whom to run PostgreSQL as"
+            ),
+        }
     }
 
     #[test]
