@@ -33,7 +33,9 @@ pub const DEFAULT_MAX_BATCH: usize = 10_000;
 ///   before it is kept, so concurrent writes never pass the bound together; at the bound a
 ///   write that needs a new entry waits or fails with a typed error (writes that fold into
 ///   existing entries never wait). A single write larger than the bound goes through when
-///   nothing else is pending;
+///   nothing else is pending. One more case may pass the bound, at a flush: an integer leaf
+///   whose pending increments have both signs is sent as up to three increments (so that an
+///   overflow is refused exactly as one by one), counted as one entry until then;
 /// - `retry_delay`, `retry_delay_max`, `retry_max`: retries of a batch within one flush. A
 ///   batch still failing after them stays pending (with its id) and is tried again on the next
 ///   interval, before anything newer of its partition.
