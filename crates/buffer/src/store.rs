@@ -114,10 +114,11 @@ impl Window for KeyWindow {
 /// // Reads see the pending counts...
 /// let total = tracker.total("orders", at, at, "1h".parse()?, "count").await?;
 /// assert_eq!(total, Some(1_000.into()));
-/// // ...which reach the store as batches of 2 leaf updates (one a second).
+/// // ...which reach the store as 2 leaf updates per flush (one flush a second).
 /// store.flush().await?;
 /// let stats = store.stats();
-/// assert_eq!((stats.tracked, stats.flushed), (2_000, 2 * stats.batches));
+/// assert_eq!(stats.tracked, 2_000);
+/// assert!(stats.flushed * 100 <= stats.tracked, "{stats:?}");
 /// # Ok(()) }
 /// ```
 pub struct Buffered<S> {
