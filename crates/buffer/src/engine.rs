@@ -443,7 +443,10 @@ impl<W: Window> Worker<W> {
         let (window, units) = {
             let mut state = slot.state.lock();
             state.flush_requested = false;
-            (std::mem::take(&mut state.window), std::mem::take(&mut state.units))
+            (
+                std::mem::take(&mut state.window),
+                std::mem::take(&mut state.units),
+            )
         };
         if !window.is_empty() {
             let mut sink = BatchSink::new(inner.settings.max_batch);

@@ -107,7 +107,13 @@ enum Step {
 }
 
 /// Plans folding `(op, n)` after `last`, without changing anything.
-fn plan(last: Option<Entry>, op: Op, n: Number, key: &dyn Fn() -> String, path: &str) -> Result<Step> {
+fn plan(
+    last: Option<Entry>,
+    op: Op,
+    n: Number,
+    key: &dyn Fn() -> String,
+    path: &str,
+) -> Result<Step> {
     Ok(match (last, op, n) {
         (_, Op::Set, n) => Step::Reset(Entry::Set(n)),
         (Some(Entry::Set(v)), op, n) => {
@@ -120,11 +126,13 @@ fn plan(last: Option<Entry>, op: Op, n: Number, key: &dyn Fn() -> String, path: 
             Step::Replace(Entry::Set(result))
         }
         (Some(Entry::Ints { net, hi, lo }), Op::Inc, Number::Int(i)) => {
-            let net = net.checked_add(i128::from(i)).ok_or_else(|| Error::Overflow {
-                key: key(),
-                path: Some(path.to_owned()),
-                detail: "more pending increments than the buffer can sum".into(),
-            })?;
+            let net = net
+                .checked_add(i128::from(i))
+                .ok_or_else(|| Error::Overflow {
+                    key: key(),
+                    path: Some(path.to_owned()),
+                    detail: "more pending increments than the buffer can sum".into(),
+                })?;
             Step::Replace(Entry::Ints {
                 net,
                 hi: hi.max(net),
@@ -274,7 +282,9 @@ impl PendingDoc {
                     leaf.entries.push(e);
                     Undo::Pop(index)
                 }
-                Step::Reset(e) => Undo::Replace(index, std::mem::replace(&mut leaf.entries, vec![e])),
+                Step::Reset(e) => {
+                    Undo::Replace(index, std::mem::replace(&mut leaf.entries, vec![e]))
+                }
             };
             if let Some(undo) = undo.as_deref_mut() {
                 if p.leaf.is_none() {
@@ -413,14 +423,26 @@ impl PendingDoc {
 }
 
 /// Appends `entry` after `entries`, folding where [`plan`] would.
-fn combine(entries: &mut Vec<Entry>, entry: Entry, key: &dyn Fn() -> String, path: &str) -> Result<()> {
+fn combine(
+    entries: &mut Vec<Entry>,
+    entry: Entry,
+    key: &dyn Fn() -> String,
+    path: &str,
+) -> Result<()> {
     let last = entries.last().copied();
     let folded = match (last, entry) {
         (_, Entry::Set(_)) => {
             entries.clear();
             Some(entry)
         }
-        (Some(Entry::Ints { net, hi, lo }), Entry::Ints { net: n2, hi: h2, lo: l2 }) => {
+        (
+            Some(Entry::Ints { net, hi, lo }),
+            Entry::Ints {
+                net: n2,
+                hi: h2,
+                lo: l2,
+            },
+        ) => {
             let overflow = || Error::Overflow {
                 key: key(),
                 path: Some(path.to_owned()),

@@ -78,9 +78,9 @@ mod options;
 mod store;
 mod tracker;
 
+pub use coalescing::{Coalescing, DEFAULT_MAX_BATCH};
 pub use error::BufferError;
 pub use keyed::{BufferStats, Flush, KeyedBuffer, OnError};
 pub use options::{Options, Overflow};
-pub use coalescing::{Coalescing, DEFAULT_MAX_BATCH};
 pub use store::Buffered;
 pub use tracker::BufferedTracker;

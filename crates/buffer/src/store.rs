@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use stats_core::{
-    Batch, CasOutcome, Capabilities, CounterInfo, CounterStore, Error, Granularity, Key,
+    Batch, Capabilities, CasOutcome, CounterInfo, CounterStore, Error, Granularity, Key,
     MetricStore, Number, Result, Store, ThrottleStore, Values,
 };
 
@@ -34,7 +34,11 @@ impl Window for KeyWindow {
         for key in self.order {
             if let Some(doc) = self.docs.remove(&key) {
                 let len = doc.units();
-                doc.drain_into(std::slice::from_ref(&key), sink.batch_for(len), &mut scratch)?;
+                doc.drain_into(
+                    std::slice::from_ref(&key),
+                    sink.batch_for(len),
+                    &mut scratch,
+                )?;
             }
         }
         Ok(())
@@ -101,7 +105,9 @@ pub struct Buffered<S> {
 
 impl<S> fmt::Debug for Buffered<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Buffered").field("engine", &self.engine).finish()
+        f.debug_struct("Buffered")
+            .field("engine", &self.engine)
+            .finish()
     }
 }
 

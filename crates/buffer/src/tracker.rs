@@ -14,8 +14,7 @@ use stats_core::tracker::{
     Blanks, Config, SYSTEM_KEY, Status, Tracker, check_user_key, escape_field,
 };
 use stats_core::{
-    Batch, Capabilities, Fields, Granularity, Key, MetricStore, Number, Op, Result, Store,
-    Values,
+    Batch, Capabilities, Fields, Granularity, Key, MetricStore, Number, Op, Result, Store, Values,
 };
 
 use crate::coalescing::Coalescing;
@@ -135,7 +134,11 @@ impl Window for FanWindow {
                 for key in order {
                     if let Some(doc) = merged.remove(&key) {
                         let len = doc.units();
-                        doc.drain_into(std::slice::from_ref(&key), sink.batch_for(len), &mut scratch)?;
+                        doc.drain_into(
+                            std::slice::from_ref(&key),
+                            sink.batch_for(len),
+                            &mut scratch,
+                        )?;
                     }
                 }
             }
@@ -188,13 +191,22 @@ impl FanWindow {
         let mut planned = Vec::new();
         let mut delta = existing(event.metric).plan(event.op, event.fields, &name, &mut planned)?;
         let system_fields = match event.system {
-            Some(system) => Some(match segment.metrics.get(event.metric).and_then(|d| d.system.clone()) {
-                Some(fields) => fields,
-                None => Fields::from_pairs([
-                    ("count".to_owned(), Number::Int(1)),
-                    (format!("keys.{}", escape_field(event.metric)), Number::Int(1)),
-                ])?,
-            })
+            Some(system) => Some(
+                match segment
+                    .metrics
+                    .get(event.metric)
+                    .and_then(|d| d.system.clone())
+                {
+                    Some(fields) => fields,
+                    None => Fields::from_pairs([
+                        ("count".to_owned(), Number::Int(1)),
+                        (
+                            format!("keys.{}", escape_field(event.metric)),
+                            Number::Int(1),
+                        ),
+                    ])?,
+                },
+            )
             .map(|f| (system, f)),
             None => None,
         };
@@ -281,7 +293,9 @@ struct Overlay {
 
 impl fmt::Debug for Overlay {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Overlay").field("engine", &self.engine).finish()
+        f.debug_struct("Overlay")
+            .field("engine", &self.engine)
+            .finish()
     }
 }
 
@@ -458,7 +472,8 @@ impl BufferedTracker {
     /// (as [`Error`]) at the memory bound with [`Overflow::Reject`](crate::Overflow::Reject)
     /// and after shutdown. Nothing of a failed call is kept.
     pub async fn track(&self, key: &str, at: Timestamp, values: &Values) -> Result<()> {
-        self.write(Op::Inc, key, at, &Fields::from_values(values)?).await
+        self.write(Op::Inc, key, at, &Fields::from_values(values)?)
+            .await
     }
 
     /// Sets `values` at `at`, buffered. See [`Tracker::assert`].
@@ -466,7 +481,8 @@ impl BufferedTracker {
     /// # Errors
     /// As [`BufferedTracker::track`].
     pub async fn assert(&self, key: &str, at: Timestamp, values: &Values) -> Result<()> {
-        self.write(Op::Set, key, at, &Fields::from_values(values)?).await
+        self.write(Op::Set, key, at, &Fields::from_values(values)?)
+            .await
     }
 
     /// Keeps the maximum of `values` at `at`, buffered. See [`Tracker::track_max`].
@@ -474,7 +490,8 @@ impl BufferedTracker {
     /// # Errors
     /// As [`BufferedTracker::track`].
     pub async fn track_max(&self, key: &str, at: Timestamp, values: &Values) -> Result<()> {
-        self.write(Op::Max, key, at, &Fields::from_values(values)?).await
+        self.write(Op::Max, key, at, &Fields::from_values(values)?)
+            .await
     }
 
     /// Keeps the minimum of `values` at `at`, buffered. See [`Tracker::track_min`].
@@ -482,7 +499,8 @@ impl BufferedTracker {
     /// # Errors
     /// As [`BufferedTracker::track`].
     pub async fn track_min(&self, key: &str, at: Timestamp, values: &Values) -> Result<()> {
-        self.write(Op::Min, key, at, &Fields::from_values(values)?).await
+        self.write(Op::Min, key, at, &Fields::from_values(values)?)
+            .await
     }
 
     /// [`BufferedTracker::track`] at the current time.
@@ -646,7 +664,9 @@ impl BufferedTracker {
         granularity: Granularity,
         blanks: Blanks,
     ) -> Result<Series> {
-        self.reader.system_values(from, to, granularity, blanks).await
+        self.reader
+            .system_values(from, to, granularity, blanks)
+            .await
     }
 
     /// Writes everything pending, then removes the metric. See [`Tracker::remove`].
