@@ -4,6 +4,8 @@
 //! criterion group, each case is measured twice, as `BenchmarkId::new("ours", case)` and
 //! `BenchmarkId::new("raw", case)`, in the same run, with the group's throughput in elements.
 
+use std::fs::OpenOptions;
+use std::io::Write;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
@@ -77,8 +79,49 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
+/// The variable naming the file where `cargo xtask bench` collects the figures of a run that
+/// are not throughputs (see [`figure`]).
+pub const FIGURES_VAR: &str = "STATS_BENCH_FIGURES";
+
+/// One figure as a line of the figures file: name, value, unit and detail separated by tabs
+/// (tabs and line breaks inside them become spaces).
+pub fn figure_line(name: &str, value: f64, unit: &str, detail: &str) -> String {
+    let clean = |s: &str| s.replace(['\t', '\n', '\r'], " ");
+    format!(
+        "{}\t{value}\t{}\t{}\n",
+        clean(name),
+        clean(unit),
+        clean(detail)
+    )
+}
+
+/// Reports a figure that is not a throughput beside a baseline (a ratio, a maximum): prints
+/// it, and under `cargo xtask bench` (which sets [`FIGURES_VAR`]) appends it to the run's
+/// figures file, so that the summary shows it too.
+///
+/// # Panics
+/// When the figures file cannot be written.
+pub fn figure(name: &str, value: f64, unit: &str, detail: &str) {
+    println!("figure: {name}: {value:.1} {unit} ({detail})");
+    if let Some(path) = std::env::var_os(FIGURES_VAR) {
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
+        file.write_all(figure_line(name, value, unit, detail).as_bytes())
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn figure_lines_have_four_tab_separated_fields() {
+        let line = super::figure_line("a\tb", 2.5, "x", "one\ntwo");
+        assert_eq!(line, "a b\t2.5\tx\tone two\n");
+    }
+
     #[test]
     fn keys_are_32_bytes_and_distinct() {
         let keys = super::keys_32(7, 1000);

@@ -32,10 +32,11 @@ struct BenchServers {
 /// nothing else shares it while it is measured), and the variables the bench reads: `redis`
 /// gets a redis-server (`STATS_BENCH_REDIS_URL`, and `STATS_REDIS_BENCHMARK_BIN`), `sql` a
 /// PostgreSQL (`STATS_BENCH_POSTGRES_URL`), `mongo` a MongoDB-wire server (mongoeco,
-/// `STATS_BENCH_MONGO_URL`); the other benches need none.
+/// `STATS_BENCH_MONGO_URL`), `buffer` a redis-server as `redis` does; the other benches need
+/// none.
 fn servers_for(name: &str) -> Result<BenchServers> {
     let backend = match name {
-        "redis" => Backend::Redis,
+        "redis" | "buffer" => Backend::Redis,
         "sql" => Backend::Postgres,
         "mongo" => Backend::Mongo,
         _ => return Ok(BenchServers::default()),
@@ -75,8 +76,14 @@ const OURS: &str = "ours";
 /// The function id of the raw baseline's measurement of a case.
 const RAW: &str = "raw";
 
+/// The variable naming the file a bench appends its other figures to (one per line: name,
+/// value, unit, detail, separated by tabs), as `stats_benches::figure` does.
+const FIGURES_VAR: &str = "STATS_BENCH_FIGURES";
+
 /// Runs bench `name` (or every bench target for `all`) unless `no_run`, then prints the
-/// report and writes it to `<target>/stats-bench/<name>.json`.
+/// report and writes it to `<target>/stats-bench/<name>.json`. Figures that are not
+/// throughputs (ratios, maxima) come from `<target>/stats-bench/<name>.figures.tsv`, which the
+/// bench writes (see [`FIGURES_VAR`]); with `no_run`, those of the last run.
 ///
 /// Fails when cargo bench fails or when no result of the bench's groups is found.
 pub(crate) fn run(name: &str, no_run: bool, criterion_args: &[String]) -> Result {
@@ -85,7 +92,11 @@ pub(crate) fn run(name: &str, no_run: bool, criterion_args: &[String]) -> Result
     } else {
         vec![name.to_owned()]
     };
+    let out_dir = workspace::target_dir().join("stats-bench");
+    fs::create_dir_all(&out_dir)
+        .map_err(|err| format!("cannot create {}: {err}", out_dir.display()))?;
     for name in &names {
+        let figures_path = out_dir.join(format!("{name}.figures.tsv"));
         // Results older than this run belong to cases it did not measure (removed, or
         // filtered out by criterion arguments); mixing them in would pair stale figures.
         let since = if no_run {
@@ -98,6 +109,14 @@ pub(crate) fn run(name: &str, no_run: bool, criterion_args: &[String]) -> Result
             for (var, value) in &provided.vars {
                 cmd.env(var, value);
             }
+            match fs::remove_file(&figures_path) {
+                Ok(()) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => {
+                    return Err(format!("cannot remove {}: {err}", figures_path.display()).into());
+                }
+            }
+            cmd.env(FIGURES_VAR, &figures_path);
             if !criterion_args.is_empty() {
                 cmd.arg("--").args(criterion_args);
             }
@@ -106,7 +125,8 @@ pub(crate) fn run(name: &str, no_run: bool, criterion_args: &[String]) -> Result
             Some(started)
         };
         let criterion_dir = workspace::target_dir().join("criterion");
-        let report = Report::collect(&criterion_dir, name, since)?;
+        let mut report = Report::collect(&criterion_dir, name, since)?;
+        report.figures = read_figures(&figures_path)?;
         if report.rows.is_empty() {
             return Err(format!(
                 "no criterion results of groups `{name}/...` found under {}",
@@ -118,12 +138,12 @@ pub(crate) fn run(name: &str, no_run: bool, criterion_args: &[String]) -> Result
         for line in report.scaling() {
             println!("{line}");
         }
+        for figure in &report.figures {
+            println!("{figure}");
+        }
         for note in &report.notes {
             eprintln!("note: {note}");
         }
-        let out_dir = workspace::target_dir().join("stats-bench");
-        fs::create_dir_all(&out_dir)
-            .map_err(|err| format!("cannot create {}: {err}", out_dir.display()))?;
         let out = out_dir.join(format!("{name}.json"));
         let text = serde_json::to_string_pretty(&report.to_json())?;
         fs::write(&out, text + "\n")
@@ -211,6 +231,65 @@ impl Measurement {
     }
 }
 
+/// A figure of a bench that is not a throughput beside a baseline (a ratio, a maximum).
+#[derive(Clone, Debug, PartialEq)]
+struct Figure {
+    name: String,
+    value: f64,
+    unit: String,
+    detail: String,
+}
+
+impl std::fmt::Display for Figure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {:.1} {}", self.name, self.value, self.unit)?;
+        if !self.detail.is_empty() {
+            write!(f, " ({})", self.detail)?;
+        }
+        Ok(())
+    }
+}
+
+/// The figures in `path` (none when the file does not exist).
+///
+/// Fails on a line that is not `name<TAB>value<TAB>unit<TAB>detail` with a numeric value,
+/// naming the file and the line.
+fn read_figures(path: &Path) -> Result<Vec<Figure>> {
+    let text = match fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => return Err(format!("cannot read {}: {err}", path.display()).into()),
+    };
+    parse_figures(&text).map_err(|err| format!("{}: {err}", path.display()).into())
+}
+
+/// Parses the lines of a figures file.
+fn parse_figures(text: &str) -> std::result::Result<Vec<Figure>, String> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.is_empty())
+        .map(|(i, line)| {
+            let bad = || {
+                format!(
+                    "line {}: expected name, value, unit, detail: {line:?}",
+                    i + 1
+                )
+            };
+            let parts: Vec<&str> = line.split('\t').collect();
+            let [name, value, unit, detail] = parts[..] else {
+                return Err(bad());
+            };
+            let value: f64 = value.parse().map_err(|_| bad())?;
+            Ok(Figure {
+                name: name.to_owned(),
+                value,
+                unit: unit.to_owned(),
+                detail: detail.to_owned(),
+            })
+        })
+        .collect()
+}
+
 /// One line of the report: a case of a group, ours beside raw.
 #[derive(Clone, Debug, Default, PartialEq)]
 struct Row {
@@ -247,6 +326,8 @@ struct Report {
     rows: Vec<Row>,
     /// Results that were found but left out, and why.
     notes: Vec<String>,
+    /// The bench's other figures, in the order it reported them.
+    figures: Vec<Figure>,
 }
 
 impl Report {
@@ -316,6 +397,7 @@ impl Report {
             bench: bench.to_owned(),
             rows,
             notes,
+            figures: Vec::new(),
         })
     }
 
@@ -439,6 +521,12 @@ impl Report {
             "generated_unix_secs": generated,
             "unit": "Melem/s (median); ratio = ours / raw throughput",
             "rows": rows,
+            "figures": self.figures.iter().map(|f| json!({
+                "name": f.name,
+                "value": f.value,
+                "unit": f.unit,
+                "detail": f.detail,
+            })).collect::<Vec<_>>(),
         })
     }
 }
@@ -772,6 +860,32 @@ mod tests {
         assert!(
             lines[0].starts_with("atomics/keyed 2-threads-distinct: ours 1.60x"),
             "{lines:?}"
+        );
+    }
+
+    #[test]
+    fn figures_are_read_in_order_and_bad_lines_are_named() {
+        let figures =
+            parse_figures("a ratio\t104.5\tx fewer\t1 run\nmax\t20000\tentries\t\n").unwrap();
+        assert_eq!(figures.len(), 2);
+        assert_eq!(figures[0].to_string(), "a ratio: 104.5 x fewer (1 run)");
+        assert_eq!(figures[1].to_string(), "max: 20000.0 entries");
+        let err = parse_figures("ok\t1\tu\td\nbroken\tNaNx\tu\td\n").unwrap_err();
+        assert!(err.starts_with("line 2:"), "{err}");
+        assert!(parse_figures("too\tfew\n").unwrap_err().contains("too"));
+
+        let scratch = Scratch::new("figures");
+        assert!(
+            read_figures(&scratch.0.join("none.tsv"))
+                .unwrap()
+                .is_empty()
+        );
+        let path = scratch.0.join("b.figures.tsv");
+        fs::write(&path, "x\tnot a number\tu\td\n").unwrap();
+        let err = read_figures(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("b.figures.tsv") && err.contains("line 1"),
+            "{err}"
         );
     }
 

@@ -9,9 +9,9 @@
 //! - `cargo xtask servers <backend|all>`: starts throwaway servers, prints `export` lines
 //!   pointing at them, and stops them when the standard input ends or on Ctrl-C.
 //! - `cargo xtask bench <name|all> [-- <criterion args>]`: criterion benches (`atomics`,
-//!   `tracker`, `redis`, `sql`, `mongo`) plus a report of each figure against its raw baseline
-//!   measured in the same run; `redis`, `sql` and `mongo` run against a fresh server of their
-//!   own.
+//!   `tracker`, `redis`, `sql`, `mongo`, `buffer`) plus a report of each figure against its raw
+//!   baseline measured in the same run; `redis`, `sql`, `mongo` and `buffer` run against a
+//!   fresh server of their own.
 //! - `cargo xtask deny`: `cargo deny check`, falling back to an offline advisory database
 //!   snapshot when the database cannot be fetched.
 
@@ -69,7 +69,8 @@ enum Command {
     /// Run a criterion bench of the `stats-benches` package and report ours vs raw.
     Bench {
         /// The bench target (a `[[bench]]` of benches/Cargo.toml: atomics, tracker, redis,
-        /// sql, mongo), or `all`. redis, sql and mongo start a fresh server of their own.
+        /// sql, mongo, buffer), or `all`. redis, sql, mongo and buffer (Redis) start a fresh
+        /// server of their own.
         name: String,
         /// Print the report from the criterion results already in the target directory
         /// instead of running the bench first.
