@@ -263,7 +263,16 @@ impl<W: Window> Engine<W> {
                     return Err(BufferError::ShutDown.into());
                 }
                 Attempt::NeedRoom if !waiting => {
-                    // Try again registered, so that a release in between is not missed.
+                    // At the bound: the partitions flush now rather than at their next
+                    // interval (once each until they do), and this tries again registered, so
+                    // that a release in between is not missed.
+                    for (slot, sender) in inner.slots.iter().zip(&self.senders) {
+                        let mut state = slot.state.lock();
+                        if !state.flush_requested && !state.window.is_empty() {
+                            state.flush_requested = true;
+                            let _ = sender.send(Command::Flush);
+                        }
+                    }
                     waiting = true;
                 }
                 Attempt::NeedRoom => {
