@@ -26,7 +26,7 @@
 //! use std::time::Duration;
 //!
 //! use stats::atomics::AtomicsStore;
-//! use stats::rules::{Context, EntityFn, FieldValue, Guard, Rule, Rules, Strategy};
+//! use stats::rules::{Context, Entity, EntityFn, Guard, Rule, Rules, Strategy};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> stats::Result<()> {
@@ -50,14 +50,18 @@
 //!
 //! let outcome = rules.apply(&test, "score", 20, &user).await?;
 //! assert!(outcome.was_updated("test") && outcome.was_updated("course"));
-//! // Within 30 seconds, the test's record is throttled; the course has no guard.
+//! // Within 30 seconds, the test's record is throttled, and a blocked update is not touched
+//! // through to the course either.
 //! let outcome = rules.apply(&test, "score", 10, &user).await?;
 //! assert_eq!(outcome.blocked_by("test"), Some("throttle"));
-//! assert!(outcome.was_updated("course"));
+//! assert!(!outcome.was_updated("course"));
+//! // The course's rule also runs when a course is applied to directly.
+//! let course = test.parents("course").remove(0);
+//! assert!(rules.apply(course.as_ref(), "score", 30, &user).await?.was_updated("course"));
 //!
 //! let keys = Context::new().with("user_id", 1).with("test_slug", "algebra");
 //! assert_eq!(rules.record("test", "score", &keys).await?, Some(20.into()));
-//! assert_eq!(rules.record("course", "score", &user).await?, Some(20.into()));
+//! assert_eq!(rules.record("course", "score", &user).await?, Some(30.into()));
 //! # Ok(()) }
 //! ```
 

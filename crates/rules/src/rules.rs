@@ -242,8 +242,9 @@ pub struct Blocked {
     pub guard: String,
 }
 
-/// What [`Rules::apply`] did: every level of the cascade appears once, updated or blocked, in
-/// the order the cascade reached it (the entity first, then its parents breadth first).
+/// What [`Rules::apply`] did: every level of the cascade that was reached appears once, updated
+/// or blocked, in the order the cascade reached it (the entity first, then its parents breadth
+/// first). The parents of a blocked level are not reached.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Outcome {
@@ -344,6 +345,8 @@ impl Held<'_> {
 
 struct Level<'a> {
     entity: Held<'a>,
+    /// The index of the level that touched this one (`None` for the caller's entity).
+    child: Option<usize>,
     rule: Arc<Rule>,
     record: RecordKey,
     key: Key,
@@ -386,10 +389,12 @@ impl Rules {
     /// Applies `value` to `entity`'s record for `stat`, and through `touch` to its parents'.
     ///
     /// Each level resolves its own key fields (from its entity and `context`), runs its own
-    /// guards in order (the first that blocks calls its `on_trigger` with the entity once and
-    /// stops that level; parents still run their own rules), and plans its strategy's writes.
-    /// Then every level's writes go to the store in one batch (see the type's documentation
-    /// for what is atomic where).
+    /// guards in order, and plans its strategy's writes. The first guard that blocks calls its
+    /// `on_trigger` with the level's entity once and stops that level **and the levels above
+    /// it**: as in stat_trek, a touch follows an update, so a late or throttled test does not
+    /// count towards its course either (those levels appear in neither list of the
+    /// [`Outcome`]). Then every written level goes to the store in one batch (see the type's
+    /// documentation for what is atomic where).
     ///
     /// # Errors
     /// [`Error::InvalidInput`] when the entity's type has no rule for `stat`, a key field is
@@ -409,7 +414,11 @@ impl Rules {
         let now = (self.clock)();
         let mut outcome = Outcome::default();
         let mut batch = Batch::new();
-        for level in &levels {
+        let mut written = vec![false; levels.len()];
+        for (index, level) in levels.iter().enumerate() {
+            if level.child.is_some_and(|child| !written[child]) {
+                continue;
+            }
             let entity = level.entity.get();
             if let Some(guard) = self.blocking_guard(level, context, value, now).await? {
                 if let Some(callback) = &guard.on_trigger {
@@ -423,6 +432,7 @@ impl Rules {
                 continue;
             }
             self.plan(level, value, &mut batch).await?;
+            written[index] = true;
             outcome.updated.push(Updated {
                 entity_type: level.rule.entity_type.clone(),
                 record: level.record.clone(),
@@ -444,8 +454,8 @@ impl Rules {
     ) -> Result<Vec<Level<'a>>> {
         let rule = Arc::clone(self.rule(entity.entity_type(), stat)?);
         let mut levels: Vec<Level<'a>> = Vec::new();
-        let mut pending = std::collections::VecDeque::from([(Held::Borrowed(entity), rule)]);
-        while let Some((held, rule)) = pending.pop_front() {
+        let mut pending = std::collections::VecDeque::from([(Held::Borrowed(entity), rule, None)]);
+        while let Some((held, rule, child)) = pending.pop_front() {
             let (record, key) = keyed(&rule, Some(held.get()), context)?;
             let throttle_key = format!("rules:{}:{}", record.metric(), rule.stat);
             if rule
@@ -468,11 +478,12 @@ impl Rules {
                         )));
                     }
                     let parent_rule = Arc::clone(self.rule(&touch.entity_type, stat)?);
-                    pending.push_back((Held::Owned(parent), parent_rule));
+                    pending.push_back((Held::Owned(parent), parent_rule, Some(levels.len())));
                 }
             }
             levels.push(Level {
                 entity: held,
+                child,
                 rule,
                 record,
                 key,

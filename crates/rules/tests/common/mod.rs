@@ -576,15 +576,17 @@ pub(crate) async fn cascade_three_levels<S: Both>(store: Arc<S>) {
         .collect();
     assert_eq!(types, ["test", "course", "session"]);
     assert!(outcome.blocked.is_empty());
-    // The middle level is throttled; the levels around it keep their own rules.
+    // The middle level is throttled: the test is updated, the course blocked, and the session
+    // above it not reached (a touch follows an update).
     let outcome = rules.apply(&test, "score", 5, &ada).await.unwrap();
     let types: Vec<&str> = outcome
         .updated
         .iter()
         .map(|u| u.entity_type.as_str())
         .collect();
-    assert_eq!(types, ["test", "session"]);
+    assert_eq!(types, ["test"]);
     assert_eq!(outcome.blocked_by("course"), Some("throttle"));
+    assert_eq!(outcome.blocked.len(), 1);
     assert_eq!(
         outcome.blocked[0].record,
         RecordKey::new("course_statistic", [("user_id", "1"), ("course_id", "10")])
@@ -606,24 +608,42 @@ pub(crate) async fn cascade_three_levels<S: Both>(store: Arc<S>) {
             .record("session", "score", &session_keys)
             .await
             .unwrap(),
-        int(25)
+        int(20)
     );
-    // Applying at the middle level runs the middle and the top.
+    // Another user's course record has its own window: all three levels again.
+    let bob = Context::new().with("user_id", 2);
+    let outcome = rules.apply(&test, "score", 3, &bob).await.unwrap();
+    assert_eq!(outcome.updated.len(), 3, "{outcome:?}");
+    // Applying at the top level runs the top level only.
+    let session = test.course.session.clone();
+    let outcome = rules
+        .apply(session.as_ref(), "score", 1, &ada)
+        .await
+        .unwrap();
+    assert!(outcome.was_updated("session") && outcome.updated.len() == 1);
+    assert_eq!(
+        rules
+            .record("session", "score", &session_keys)
+            .await
+            .unwrap(),
+        int(21)
+    );
+    // Applying at the middle level: blocked there, so nothing above is written.
     let course = test.course.clone();
     let outcome = rules
         .apply(course.as_ref(), "score", 1, &ada)
         .await
         .unwrap();
     assert_eq!(outcome.blocked_by("course"), Some("throttle"));
-    assert!(outcome.was_updated("session") && !outcome.was_updated("test"));
+    assert!(outcome.updated.is_empty());
     assert_eq!(
         rules
             .record("session", "score", &session_keys)
             .await
             .unwrap(),
-        int(26)
+        int(21)
     );
-    assert_eq!(triggers.seen().len(), 2);
+    assert_eq!(triggers.seen(), ["course", "course"]);
 }
 
 pub(crate) async fn cascade_is_one_batch<S: Both>(store: Arc<S>) {
