@@ -342,6 +342,7 @@ pub struct Rule {
     pub(crate) strategy: Strategy,
     pub(crate) guards: Vec<Guard>,
     pub(crate) touch: Vec<Touch>,
+    pub(crate) history: Option<Vec<String>>,
 }
 
 impl Rule {
@@ -355,6 +356,7 @@ impl Rule {
             strategy: Strategy::Override,
             guards: Vec::new(),
             touch: Vec::new(),
+            history: None,
         }
     }
 
@@ -411,6 +413,17 @@ impl Rule {
             association: association.into(),
             entity_type: entity_type.into(),
         });
+        self
+    }
+
+    /// Also tracks every update over time in these granularities (`"1d"`, `"1w"`): the record's
+    /// metric gets a bucket per granularity beside its status slot, written in the same batch
+    /// as the record, at the rules' clock's time. Sum increments the bucket, max and min keep
+    /// the largest or smallest value per bucket, override and custom strategies set the last
+    /// value per bucket. Read it back with [`Rules::history`](crate::Rules::history); the time
+    /// zone is [`RulesBuilder::history_config`](crate::RulesBuilder::history_config)'s.
+    pub fn history<S: Into<String>>(mut self, granularities: impl IntoIterator<Item = S>) -> Self {
+        self.history = Some(granularities.into_iter().map(Into::into).collect());
         self
     }
 

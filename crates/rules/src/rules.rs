@@ -6,10 +6,12 @@ use std::sync::Arc;
 
 use stats_core::jiff::Timestamp;
 use stats_core::name::check_segment;
+use stats_core::series::Series;
 use stats_core::store::check_throttle;
+use stats_core::tracker::{Blanks, Config, Tracker};
 use stats_core::{
-    Batch, Error, Key, MetricStore, MetricStoreExt, NameKind, Number, Op, Result, ThrottleStore,
-    Values,
+    Batch, Error, Granularity, Key, MetricStore, MetricStoreExt, NameKind, Number, Op, Result,
+    ThrottleStore, Values,
 };
 
 use crate::entity::{Context, Entity, FieldValue};
@@ -25,6 +27,7 @@ pub struct RulesBuilder {
     rules: Vec<Rule>,
     registry: Registry,
     clock: Option<Clock>,
+    history: Option<Config>,
 }
 
 impl fmt::Debug for RulesBuilder {
@@ -33,6 +36,7 @@ impl fmt::Debug for RulesBuilder {
             .field("rules", &self.rules)
             .field("registry", &self.registry)
             .field("clock", &self.clock.is_some())
+            .field("history", &self.history)
             .finish()
     }
 }
@@ -57,6 +61,14 @@ impl RulesBuilder {
         self
     }
 
+    /// The tracker configuration of rules that keep a [history](Rule::history): its time zone,
+    /// week start and metric prefix (each rule's own granularities replace the config's).
+    /// Default: [`Config::new`] (UTC).
+    pub fn history_config(mut self, config: Config) -> Self {
+        self.history = Some(config);
+        self
+    }
+
     /// Checks the rules and binds them to a metric store (records) and a throttle store
     /// (throttle guards); one store implementing both is passed twice.
     ///
@@ -65,7 +77,8 @@ impl RulesBuilder {
     /// digits and `_`; two rules for one entity type and stat; a key field declared twice;
     /// a custom strategy or guard not in the registry; a throttle period under 1 ms or over
     /// 100 years; a touch whose entity type has no rule for the stat; a cycle of touches
-    /// (the message lists it, `test -> course -> test`).
+    /// (the message lists it, `test -> course -> test`). [`Error::InvalidGranularity`] or
+    /// [`Error::InvalidInput`] for a bad history granularity list.
     pub fn build(
         self,
         metrics: Arc<dyn MetricStore>,
@@ -98,8 +111,17 @@ impl RulesBuilder {
             }
         }
         check_cycles(&by_type)?;
+        let mut trackers = BTreeMap::new();
+        for (id, rule) in &by_type {
+            if let Some(granularities) = &rule.history {
+                let config = self.history.clone().unwrap_or_default();
+                let config = config.granularities(granularities)?;
+                trackers.insert(id.clone(), Tracker::new(Arc::clone(&metrics), config));
+            }
+        }
         Ok(Rules {
             by_type,
+            trackers,
             registry: self.registry,
             clock: self.clock.unwrap_or_else(|| Arc::new(Timestamp::now)),
             metrics,
@@ -311,6 +333,7 @@ impl Outcome {
 /// ```
 pub struct Rules {
     by_type: BTreeMap<(String, String), Arc<Rule>>,
+    trackers: BTreeMap<(String, String), Tracker>,
     registry: Registry,
     clock: Clock,
     metrics: Arc<dyn MetricStore>,
@@ -432,6 +455,7 @@ impl Rules {
                 continue;
             }
             self.plan(level, value, &mut batch).await?;
+            self.plan_history(level, value, now, &mut batch)?;
             written[index] = true;
             outcome.updated.push(Updated {
                 entity_type: level.rule.entity_type.clone(),
@@ -573,6 +597,84 @@ impl Rules {
             &Values::new().with(stat.as_str(), value)?,
         )?;
         Ok(())
+    }
+
+    /// Adds the level's history writes, for a rule that keeps one.
+    fn plan_history(
+        &self,
+        level: &Level<'_>,
+        value: Number,
+        now: Timestamp,
+        batch: &mut Batch,
+    ) -> Result<()> {
+        let rule = &level.rule;
+        let Some(tracker) = self
+            .trackers
+            .get(&(rule.entity_type.clone(), rule.stat.clone()))
+        else {
+            return Ok(());
+        };
+        let op = match rule.strategy {
+            Strategy::Sum => Op::Inc,
+            Strategy::Max => Op::Max,
+            Strategy::Min => Op::Min,
+            Strategy::Override | Strategy::Custom(_) => Op::Set,
+        };
+        let values = Values::new().with(rule.stat.as_str(), value)?;
+        tracker.add_to_batch(batch, op, &level.record.metric(), now, &values)
+    }
+
+    /// The history of a record (see [`Rule::history`]): one document per `granularity` bucket
+    /// from the one holding `from` to the one holding `to`, blank buckets empty. `keys` holds
+    /// every key field by name, as for [`Rules::record`].
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use stats::atomics::AtomicsStore;
+    /// use stats::rules::{Context, EntityFn, Rule, Rules, Strategy};
+    /// use stats::{Number, Timestamp};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = Arc::new(AtomicsStore::new());
+    /// let now: Timestamp = "2026-11-02T10:00:00Z".parse()?;
+    /// let rules = Rules::builder()
+    ///     .clock(move || now)
+    ///     .rule(Rule::new("test", "score").key_from_context("user_id").strategy(Strategy::Sum).history(["1d"]))
+    ///     .build(store.clone(), store)?;
+    /// let user = Context::new().with("user_id", 1);
+    /// rules.apply(&EntityFn::new("test", |_| None), "score", 20, &user).await?;
+    /// rules.apply(&EntityFn::new("test", |_| None), "score", 5, &user).await?;
+    ///
+    /// // Score per day for user 1.
+    /// let days = rules.history("test", "score", &user, now, now, "1d".parse()?).await?;
+    /// assert_eq!(days.total("score")?, Some(Number::Int(25)));
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a rule without history, as [`Rules::record`] for the keys,
+    /// and as [`Tracker::values`] for the range.
+    pub async fn history(
+        &self,
+        entity_type: &str,
+        stat: &str,
+        keys: &Context,
+        from: Timestamp,
+        to: Timestamp,
+        granularity: Granularity,
+    ) -> Result<Series> {
+        let rule = self.rule(entity_type, stat)?;
+        let tracker = self
+            .trackers
+            .get(&(entity_type.to_owned(), stat.to_owned()))
+            .ok_or_else(|| {
+                Error::InvalidInput(format!("rule {entity_type}.{stat} keeps no history"))
+            })?;
+        let (record, _) = keyed(rule, None, keys)?;
+        tracker
+            .values(&record.metric(), from, to, granularity, Blanks::Keep)
+            .await
     }
 
     /// The record of `entity_type`'s rule for `stat` whose key fields are all given in

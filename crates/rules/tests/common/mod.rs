@@ -24,7 +24,7 @@ macro_rules! rules_suite {
             strategies, key_fields_from_entity_and_context, missing_key_field,
             time_limit_guard, throttle_guard, throttle_not_consumed_when_an_earlier_guard_blocks,
             custom_guard, cascade_three_levels, cascade_is_one_batch, bad_rules_are_refused,
-            throttle_under_contention);
+            throttle_under_contention, history_per_day);
     };
     (@each $store:expr; $($name:ident),*) => {$(
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -828,4 +828,66 @@ pub(crate) async fn throttle_under_contention<S: Both>(store: Arc<S>) {
         );
         tokio::time::sleep(period + Duration::from_millis(300)).await;
     }
+}
+
+pub(crate) async fn history_per_day<S: Both>(store: Arc<S>) {
+    let day = 86_400;
+    let clock = Clock::at(20_000 * day + 10 * 3_600);
+    let rules = Rules::builder()
+        .clock(clock.reader())
+        .history_config(stats_core::tracker::Config::new().time_zone("UTC").unwrap())
+        .rule(
+            Rule::new("test", "score")
+                .key_from_context("user_id")
+                .strategy(Strategy::Sum)
+                .guard(Guard::custom("at_most", serde_json::json!({"max": 100})))
+                .history(["1d", "1h"]),
+        )
+        .rule(
+            Rule::new("test", "best")
+                .key_from_context("user_id")
+                .strategy(Strategy::Max),
+        )
+        .registry(Registry::new().guard("at_most", AtMost))
+        .build(store.clone(), store.clone())
+        .unwrap();
+    let test = test_entity(1, "t");
+    let ada = Context::new().with("user_id", 1);
+    rules.apply(&test, "score", 20, &ada).await.unwrap();
+    rules.apply(&test, "score", 5, &ada).await.unwrap();
+    // Blocked updates are not history either.
+    let outcome = rules.apply(&test, "score", 500, &ada).await.unwrap();
+    assert_eq!(outcome.blocked_by("test"), Some("at_most"));
+    clock.set(20_002 * day + 3_600);
+    rules.apply(&test, "score", 7, &ada).await.unwrap();
+    let from = Timestamp::from_second(20_000 * day).unwrap();
+    let to = Timestamp::from_second(20_002 * day).unwrap();
+    let days = rules
+        .history("test", "score", &ada, from, to, "1d".parse().unwrap())
+        .await
+        .unwrap();
+    let per_day: Vec<Option<Number>> = days.values.iter().map(|v| v.number_at("score")).collect();
+    assert_eq!(per_day, [int(25), None, int(7)]);
+    let ten = Timestamp::from_second(20_000 * day + 10 * 3_600).unwrap();
+    let hours = rules
+        .history("test", "score", &ada, from, ten, "1h".parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(hours.len(), 11);
+    assert_eq!(hours.values[10].number_at("score"), int(25));
+    assert_eq!(hours.total("score").unwrap(), int(25));
+    assert_eq!(rules.record("test", "score", &ada).await.unwrap(), int(32));
+    // A rule without history says so.
+    let message = invalid_input(
+        rules
+            .history("test", "best", &ada, from, to, "1d".parse().unwrap())
+            .await,
+    );
+    assert!(message.contains("keeps no history"), "{message}");
+    // A bad granularity is refused when the rules are built.
+    let err = Rules::builder()
+        .rule(Rule::new("test", "score").history(["1x"]))
+        .build(store.clone(), store)
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidGranularity { .. }), "{err:?}");
 }
