@@ -126,6 +126,7 @@ const SUITES: &[(Backend, Suite)] = {
         (Backend::Sqlite, suite(BUFFER, "coalesce_sqlite")),
         (Backend::Atomics, suite(RULES, "rules_atomics")),
         (Backend::Redis, suite(RULES, "rules_redis")),
+        (Backend::Postgres, suite(RULES, "rules_postgres")),
         (Backend::Sqlite, suite(RULES, "rules_sqlite")),
     ]
 };
