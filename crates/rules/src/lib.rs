@@ -18,6 +18,7 @@
 //! | a record | the status slot of the metric [`RecordKey::metric`]: `<record>:<field>=<value>...`, values escaped |
 //! | a stat of a record | the field named after the stat in that document (`{"score": 25}`) |
 //! | a throttle window | the throttle key `rules:<record metric>:<stat>` |
+//! | a record's [history](Rule::history) | the time buckets of the same metric, as the tracker writes them |
 //!
 //! What is atomic where is on [`Rules`].
 //!

@@ -310,11 +310,13 @@ impl Outcome {
 ///   fails (or whose later level's custom guard or strategy fails) stays consumed until its
 ///   period ends. Key fields of every level are resolved before any guard runs, so a missing
 ///   key field consumes nothing.
+/// - A level blocked by a guard stops the levels above it (a touch follows an update).
+/// - A rule's [history](Rule::history) buckets go into the same batch as its record.
 ///
 /// ```
 /// use std::sync::Arc;
 /// use stats::atomics::AtomicsStore;
-/// use stats::rules::{Context, EntityFn, FieldValue, Rule, Rules, Strategy};
+/// use stats::rules::{Context, EntityFn, Rule, Rules, Strategy};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> stats::Result<()> {
