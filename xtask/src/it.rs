@@ -97,6 +97,7 @@ const SUITES: &[(Backend, Suite)] = {
     const SQL: &str = "stats-backend-sql";
     const MONGO: &str = "stats-backend-mongo";
     const BUFFER: &str = "stats-buffer";
+    const RULES: &str = "stats-rules";
     &[
         (Backend::Atomics, suite(ATOMICS, "conformance")),
         (Backend::Atomics, suite(CROSS, "through_the_umbrella")),
@@ -125,6 +126,10 @@ const SUITES: &[(Backend, Suite)] = {
         (Backend::Atomics, suite(BUFFER, "coalescing")),
         (Backend::Redis, suite(BUFFER, "coalesce_redis")),
         (Backend::Sqlite, suite(BUFFER, "coalesce_sqlite")),
+        (Backend::Atomics, suite(RULES, "rules_atomics")),
+        (Backend::Redis, suite(RULES, "rules_redis")),
+        (Backend::Postgres, suite(RULES, "rules_postgres")),
+        (Backend::Sqlite, suite(RULES, "rules_sqlite")),
     ]
 };
 
@@ -354,7 +359,9 @@ mod tests {
                 "--test",
                 "buffer_outage",
                 "--test",
-                "coalesce_redis"
+                "coalesce_redis",
+                "--test",
+                "rules_redis"
             ]
         );
     }

@@ -504,6 +504,40 @@ pub mod buffer {
     pub use stats_buffer::*;
 }
 
+/// Statistics rules per entity (feature `rules`): the stat_trek model on any store. A
+/// [`Rule`](rules::Rule) per entity type and stat says the record it updates (key fields from
+/// the entity or the call's context), the strategy (override, sum, max, min, custom), guards
+/// (time limit, throttle, custom, each with an `on_trigger`) and the parents it touches;
+/// [`Rules::apply`](rules::Rules::apply) writes a whole cascade in one batch.
+///
+/// ```
+/// # #[cfg(all(feature = "rules", feature = "atomics"))]
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> stats::Result<()> {
+/// use std::sync::Arc;
+///
+/// use stats::atomics::AtomicsStore;
+/// use stats::rules::{Context, EntityFn, Rule, Rules, Strategy};
+///
+/// let store = Arc::new(AtomicsStore::new());
+/// let rules = Rules::builder()
+///     .rule(Rule::new("test", "score").key_from_context("user_id").strategy(Strategy::Max))
+///     .build(store.clone(), store)?;
+/// let test = EntityFn::new("test", |_| None);
+/// let user = Context::new().with("user_id", 1);
+/// rules.apply(&test, "score", 7, &user).await?;
+/// rules.apply(&test, "score", 3, &user).await?;
+/// assert_eq!(rules.record("test", "score", &user).await?, Some(7.into()));
+/// # Ok(()) }
+/// # #[cfg(not(all(feature = "rules", feature = "atomics")))]
+/// # fn main() {}
+/// ```
+#[cfg(feature = "rules")]
+pub mod rules {
+    #[doc(inline)]
+    pub use stats_rules::*;
+}
+
 /// The README's examples, compiled as doc tests so that they stay true.
 #[cfg(all(
     doctest,
