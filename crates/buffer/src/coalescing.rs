@@ -12,6 +12,13 @@ use crate::Options;
 /// Called with what the store refused for good, and why.
 pub(crate) type RefusedHandler = Arc<dyn Fn(Batch, &Error) + Send + Sync>;
 
+/// The default memory bound of the coalescing buffers, in pending leaf updates (see
+/// [`Coalescing`]): a pending entry takes about 100 to 150 bytes, and a tracker's entry counts
+/// once per granularity, so this is a few hundred megabytes at the most. A thousand metrics
+/// tracked over the last hour with 3 fields and the 7 default granularities hold about
+/// 1.3 million.
+pub const DEFAULT_MAX_PENDING: usize = 4_000_000;
+
 /// The default number of leaf updates per batch sent to the store.
 pub const DEFAULT_MAX_BATCH: usize = 10_000;
 
@@ -23,7 +30,8 @@ pub const DEFAULT_MAX_BATCH: usize = 10_000;
 ///
 /// - `partitions`: windows with their own lock and flush task (a metric always goes to the
 ///   same one);
-/// - `interval`, `jitter`: how often each partition flushes (default here: 1 s);
+/// - `interval`, `jitter`: how often each partition flushes (default here: 1 s); a write that
+///   finds the memory bound reached makes every partition flush at once;
 /// - `max_size`: the pending entries (about one per distinct leaf) that make a partition flush
 ///   at once (default here: 100,000);
 /// - `max_pending`, `overflow`: the memory bound over everything pending, in leaf updates: a
@@ -82,12 +90,13 @@ impl Default for Coalescing {
 }
 
 impl Coalescing {
-    /// The defaults: [`Options::new`] with a 1 s interval and `max_size` 100,000;
-    /// [`DEFAULT_MAX_BATCH`]; refusals logged.
+    /// The defaults: [`Options::new`] with a 1 s interval, `max_size` 100,000 and
+    /// `max_pending` [`DEFAULT_MAX_PENDING`]; [`DEFAULT_MAX_BATCH`]; refusals logged.
     pub fn new() -> Self {
         let options = Options::new()
             .interval(Duration::from_secs(1))
-            .and_then(|o| o.max_size(100_000));
+            .and_then(|o| o.max_size(100_000))
+            .and_then(|o| o.max_pending(DEFAULT_MAX_PENDING));
         Coalescing {
             options: options.unwrap_or_default(),
             spill: None,

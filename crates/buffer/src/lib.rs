@@ -99,7 +99,7 @@ mod spill;
 mod store;
 mod tracker;
 
-pub use coalescing::{Coalescing, DEFAULT_MAX_BATCH};
+pub use coalescing::{Coalescing, DEFAULT_MAX_BATCH, DEFAULT_MAX_PENDING};
 pub use error::BufferError;
 pub use keyed::{BufferStats, Flush, KeyedBuffer, OnError};
 pub use options::{Options, Overflow};

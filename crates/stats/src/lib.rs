@@ -545,7 +545,8 @@ pub mod rules {
     feature = "redis",
     feature = "postgres",
     feature = "mongo",
-    feature = "buffer"
+    feature = "buffer",
+    feature = "rules"
 ))]
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
