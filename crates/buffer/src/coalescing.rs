@@ -32,8 +32,8 @@ pub const DEFAULT_MAX_BATCH: usize = 10_000;
 ///   same one);
 /// - `interval`, `jitter`: how often each partition flushes (default here: 1 s); a write that
 ///   finds the memory bound reached makes every partition flush at once;
-/// - `max_size`: the pending entries (about one per distinct leaf) that make a partition flush
-///   at once (default here: 100,000);
+/// - `max_size`: the pending leaf updates (counted as for `max_pending`, below) that make a
+///   partition flush at once (default here: a quarter of `max_pending`);
 /// - `max_pending`, `overflow`: the memory bound over everything pending, in leaf updates: a
 ///   pending entry of a [`Buffered`](crate::Buffered) counts one, one of a
 ///   [`BufferedTracker`](crate::BufferedTracker) once per granularity (what it becomes when
@@ -90,12 +90,13 @@ impl Default for Coalescing {
 }
 
 impl Coalescing {
-    /// The defaults: [`Options::new`] with a 1 s interval, `max_size` 100,000 and
-    /// `max_pending` [`DEFAULT_MAX_PENDING`]; [`DEFAULT_MAX_BATCH`]; refusals logged.
+    /// The defaults: [`Options::new`] with a 1 s interval, `max_pending`
+    /// [`DEFAULT_MAX_PENDING`] and `max_size` a quarter of it; [`DEFAULT_MAX_BATCH`]; refusals
+    /// logged.
     pub fn new() -> Self {
         let options = Options::new()
             .interval(Duration::from_secs(1))
-            .and_then(|o| o.max_size(100_000))
+            .and_then(|o| o.max_size(DEFAULT_MAX_PENDING / 4))
             .and_then(|o| o.max_pending(DEFAULT_MAX_PENDING));
         Coalescing {
             options: options.unwrap_or_default(),
