@@ -165,3 +165,65 @@ async fn every_operation_equals_the_unbuffered_tracker() {
         run(seed, &[Op::Inc, Op::Inc, Op::Set, Op::Max, Op::Min], 300).await;
     }
 }
+
+/// Shutdown writes everything: 8 tasks x 100,000 events, then exact totals in the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_tasks_of_100_000_events_are_all_written_by_shutdown() {
+    use stats_core::Fields;
+    let store: Arc<dyn MetricStore> = Arc::new(AtomicsStore::new());
+    let tracker = Arc::new(BufferedTracker::new(store.clone(), Config::new()).expect("tracker"));
+    let base: Timestamp = "2026-11-29T09:00:00Z".parse().expect("time");
+    let fields =
+        Fields::from_values(&stats_core::values!({"count": 1, "amount": 3})).expect("fields");
+    let tasks: Vec<_> = (0..8u64)
+        .map(|task| {
+            let (tracker, fields) = (tracker.clone(), fields.clone());
+            tokio::spawn(async move {
+                let mut rng = Rng::new(task + 1);
+                for _ in 0..100_000 {
+                    let key = format!("k{}", rng.below(10));
+                    let at =
+                        base + stats_core::jiff::SignedDuration::from_secs(rng.below(7200) as i64);
+                    tracker
+                        .write(Op::Inc, &key, at, &fields)
+                        .await
+                        .expect("write");
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("task");
+    }
+    assert!(tracker.shutdown().await.is_empty());
+    let reader = Tracker::new(store, Config::new());
+    let to = base + stats_core::jiff::SignedDuration::from_secs(7200);
+    for g in ["1m", "1h", "1d", "1w", "1mo", "1q", "1y"] {
+        let mut count = 0i64;
+        let mut amount = 0i64;
+        for k in 0..10 {
+            let series = reader
+                .values(
+                    &format!("k{k}"),
+                    base,
+                    to,
+                    g.parse().expect("granularity"),
+                    Blanks::Skip,
+                )
+                .await
+                .expect("values");
+            count += series
+                .total("count")
+                .expect("total")
+                .and_then(|n| n.as_i64())
+                .unwrap_or(0);
+            amount += series
+                .total("amount")
+                .expect("total")
+                .and_then(|n| n.as_i64())
+                .unwrap_or(0);
+        }
+        assert_eq!((count, amount), (800_000, 2_400_000), "{g}");
+    }
+    assert_eq!(tracker.stats().tracked, 800_000 * 2 * 7);
+}
