@@ -171,6 +171,16 @@ fn invalid_input(result: stats_core::Result<impl std::fmt::Debug>) -> String {
     }
 }
 
+/// `rules.apply(entity, "score", value, context)`, which must succeed.
+async fn apply(
+    rules: &Rules,
+    entity: &dyn Entity,
+    value: impl Into<Number>,
+    context: &Context,
+) -> stats_rules::Outcome {
+    rules.apply(entity, "score", value, context).await.unwrap()
+}
+
 fn int(n: i64) -> Option<Number> {
     Some(Number::Int(n))
 }
@@ -363,21 +373,9 @@ pub(crate) async fn time_limit_guard<S: Both>(store: Arc<S>) {
     let timed = quiz(1, Some(deadline.into()));
     let none = Context::new();
     // Before and at the deadline: let through.
-    assert!(
-        rules
-            .apply(&timed, "score", 1, &none)
-            .await
-            .unwrap()
-            .was_updated("quiz")
-    );
+    assert!(apply(&rules, &timed, 1, &none).await.was_updated("quiz"));
     clock.set(2_000);
-    assert!(
-        rules
-            .apply(&timed, "score", 1, &none)
-            .await
-            .unwrap()
-            .was_updated("quiz")
-    );
+    assert!(apply(&rules, &timed, 1, &none).await.was_updated("quiz"));
     // After: blocked, on_trigger once per block.
     clock.set(2_001);
     for round in 1..=3 {
@@ -392,21 +390,11 @@ pub(crate) async fn time_limit_guard<S: Both>(store: Arc<S>) {
     // A deadline in unix seconds, a null deadline (none), a text deadline (an error).
     let seconds = quiz(2, Some(FieldValue::Int(2_000)));
     assert_eq!(
-        rules
-            .apply(&seconds, "score", 1, &none)
-            .await
-            .unwrap()
-            .blocked_by("quiz"),
+        apply(&rules, &seconds, 1, &none).await.blocked_by("quiz"),
         Some("time_limit")
     );
     let open = quiz(3, None);
-    assert!(
-        rules
-            .apply(&open, "score", 1, &none)
-            .await
-            .unwrap()
-            .was_updated("quiz")
-    );
+    assert!(apply(&rules, &open, 1, &none).await.was_updated("quiz"));
     let text = quiz(4, Some("tomorrow".into()));
     let message = invalid_input(rules.apply(&text, "score", 1, &none).await);
     assert!(message.contains("`deadline`"), "{message}");
@@ -428,33 +416,15 @@ pub(crate) async fn throttle_guard<S: Both>(store: Arc<S>) {
     let test = test_entity(1, "t");
     let ada = Context::new().with("user_id", 1);
     let bob = Context::new().with("user_id", 2);
-    assert!(
-        rules
-            .apply(&test, "score", 1, &ada)
-            .await
-            .unwrap()
-            .was_updated("test")
-    );
+    assert!(apply(&rules, &test, 1, &ada).await.was_updated("test"));
     let outcome = rules.apply(&test, "score", 1, &ada).await.unwrap();
     assert_eq!(outcome.blocked_by("test"), Some("throttle"));
     assert_eq!(triggers.seen(), ["test"]);
     // Per record: another user's record has its own window.
-    assert!(
-        rules
-            .apply(&test, "score", 1, &bob)
-            .await
-            .unwrap()
-            .was_updated("test")
-    );
+    assert!(apply(&rules, &test, 1, &bob).await.was_updated("test"));
     // After the period, let through again.
     tokio::time::sleep(period + Duration::from_millis(300)).await;
-    assert!(
-        rules
-            .apply(&test, "score", 1, &ada)
-            .await
-            .unwrap()
-            .was_updated("test")
-    );
+    assert!(apply(&rules, &test, 1, &ada).await.was_updated("test"));
     assert_eq!(rules.record("test", "score", &ada).await.unwrap(), int(2));
     assert_eq!(rules.record("test", "score", &bob).await.unwrap(), int(1));
     assert_eq!(triggers.seen().len(), 1);
@@ -507,26 +477,14 @@ pub(crate) async fn custom_guard<S: Both>(store: Arc<S>) {
         .unwrap();
     let test = test_entity(1, "t");
     let none = Context::new();
-    assert!(
-        rules
-            .apply(&test, "score", 5, &none)
-            .await
-            .unwrap()
-            .was_updated("test")
-    );
+    assert!(apply(&rules, &test, 5, &none).await.was_updated("test"));
     let outcome = rules.apply(&test, "score", 20, &none).await.unwrap();
     assert_eq!(outcome.blocked_by("test"), Some("at_most"));
     assert_eq!(
         outcome.blocked[0].record,
         RecordKey::new("test_statistic", [("test_id", "1")])
     );
-    assert!(
-        rules
-            .apply(&test, "score", 10, &none)
-            .await
-            .unwrap()
-            .was_updated("test")
-    );
+    assert!(apply(&rules, &test, 10, &none).await.was_updated("test"));
     assert_eq!(triggers.seen(), ["test"]);
     let keys = Context::new().with("test_id", 1);
     assert_eq!(rules.record("test", "score", &keys).await.unwrap(), int(10));
@@ -616,10 +574,7 @@ pub(crate) async fn cascade_three_levels<S: Both>(store: Arc<S>) {
     assert_eq!(outcome.updated.len(), 3, "{outcome:?}");
     // Applying at the top level runs the top level only.
     let session = test.course.session.clone();
-    let outcome = rules
-        .apply(session.as_ref(), "score", 1, &ada)
-        .await
-        .unwrap();
+    let outcome = apply(&rules, session.as_ref(), 1, &ada).await;
     assert!(outcome.was_updated("session") && outcome.updated.len() == 1);
     assert_eq!(
         rules
@@ -630,10 +585,7 @@ pub(crate) async fn cascade_three_levels<S: Both>(store: Arc<S>) {
     );
     // Applying at the middle level: blocked there, so nothing above is written.
     let course = test.course.clone();
-    let outcome = rules
-        .apply(course.as_ref(), "score", 1, &ada)
-        .await
-        .unwrap();
+    let outcome = apply(&rules, course.as_ref(), 1, &ada).await;
     assert_eq!(outcome.blocked_by("course"), Some("throttle"));
     assert!(outcome.updated.is_empty());
     assert_eq!(
@@ -654,10 +606,7 @@ pub(crate) async fn cascade_is_one_batch<S: Both>(store: Arc<S>) {
     let ada = Context::new().with("user_id", 1);
     // The session's total is at the top of the range: the cascade's sum overflows there.
     let session = test.course.session.clone();
-    rules
-        .apply(session.as_ref(), "score", i64::MAX, &ada)
-        .await
-        .unwrap();
+    apply(&rules, session.as_ref(), i64::MAX, &ada).await;
     let err = rules.apply(&test, "score", 1, &ada).await.unwrap_err();
     assert!(matches!(err, Error::Overflow { .. }), "{err:?}");
     let test_keys = ada.clone().with("test_slug", "algebra");
