@@ -557,9 +557,18 @@ impl<S: CounterStore + MetricStore> Buffered<S> {
         for key in keys {
             let items = counters.buffer.take(&key);
             if let Err(e) = add_deltas(&*self.store, &key.0, &key.1, &items).await {
-                // Not written: back into the buffer, for the next interval.
+                // Not written: back into the buffer, for the next interval. The gate goes
+                // first: at the memory bound an insert waits for flushes, which need it.
+                drop(guard);
                 for item in items {
-                    let _ = counters.buffer.insert(key.clone(), item).await;
+                    if let Err(lost) = counters.buffer.insert(key.clone(), item).await {
+                        log::error!(
+                            "buffered increment {item} of counter {}/{} could not be written \
+                             ({e}) nor kept ({lost}): it is lost",
+                            key.0,
+                            key.1
+                        );
+                    }
                 }
                 return Err(e);
             }
