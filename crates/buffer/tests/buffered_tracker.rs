@@ -227,3 +227,60 @@ async fn eight_tasks_of_100_000_events_are_all_written_by_shutdown() {
     }
     assert_eq!(tracker.stats().tracked, 800_000 * 2 * 7);
 }
+
+/// Hostile input through the buffered tracker: a typed error naming it and nothing kept, or
+/// an exact round trip.
+#[tokio::test]
+async fn hostile_events_are_refused_or_round_trip() {
+    let store: Arc<dyn MetricStore> = Arc::new(AtomicsStore::new());
+    let tracker = BufferedTracker::new(store.clone(), Config::new()).expect("tracker");
+    let at: Timestamp = "2026-11-29T10:00:00Z".parse().expect("time");
+    let one = Values::from_flat([("n", Number::Int(1))]).expect("values");
+    for bad in [
+        "",
+        "a::b",
+        "tab\there",
+        "__system__key__",
+        &"x".repeat(10_000),
+    ] {
+        let err = tracker.track(bad, at, &one).await.unwrap_err();
+        assert!(
+            matches!(err, stats_core::Error::InvalidName { .. }),
+            "{bad:?}: {err}"
+        );
+    }
+    // The first and last instants jiff knows: bucketed, or refused with a typed error.
+    for extreme in [Timestamp::MIN, Timestamp::MAX] {
+        if let Err(err) = tracker.track("edge", extreme, &one).await {
+            assert!(!err.to_string().is_empty());
+        }
+    }
+    // Nothing to write: no error, nothing kept.
+    tracker
+        .track("empty", at, &Values::new())
+        .await
+        .expect("empty");
+    // Numbers at their edges round trip exactly.
+    let edges = Values::from_flat([
+        ("max", Number::Int(i64::MAX)),
+        ("min", Number::Int(i64::MIN)),
+        ("big", Number::Int(1 << 53)),
+        ("f", Number::Float(f64::MAX)),
+    ])
+    .expect("values");
+    tracker.assert("edges", at, &edges).await.expect("assert");
+    assert!(tracker.shutdown().await.is_empty());
+    let reader = Tracker::new(store, Config::new());
+    let series = reader
+        .values("edges", at, at, "1h".parse().expect("g"), Blanks::Keep)
+        .await
+        .expect("values");
+    assert_eq!(series.values[0], edges);
+    assert!(
+        reader
+            .values("empty", at, at, "1h".parse().expect("g"), Blanks::Skip)
+            .await
+            .expect("values")
+            .is_empty()
+    );
+}
