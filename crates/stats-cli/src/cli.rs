@@ -29,6 +29,10 @@ pub struct Global {
     /// of Redis Cluster nodes, postgres://..., mysql://..., mongodb://...
     #[arg(long, global = true, env = "STATS_STORE", default_value = DEFAULT_STORE, hide_env_values = true)]
     pub store: String,
+    /// The store's own name prefix, to share a server: the Redis key prefix, the SQL table
+    /// prefix, the MongoDB collection (default: the store's own, `stats`).
+    #[arg(long, global = true, env = "STATS_PREFIX")]
+    pub prefix: Option<String>,
     /// The IANA time zone whose wall clock the buckets follow (a day starts at midnight there).
     #[arg(long, global = true, env = "STATS_TZ", default_value = "UTC")]
     pub tz: String,
@@ -88,7 +92,7 @@ impl Global {
     /// As [`Global::config`] and [`Stores::open`].
     pub async fn context(&self) -> CliResult<Context> {
         let config = self.config()?;
-        let stores = Stores::open(&self.store).await?;
+        let stores = Stores::open_with(&self.store, self.prefix.as_deref()).await?;
         Ok(Context { stores, config })
     }
 }

@@ -126,7 +126,19 @@ impl Stores {
     /// [`CliError::Input`] for a URL no store takes (naming it, password hidden);
     /// [`CliError::Failed`] when the server cannot be reached.
     pub async fn open(url: &str) -> CliResult<Stores> {
+        Stores::open_with(url, None).await
+    }
+
+    /// [`Stores::open`] with the store's own name prefix, so that several applications or
+    /// test runs share one server: the Redis key prefix, the SQL table prefix
+    /// (`<prefix>_buckets`, ...), the MongoDB collection (`<prefix>`, `<prefix>_counters`,
+    /// ...). `memory:` has nothing to prefix and ignores it.
+    ///
+    /// # Errors
+    /// As [`Stores::open`], and [`CliError::Input`] for a prefix the store refuses.
+    pub async fn open_with(url: &str, prefix: Option<&str>) -> CliResult<Stores> {
         let kind = Kind::of(url)?;
+        let bad_prefix = |e: stats::Error| CliError::input(format!("--prefix: {e}"));
         let shown = redact(url.trim());
         let unreachable = |e: stats::Error| match CliError::from(e) {
             CliError::Input(m) => CliError::Input(format!("store {shown}: {m}")),
@@ -139,7 +151,10 @@ impl Stores {
                 Stores::of(store, kind, shown.clone(), Setup::Nothing)
             }
             Kind::Sqlite | Kind::Postgres | Kind::Mysql => {
-                let config = SqlConfig::from_url(url).map_err(unreachable)?;
+                let mut config = SqlConfig::from_url(url).map_err(unreachable)?;
+                if let Some(prefix) = prefix {
+                    config = config.table_prefix(prefix).map_err(bad_prefix)?;
+                }
                 let store = Arc::new(SqlStore::connect(config).await.map_err(unreachable)?);
                 Stores::of(
                     store.clone(),
@@ -149,12 +164,18 @@ impl Stores {
                 )
             }
             Kind::Redis => {
-                let config = RedisConfig::from_url(url).map_err(unreachable)?;
+                let mut config = RedisConfig::from_url(url).map_err(unreachable)?;
+                if let Some(prefix) = prefix {
+                    config = config.key_prefix(prefix).map_err(bad_prefix)?;
+                }
                 let store = Arc::new(RedisStore::connect(config).await.map_err(unreachable)?);
                 Stores::of(store, kind, shown.clone(), Setup::Nothing)
             }
             Kind::Mongo => {
-                let config = MongoConfig::from_url(url).map_err(unreachable)?;
+                let mut config = MongoConfig::from_url(url).map_err(unreachable)?;
+                if let Some(prefix) = prefix {
+                    config = config.collection(prefix).map_err(bad_prefix)?;
+                }
                 let store = Arc::new(MongoStore::connect(config).await.map_err(unreachable)?);
                 Stores::of(
                     store.clone(),
