@@ -38,7 +38,7 @@ pub async fn run(cli: Cli) -> CliResult<String> {
     // without waiting for a server.
     cli.global.config()?;
     let cx = cli.global.context().await?;
-    match &cli.command {
+    let result = match &cli.command {
         Command::Setup => commands::setup(&cx).await,
         Command::Track(args) => commands::track(&cx, args).await,
         Command::Assert(args) => commands::assert(&cx, args).await,
@@ -49,5 +49,21 @@ pub async fn run(cli: Cli) -> CliResult<String> {
         Command::Import(args) => import::run(&cx, args).await,
         Command::Demo(args) => demo::run(&cx, args).await,
         Command::Serve(args) => serve::run(&cx, args).await,
+    };
+    result.map_err(|e| hint_setup(&cx, e))
+}
+
+/// A missing table on a store that `stats setup` sets up gets the hint to run it.
+fn hint_setup(cx: &cli::Context, error: CliError) -> CliError {
+    match error {
+        CliError::Failed(message)
+            if !cx.stores.kind().sets_up_on_open()
+                && (message.contains("does not exist") || message.contains("doesn't exist")) =>
+        {
+            CliError::Failed(format!(
+                "{message} (run `stats setup` once to create the tables)"
+            ))
+        }
+        other => other,
     }
 }
