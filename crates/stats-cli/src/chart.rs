@@ -80,7 +80,9 @@ pub fn render(
             chunk
                 .iter()
                 .filter_map(|(_, v)| *v)
-                .fold(None, |acc: Option<f64>, v| Some(acc.map_or(v, |a| a.max(v))))
+                .fold(None, |acc: Option<f64>, v| {
+                    Some(acc.map_or(v, |a| a.max(v)))
+                })
         })
         .collect();
     let per = (room / columns.len()).clamp(1, 3);
@@ -101,7 +103,10 @@ pub fn render(
             r if r == height - 1 => bottom.as_str(),
             _ => "",
         };
-        out.push_str(&format!("{label:>axis$} {}", if row == 0 { '┤' } else { '│' }));
+        out.push_str(&format!(
+            "{label:>axis$} {}",
+            if row == 0 { '┤' } else { '│' }
+        ));
         let mut line = String::new();
         for cell in &eighths {
             let c = match cell {
@@ -134,7 +139,9 @@ pub fn render(
 }
 
 fn time_label(at: Timestamp, zone: &TimeZone) -> String {
-    at.to_zoned(zone.clone()).strftime("%Y-%m-%d %H:%M").to_string()
+    at.to_zoned(zone.clone())
+        .strftime("%Y-%m-%d %H:%M")
+        .to_string()
 }
 
 /// A compact number: whole numbers without a fraction, others with up to 2 decimals, large

@@ -234,7 +234,9 @@ pub async fn metric_keys(
         if let Some(stats::Value::Map(map)) = doc.get("keys") {
             for (field, value) in map.iter() {
                 if let stats::Value::Number(Number::Int(n)) = value {
-                    let entry = keys.entry(stats::tracker::unescape_field(field)).or_default();
+                    let entry = keys
+                        .entry(stats::tracker::unescape_field(field))
+                        .or_default();
                     *entry = entry.saturating_add(*n);
                 }
             }
@@ -287,7 +289,10 @@ pub async fn metrics(cx: &Context, args: &MetricsArgs) -> CliResult<String> {
     Ok(match args.format {
         ListFormat::Json => serde_json::json!({ "metrics": keys }).to_string(),
         ListFormat::Table => {
-            let pairs: Vec<_> = keys.iter().map(|(k, n)| (k.clone(), n.to_string())).collect();
+            let pairs: Vec<_> = keys
+                .iter()
+                .map(|(k, n)| (k.clone(), n.to_string()))
+                .collect();
             output::pairs_table(["metric", "events"], &pairs)
         }
     })
@@ -306,7 +311,10 @@ pub async fn counter(cx: &Context, command: &CounterCommand) -> CliResult<String
             key,
             by,
             default,
-        } => counters.inc(namespace, key, *by, *default).await?.to_string(),
+        } => counters
+            .inc(namespace, key, *by, *default)
+            .await?
+            .to_string(),
         CounterCommand::Get { namespace, key } => match counters.get(namespace, key).await? {
             Some(value) => value.to_string(),
             None => {

@@ -99,9 +99,8 @@ impl Event {
     /// [`CliError::Input`] naming the field: not JSON, a missing or unknown field, a bad key,
     /// time, op, value name or number (an integer outside `i64`, for one).
     pub fn parse(text: &str, now: Timestamp) -> CliResult<Event> {
-        let raw: RawEvent<'_> = serde_json::from_str(text).map_err(|e| {
-            CliError::input(format!("not an event ({e}); expected {}", shape()))
-        })?;
+        let raw: RawEvent<'_> = serde_json::from_str(text)
+            .map_err(|e| CliError::input(format!("not an event ({e}); expected {}", shape())))?;
         let key = raw.key;
         stats_core::tracker::check_user_key(&key)
             .map_err(|e| CliError::input(format!("\"key\": {e}")))?;
@@ -118,7 +117,12 @@ impl Event {
             None => Op::Inc,
             Some(op) => parse_op(op)?,
         };
-        Ok(Event { key, at, values, op })
+        Ok(Event {
+            key,
+            at,
+            values,
+            op,
+        })
     }
 
     /// Parses one event or a JSON array of events (the `POST /v1/track` body). An error
@@ -204,7 +208,28 @@ pub struct SeriesDoc {
 
 impl SeriesDoc {
     /// The document of `series`, its instants shown in `zone`.
-    pub fn new(key: &str, granularity: stats::Granularity, series: &Series, zone: &TimeZone) -> Self {
+    ///
+    /// ```
+    /// use stats::{Series, values};
+    /// use stats_cli::contract::SeriesDoc;
+    /// let series = Series::new(
+    ///     vec!["2026-12-07T09:00:00Z".parse()?, "2026-12-07T10:00:00Z".parse()?],
+    ///     vec![values!({"count": 3}), values!({})],
+    /// )?;
+    /// let zone = jiff::tz::TimeZone::get("Europe/Berlin")?;
+    /// let doc = SeriesDoc::new("orders", "1h".parse()?, &series, &zone);
+    /// assert_eq!(
+    ///     serde_json::to_string(&doc)?,
+    ///     r#"{"key":"orders","granularity":"1h","at":["2026-12-07T10:00:00+01:00","2026-12-07T11:00:00+01:00"],"values":[{"count":3},{}]}"#
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn new(
+        key: &str,
+        granularity: stats::Granularity,
+        series: &Series,
+        zone: &TimeZone,
+    ) -> Self {
         let (at, values) = series
             .iter()
             .map(|(at, values)| (rfc3339_in(at, zone), values.clone()))
@@ -255,7 +280,10 @@ mod tests {
         refused(r#"{"key":"k","values":{"a":1},"op":"add"}"#, "\"add\"");
         refused(r#"{"key":"","values":{"a":1}}"#, "\"key\"");
         refused(r#"{"key":"k","values":{"a":"1"}}"#, "\"values\"");
-        refused(r#"{"key":"k","values":{"a":9223372036854775808}}"#, "9223372036854775808");
+        refused(
+            r#"{"key":"k","values":{"a":9223372036854775808}}"#,
+            "9223372036854775808",
+        );
         refused(r#"{"key":"k","values":{"a":1},"at":"yesterday"}"#, "\"at\"");
         refused(r#"{"key":"k","values":{"a":1},"at":1e300}"#, "\"at\"");
         refused(r#"{"key":"k","values":{"a":1},"at":true}"#, "\"at\"");

@@ -31,12 +31,11 @@ fn rows(series: &Series, zone: &TimeZone, paths: &[String]) -> Vec<Vec<String>> 
         .iter()
         .map(|(at, values)| {
             let mut row = vec![rfc3339_in(at, zone)];
-            row.extend(paths.iter().map(|p| {
-                values
-                    .number_at(p)
-                    .map(number_text)
-                    .unwrap_or_default()
-            }));
+            row.extend(
+                paths
+                    .iter()
+                    .map(|p| values.number_at(p).map(number_text).unwrap_or_default()),
+            );
             row
         })
         .collect()
