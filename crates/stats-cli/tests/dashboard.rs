@@ -92,7 +92,11 @@ fn browse(url: &str, extra: &[&str]) -> Page {
         stdout: out.join().expect("stdout"),
         stderr: err.join().expect("stderr"),
     };
-    assert!(status.success(), "chromium failed ({status}): {}", page.stderr);
+    assert!(
+        status.success(),
+        "chromium failed ({status}): {}",
+        page.stderr
+    );
     page
 }
 
@@ -149,7 +153,9 @@ async fn track_known_series(client: &Client) {
             })
         })
         .collect();
-    let answer = client.post("/v1/track", &Value::from(events).to_string()).await;
+    let answer = client
+        .post("/v1/track", &Value::from(events).to_string())
+        .await;
     assert_eq!(answer.ok(), &json!({"tracked": 23}));
 }
 
@@ -157,7 +163,10 @@ async fn track_known_series(client: &Client) {
 /// values `expected` gives each hour (None: the empty hour 5).
 #[track_caller]
 fn assert_series(dom: &str, expected: impl Fn(u32) -> Option<String>) {
-    assert!(dom.contains("data-state=\"ready\""), "the page is not ready: {dom}");
+    assert!(
+        dom.contains("data-state=\"ready\""),
+        "the page is not ready: {dom}"
+    );
     let points = elements(dom, "<rect class=\"point\"");
     let rows = elements(dom, "<tr data-at=");
     assert_eq!(points.len(), 24, "points: {points:#?}");
@@ -167,14 +176,27 @@ fn assert_series(dom: &str, expected: impl Fn(u32) -> Option<String>) {
         let value = expected(h).unwrap_or_default();
         let (point, row) = (&points[h as usize], &rows[h as usize]);
         assert_eq!(attr(point, "data-index"), h.to_string());
-        assert_eq!((attr(point, "data-at"), attr(point, "data-value")), (at.as_str(), value.as_str()));
-        assert_eq!((attr(row, "data-at"), attr(row, "data-value")), (at.as_str(), value.as_str()));
+        assert_eq!(
+            (attr(point, "data-at"), attr(point, "data-value")),
+            (at.as_str(), value.as_str())
+        );
+        assert_eq!(
+            (attr(row, "data-at"), attr(row, "data-value")),
+            (at.as_str(), value.as_str())
+        );
         let height: f64 = attr(point, "height").parse().expect("a height");
-        assert_eq!(height > 0.0, expected(h).is_some_and(|v| v != "0"), "hour {h}: {point:?}");
+        assert_eq!(
+            height > 0.0,
+            expected(h).is_some_and(|v| v != "0"),
+            "hour {h}: {point:?}"
+        );
     }
     // Taller bars for larger values.
     let height = |h: usize| attr(&points[h], "height").parse::<f64>().unwrap();
-    assert!(height(23) > height(10) && height(10) > height(1), "{points:#?}");
+    assert!(
+        height(23) > height(10) && height(10) > height(1),
+        "{points:#?}"
+    );
     let errors = elements(dom, "<pre id=\"errors\"");
     assert_eq!(errors.len(), 1);
     assert!(errors[0].contains_key("hidden"), "script errors: {dom}");
@@ -205,17 +227,29 @@ async fn dashboard_draws_the_series() {
     // The metric list comes from /v1/metrics, the granularities from /v1/config.
     let options = elements(&page.stdout, "<option value=");
     let values: Vec<&str> = options.iter().map(|o| attr(o, "value")).collect();
-    assert!(values.contains(&"shop") && values.contains(&"1h") && values.contains(&"1mo"), "{values:?}");
-    assert!(page.stdout.contains("amount.eur"), "the value paths are offered");
+    assert!(
+        values.contains(&"shop") && values.contains(&"1h") && values.contains(&"1mo"),
+        "{values:?}"
+    );
+    assert!(
+        page.stdout.contains("amount.eur"),
+        "the value paths are offered"
+    );
 
     // Another path, chosen by the URL.
-    let url = server.url(&format!("/?key=shop&granularity=1h&path=amount.eur&{RANGE}"));
+    let url = server.url(&format!(
+        "/?key=shop&granularity=1h&path=amount.eur&{RANGE}"
+    ));
     let page = browse(&url, &["--dump-dom"]);
     assert_series(&page.stdout, |h| {
         (h != 5).then(|| {
             let v = f64::from(h) * 2.5;
             // JavaScript's spelling of the number.
-            if v.fract() == 0.0 { format!("{}", v as i64) } else { v.to_string() }
+            if v.fract() == 0.0 {
+                format!("{}", v as i64)
+            } else {
+                v.to_string()
+            }
         })
     });
 
@@ -225,7 +259,10 @@ async fn dashboard_draws_the_series() {
     let page = browse(&url, &[&format!("--screenshot={}", shot.display())]);
     let (width, height, bytes) = png_size(&shot);
     assert_eq!((width, height), (1000, 900), "{}", page.stderr);
-    assert!(bytes > 15_000, "a {bytes}-byte screenshot is too plain to hold the chart");
+    assert!(
+        bytes > 15_000,
+        "a {bytes}-byte screenshot is too plain to hold the chart"
+    );
     assert_eq!(console(&page.stderr), Vec::<&str>::new(), "{}", page.stderr);
     assert_eq!(server.stop().code, Some(0));
 }
@@ -239,21 +276,29 @@ async fn dashboard_with_a_token() {
     track_known_series(&client).await;
 
     // The token in the fragment (never sent to the server) goes to sessionStorage.
-    let url = server.url(&format!("/?key=shop&granularity=1h&{RANGE}#token=dash-token"));
+    let url = server.url(&format!(
+        "/?key=shop&granularity=1h&{RANGE}#token=dash-token"
+    ));
     let page = browse(&url, &["--dump-dom"]);
     assert_series(&page.stdout, |h| (h != 5).then(|| (h + 1).to_string()));
     assert_eq!(console(&page.stderr), Vec::<&str>::new(), "{}", page.stderr);
 
-    // Without it the page says what is missing, and the browser's console shows the refused
-    // request: the check above does see console errors.
+    // Without it the page says what is missing, and logs the refused request in the console:
+    // the check above does see console messages.
     let url = server.url(&format!("/?key=shop&granularity=1h&{RANGE}"));
     let page = browse(&url, &["--dump-dom"]);
-    assert!(page.stdout.contains("data-state=\"error\""), "{}", page.stdout);
+    assert!(
+        page.stdout.contains("data-state=\"error\""),
+        "{}",
+        page.stdout
+    );
     assert!(page.stdout.contains("needs a token"), "{}", page.stdout);
     assert!(elements(&page.stdout, "<rect class=\"point\"").is_empty());
     let logged = console(&page.stderr);
     assert!(
-        logged.iter().any(|l| l.contains("401")),
+        logged
+            .iter()
+            .any(|l| l.contains("stats dashboard: 401 missing token")),
         "the refused request is not in the console log: {}",
         page.stderr
     );

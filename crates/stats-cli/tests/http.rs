@@ -48,7 +48,10 @@ async fn every_route() {
     let one = client
         .post(
             "/v1/track",
-            &format!(r#"{{"key":"orders","at":"{}","values":{{"count":1,"amount":{{"eur":10}}}}}}"#, at(3)),
+            &format!(
+                r#"{{"key":"orders","at":"{}","values":{{"count":1,"amount":{{"eur":10}}}}}}"#,
+                at(3)
+            ),
         )
         .await;
     assert_eq!(one.ok(), &json!({"tracked": 1}));
@@ -62,7 +65,10 @@ async fn every_route() {
     let set = client
         .post(
             "/v1/track",
-            &format!(r#"{{"key":"temp","at":"{}","values":{{"c":7}},"op":"max"}}"#, at(1)),
+            &format!(
+                r#"{{"key":"temp","at":"{}","values":{{"c":7}},"op":"max"}}"#,
+                at(1)
+            ),
         )
         .await;
     assert_eq!(set.ok(), &json!({"tracked": 1}));
@@ -76,13 +82,19 @@ async fn every_route() {
         .await
         .ok()
         .clone();
-    assert_eq!(served["values"][3], json!({"count": 3, "amount": {"eur": 12.5}}));
+    assert_eq!(
+        served["values"][3],
+        json!({"count": 3, "amount": {"eur": 12.5}})
+    );
     assert_eq!(served["values"][5], json!({}));
     assert_eq!(served["at"][0], "2026-03-10T00:00:00+00:00");
     let daily = client
         .get("/v1/values?key=orders&granularity=1d&from=2026-03-10&to=2026-03-10")
         .await;
-    assert_eq!(daily.ok()["values"], json!([{"count": 11, "amount": {"eur": 22.5}}]));
+    assert_eq!(
+        daily.ok()["values"],
+        json!([{"count": 11, "amount": {"eur": 22.5}}])
+    );
 
     let metrics = client
         .get("/v1/metrics?from=2026-03-01&to=2026-03-31")
@@ -95,34 +107,56 @@ async fn every_route() {
     let inc = client
         .post("/v1/counters/shop/next/inc", r#"{"by": 5, "default": 100}"#)
         .await;
-    assert_eq!(inc.ok(), &json!({"value": 6}), "created at 1 above, so no default");
+    assert_eq!(
+        inc.ok(),
+        &json!({"value": 6}),
+        "created at 1 above, so no default"
+    );
     let inc = client
         .post("/v1/counters/shop/fresh/inc", r#"{"default": 100}"#)
         .await;
     assert_eq!(inc.ok(), &json!({"value": 101}));
-    assert_eq!(client.get("/v1/counters/shop/next").await.ok(), &json!({"value": 6}));
+    assert_eq!(
+        client.get("/v1/counters/shop/next").await.ok(),
+        &json!({"value": 6})
+    );
     client
         .get("/v1/counters/shop/nothing")
         .await
         .refused(404, "\"nothing\"");
     assert_eq!(
-        client.put("/v1/counters/shop/next", r#"{"value": -7}"#).await.ok(),
+        client
+            .put("/v1/counters/shop/next", r#"{"value": -7}"#)
+            .await
+            .ok(),
         &json!({"value": -7})
     );
     let swapped = client
-        .post("/v1/counters/shop/next/cas", r#"{"expected": -7, "new": 40}"#)
+        .post(
+            "/v1/counters/shop/next/cas",
+            r#"{"expected": -7, "new": 40}"#,
+        )
         .await;
     assert_eq!(swapped.ok(), &json!({"swapped": true, "value": 40}));
     let refused = client
-        .post("/v1/counters/shop/next/cas", r#"{"expected": -7, "new": 41}"#)
+        .post(
+            "/v1/counters/shop/next/cas",
+            r#"{"expected": -7, "new": 41}"#,
+        )
         .await;
-    assert_eq!((refused.status, &refused.json), (409, &json!({"swapped": false, "value": 40})));
+    assert_eq!(
+        (refused.status, &refused.json),
+        (409, &json!({"swapped": false, "value": 40}))
+    );
     assert_eq!(
         client.get("/v1/counters/shop").await.ok(),
         &json!({"namespace": "shop", "counters": {"fresh": 101, "next": 40}})
     );
     let info = client.get("/v1/counters").await;
-    assert_eq!(info.ok()["namespaces"], json!([{"namespace": "shop", "counters": 2}]));
+    assert_eq!(
+        info.ok()["namespaces"],
+        json!([{"namespace": "shop", "counters": 2}])
+    );
     assert_eq!(
         client.delete("/v1/counters/shop/next").await.ok(),
         &json!({"deleted": true})
@@ -131,7 +165,10 @@ async fn every_route() {
         .delete("/v1/counters/shop/next")
         .await
         .refused(404, "\"next\"");
-    assert_eq!(client.delete("/v1/counters/shop").await.ok(), &json!({"deleted": 1}));
+    assert_eq!(
+        client.delete("/v1/counters/shop").await.ok(),
+        &json!({"deleted": 1})
+    );
     assert_eq!(
         client.get("/v1/counters/shop").await.ok()["counters"],
         json!({})
@@ -145,7 +182,10 @@ async fn every_route() {
     let second = client
         .post("/v1/throttles/mail/acquire", r#"{"ttl": 30}"#)
         .await;
-    assert_eq!((second.status, &second.json), (409, &json!({"acquired": false})));
+    assert_eq!(
+        (second.status, &second.json),
+        (409, &json!({"acquired": false}))
+    );
     let short = client
         .post("/v1/throttles/tick/acquire", r#"{"ttl": 0.2}"#)
         .await;
@@ -175,7 +215,14 @@ async fn every_route() {
     assert!(run.stdout.contains("everything written"), "{run:#?}");
     let cli = env.values_json(
         "orders",
-        &["--granularity", "1h", "--from", "2026-03-10T00:00:00Z", "--to", "2026-03-10T23:59:59Z"],
+        &[
+            "--granularity",
+            "1h",
+            "--from",
+            "2026-03-10T00:00:00Z",
+            "--to",
+            "2026-03-10T23:59:59Z",
+        ],
     );
     assert_eq!(cli, served);
 }
@@ -208,10 +255,15 @@ async fn numbers_at_the_edges() {
     // An increment past i64::MAX is refused by the store when it is written: the counter API
     // answers at once.
     client
-        .put("/v1/counters/edge/max", &format!(r#"{{"value": {}}}"#, i64::MAX))
+        .put(
+            "/v1/counters/edge/max",
+            &format!(r#"{{"value": {}}}"#, i64::MAX),
+        )
         .await
         .ok();
-    let over = client.post("/v1/counters/edge/max/inc", r#"{"by": 1}"#).await;
+    let over = client
+        .post("/v1/counters/edge/max/inc", r#"{"by": 1}"#)
+        .await;
     assert_eq!(over.status, 400, "{over:#?}");
     assert_eq!(
         client.get("/v1/counters/edge/max").await.ok(),
@@ -228,64 +280,335 @@ async fn bad_requests_are_json_errors_naming_the_input() {
     let good = |h: u32| json!({"key": "bad", "at": at(h), "values": {"count": 1}});
     let cases: Vec<(&str, String, String, u16, &str)> = vec![
         ("POST", "/v1/track".into(), "{".into(), 400, "not an event"),
-        ("POST", "/v1/track".into(), String::new(), 400, "not an event"),
-        ("POST", "/v1/track".into(), r#"{"key":"bad","values":{"count":1},"when":5}"#.into(), 400, "when"),
-        ("POST", "/v1/track".into(), r#"{"key":"","values":{"count":1}}"#.into(), 400, "\"key\""),
-        ("POST", "/v1/track".into(), r#"{"key":"a::b","values":{"count":1}}"#.into(), 400, "\"a::b\""),
-        ("POST", "/v1/track".into(), r#"{"key":"bad","values":{"count":9223372036854775808}}"#.into(), 400, "9223372036854775808"),
-        ("POST", "/v1/track".into(), r#"{"key":"bad","values":{"count":-9223372036854775809}}"#.into(), 400, "-9223372036854775809"),
-        ("POST", "/v1/track".into(), r#"{"key":"bad","values":{"count":"1"}}"#.into(), 400, "\"values\""),
-        ("POST", "/v1/track".into(), r#"{"key":"bad","values":{"a.b":1}}"#.into(), 400, "\"values\""),
-        ("POST", "/v1/track".into(), r#"{"key":"bad","values":{"count":1},"at":1e300}"#.into(), 400, "\"at\""),
-        ("POST", "/v1/track".into(), r#"{"key":"bad","values":{"count":1},"at":"yesterday"}"#.into(), 400, "\"at\""),
-        ("POST", "/v1/track".into(), r#"{"key":"bad","values":{"count":1},"op":"add"}"#.into(), 400, "\"add\""),
-        ("POST", "/v1/track".into(), json!([good(0), good(1), {"key": "bad", "values": {"count": true}}]).to_string(), 400, "[2]"),
-        ("POST", "/v1/track".into(), json!([good(0), good(1), 7]).to_string(), 400, "[2]"),
-        ("POST", "/v1/track".into(), json!([good(0), {"key": "bad", "at": -377_705_116_800_i64, "values": {"count": 1}}]).to_string(), 400, "[1]: \"at\""),
-        ("POST", "/v1/track".into(), json!([good(0), {"key": "bad", "at": 253_402_300_799_i64, "values": {"count": 1}}]).to_string(), 400, "[1]: \"at\""),
-        ("GET", "/v1/values?granularity=1h".into(), String::new(), 400, "\"key\""),
-        ("GET", "/v1/values?key=bad&granularity=2x".into(), String::new(), 400, "granularity"),
-        ("GET", "/v1/values?key=bad&granularity=5m".into(), String::new(), 400, "not tracked"),
-        ("GET", "/v1/values?key=bad&from=yesterday-ish".into(), String::new(), 400, "from"),
-        ("GET", "/v1/values?key=bad&from=2026-03-11&to=2026-03-10".into(), String::new(), 400, "from"),
-        ("GET", "/v1/values?key=bad&to=99999999999999999999".into(), String::new(), 400, "to"),
-        ("GET", "/v1/values?key=bad&kye=1".into(), String::new(), 400, "\"kye\""),
-        ("GET", "/v1/values?key=bad&key=other".into(), String::new(), 400, "\"key\""),
-        ("GET", "/v1/values?key=a%3A%3Ab".into(), String::new(), 400, "\"a::b\""),
-        ("GET", "/v1/metrics?from=never".into(), String::new(), 400, "from"),
+        (
+            "POST",
+            "/v1/track".into(),
+            String::new(),
+            400,
+            "not an event",
+        ),
+        (
+            "POST",
+            "/v1/track".into(),
+            r#"{"key":"bad","values":{"count":1},"when":5}"#.into(),
+            400,
+            "when",
+        ),
+        (
+            "POST",
+            "/v1/track".into(),
+            r#"{"key":"","values":{"count":1}}"#.into(),
+            400,
+            "\"key\"",
+        ),
+        (
+            "POST",
+            "/v1/track".into(),
+            r#"{"key":"a::b","values":{"count":1}}"#.into(),
+            400,
+            "\"a::b\"",
+        ),
+        (
+            "POST",
+            "/v1/track".into(),
+            r#"{"key":"bad","values":{"count":9223372036854775808}}"#.into(),
+            400,
+            "9223372036854775808",
+        ),
+        (
+            "POST",
+            "/v1/track".into(),
+            r#"{"key":"bad","values":{"count":-9223372036854775809}}"#.into(),
+            400,
+            "-9223372036854775809",
+        ),
+        (
+            "POST",
+            "/v1/track".into(),
+            r#"{"key":"bad","values":{"count":"1"}}"#.into(),
+            400,
+            "\"values\"",
+        ),
+        (
+            "POST",
+            "/v1/track".into(),
+            r#"{"key":"bad","values":{"a.b":1}}"#.into(),
+            400,
+            "\"values\"",
+        ),
+        (
+            "POST",
+            "/v1/track".into(),
+            r#"{"key":"bad","values":{"count":1},"at":1e300}"#.into(),
+            400,
+            "\"at\"",
+        ),
+        (
+            "POST",
+            "/v1/track".into(),
+            r#"{"key":"bad","values":{"count":1},"at":"yesterday"}"#.into(),
+            400,
+            "\"at\"",
+        ),
+        (
+            "POST",
+            "/v1/track".into(),
+            r#"{"key":"bad","values":{"count":1},"op":"add"}"#.into(),
+            400,
+            "\"add\"",
+        ),
+        (
+            "POST",
+            "/v1/track".into(),
+            json!([good(0), good(1), {"key": "bad", "values": {"count": true}}]).to_string(),
+            400,
+            "[2]",
+        ),
+        (
+            "POST",
+            "/v1/track".into(),
+            json!([good(0), good(1), 7]).to_string(),
+            400,
+            "[2]",
+        ),
+        (
+            "POST",
+            "/v1/track".into(),
+            json!([good(0), {"key": "bad", "at": -377_705_116_800_i64, "values": {"count": 1}}])
+                .to_string(),
+            400,
+            "[1]: \"at\"",
+        ),
+        (
+            "POST",
+            "/v1/track".into(),
+            json!([good(0), {"key": "bad", "at": 253_402_300_799_i64, "values": {"count": 1}}])
+                .to_string(),
+            400,
+            "[1]: \"at\"",
+        ),
+        (
+            "GET",
+            "/v1/values?granularity=1h".into(),
+            String::new(),
+            400,
+            "\"key\"",
+        ),
+        (
+            "GET",
+            "/v1/values?key=bad&granularity=2x".into(),
+            String::new(),
+            400,
+            "granularity",
+        ),
+        (
+            "GET",
+            "/v1/values?key=bad&granularity=5m".into(),
+            String::new(),
+            400,
+            "not tracked",
+        ),
+        (
+            "GET",
+            "/v1/values?key=bad&from=yesterday-ish".into(),
+            String::new(),
+            400,
+            "from",
+        ),
+        (
+            "GET",
+            "/v1/values?key=bad&from=2026-03-11&to=2026-03-10".into(),
+            String::new(),
+            400,
+            "from",
+        ),
+        (
+            "GET",
+            "/v1/values?key=bad&to=99999999999999999999".into(),
+            String::new(),
+            400,
+            "to",
+        ),
+        (
+            "GET",
+            "/v1/values?key=bad&kye=1".into(),
+            String::new(),
+            400,
+            "\"kye\"",
+        ),
+        (
+            "GET",
+            "/v1/values?key=bad&key=other".into(),
+            String::new(),
+            400,
+            "\"key\"",
+        ),
+        (
+            "GET",
+            "/v1/values?key=a%3A%3Ab".into(),
+            String::new(),
+            400,
+            "\"a::b\"",
+        ),
+        (
+            "GET",
+            "/v1/metrics?from=never".into(),
+            String::new(),
+            400,
+            "from",
+        ),
         ("GET", "/v1/track".into(), String::new(), 405, "GET"),
         ("DELETE", "/v1/values".into(), String::new(), 405, "DELETE"),
-        ("GET", "/v1/nothing".into(), String::new(), 404, "/v1/nothing"),
-        ("GET", "/favicon.ico".into(), String::new(), 404, "/favicon.ico"),
-        ("POST", "/v1/counters/c/n/inc".into(), r#"{"by": 1.5}"#.into(), 400, "\"by\""),
-        ("POST", "/v1/counters/c/n/inc".into(), r#"{"by": 9223372036854775808}"#.into(), 400, "\"by\""),
-        ("POST", "/v1/counters/c/n/inc".into(), r#"{"by": -0.0}"#.into(), 400, "\"by\""),
-        ("POST", "/v1/counters/c/n/inc".into(), r#"{"default": "1"}"#.into(), 400, "\"default\""),
-        ("POST", "/v1/counters/c/n/inc".into(), r#"{"bye": 1}"#.into(), 400, "\"bye\""),
-        ("POST", "/v1/counters/c/n/inc".into(), "[1]".into(), 400, "object"),
-        ("POST", "/v1/counters/c/n/inc".into(), "{".into(), 400, "not JSON"),
-        ("POST", "/v1/counters/bad%3A%3Ans/n/inc".into(), String::new(), 400, "bad::ns"),
-        ("POST", "/v1/counters/c/%FF/inc".into(), String::new(), 400, "UTF-8"),
-        ("PUT", "/v1/counters/c/n".into(), "{}".into(), 400, "\"value\""),
-        ("POST", "/v1/counters/c/n/cas".into(), r#"{"expected": 0}"#.into(), 400, "\"new\""),
-        ("POST", "/v1/throttles/t/acquire".into(), "{}".into(), 400, "\"ttl\""),
-        ("POST", "/v1/throttles/t/acquire".into(), r#"{"ttl": "0s"}"#.into(), 400, "\"ttl\""),
-        ("POST", "/v1/throttles/t/acquire".into(), r#"{"ttl": -1}"#.into(), 400, "\"ttl\""),
-        ("POST", "/v1/throttles/t/acquire".into(), r#"{"ttl": 1e300}"#.into(), 400, "\"ttl\""),
-        ("POST", "/v1/throttles/t/acquire".into(), r#"{"ttl": true}"#.into(), 400, "\"ttl\""),
-        ("POST", "/v1/throttles/t/acquire".into(), r#"{"ttl": "soon"}"#.into(), 400, "\"soon\""),
+        (
+            "GET",
+            "/v1/nothing".into(),
+            String::new(),
+            404,
+            "/v1/nothing",
+        ),
+        (
+            "GET",
+            "/favicon.ico".into(),
+            String::new(),
+            404,
+            "/favicon.ico",
+        ),
+        (
+            "POST",
+            "/v1/counters/c/n/inc".into(),
+            r#"{"by": 1.5}"#.into(),
+            400,
+            "\"by\"",
+        ),
+        (
+            "POST",
+            "/v1/counters/c/n/inc".into(),
+            r#"{"by": 9223372036854775808}"#.into(),
+            400,
+            "\"by\"",
+        ),
+        (
+            "POST",
+            "/v1/counters/c/n/inc".into(),
+            r#"{"by": -0.0}"#.into(),
+            400,
+            "\"by\"",
+        ),
+        (
+            "POST",
+            "/v1/counters/c/n/inc".into(),
+            r#"{"default": "1"}"#.into(),
+            400,
+            "\"default\"",
+        ),
+        (
+            "POST",
+            "/v1/counters/c/n/inc".into(),
+            r#"{"bye": 1}"#.into(),
+            400,
+            "\"bye\"",
+        ),
+        (
+            "POST",
+            "/v1/counters/c/n/inc".into(),
+            "[1]".into(),
+            400,
+            "object",
+        ),
+        (
+            "POST",
+            "/v1/counters/c/n/inc".into(),
+            "{".into(),
+            400,
+            "not JSON",
+        ),
+        (
+            "POST",
+            "/v1/counters/bad%3A%3Ans/n/inc".into(),
+            String::new(),
+            400,
+            "bad::ns",
+        ),
+        (
+            "POST",
+            "/v1/counters/c/%FF/inc".into(),
+            String::new(),
+            400,
+            "UTF-8",
+        ),
+        (
+            "PUT",
+            "/v1/counters/c/n".into(),
+            "{}".into(),
+            400,
+            "\"value\"",
+        ),
+        (
+            "POST",
+            "/v1/counters/c/n/cas".into(),
+            r#"{"expected": 0}"#.into(),
+            400,
+            "\"new\"",
+        ),
+        (
+            "POST",
+            "/v1/throttles/t/acquire".into(),
+            "{}".into(),
+            400,
+            "\"ttl\"",
+        ),
+        (
+            "POST",
+            "/v1/throttles/t/acquire".into(),
+            r#"{"ttl": "0s"}"#.into(),
+            400,
+            "\"ttl\"",
+        ),
+        (
+            "POST",
+            "/v1/throttles/t/acquire".into(),
+            r#"{"ttl": -1}"#.into(),
+            400,
+            "\"ttl\"",
+        ),
+        (
+            "POST",
+            "/v1/throttles/t/acquire".into(),
+            r#"{"ttl": 1e300}"#.into(),
+            400,
+            "\"ttl\"",
+        ),
+        (
+            "POST",
+            "/v1/throttles/t/acquire".into(),
+            r#"{"ttl": true}"#.into(),
+            400,
+            "\"ttl\"",
+        ),
+        (
+            "POST",
+            "/v1/throttles/t/acquire".into(),
+            r#"{"ttl": "soon"}"#.into(),
+            400,
+            "\"soon\"",
+        ),
     ];
     for (method, path, body, status, needle) in &cases {
         let body = (!body.is_empty() || *method != "GET").then(|| body.clone().into_bytes());
         let answer = client.send(method, path, body).await;
         assert_eq!(
-            answer.headers.get("content-type").map(|v| v.to_str().unwrap()),
+            answer
+                .headers
+                .get("content-type")
+                .map(|v| v.to_str().unwrap()),
             Some("application/json"),
             "{method} {path}: {answer:#?}"
         );
         assert!(
             answer.status == *status
-                && answer.json["error"].as_str().is_some_and(|m| m.contains(needle)),
+                && answer.json["error"]
+                    .as_str()
+                    .is_some_and(|m| m.contains(needle)),
             "{method} {path}: expected {status} naming {needle:?}, got {answer:#?}"
         );
     }
@@ -299,7 +622,10 @@ async fn bad_requests_are_json_errors_naming_the_input() {
         client.get("/v1/metrics?from=-9999y").await.ok(),
         &json!({"metrics": {}})
     );
-    assert_eq!(client.get("/v1/counters/c").await.ok()["counters"], json!({}));
+    assert_eq!(
+        client.get("/v1/counters/c").await.ok()["counters"],
+        json!({})
+    );
     assert_eq!(server.stop().code, Some(0));
 }
 
@@ -311,7 +637,10 @@ async fn body_and_batch_limits() {
     let event = |h: u32| json!({"key": "lim", "at": at(h), "values": {"count": 1}});
     let five: Vec<Value> = (0..5).map(event).collect();
     assert_eq!(
-        client.post("/v1/track", &Value::from(five).to_string()).await.ok(),
+        client
+            .post("/v1/track", &Value::from(five).to_string())
+            .await
+            .ok(),
         &json!({"tracked": 5})
     );
     let six: Vec<Value> = (0..6).map(event).collect();
@@ -328,7 +657,10 @@ async fn body_and_batch_limits() {
     big.refused(413, "--max-body (2000 bytes)");
     // The limit holds for every route with a body.
     client
-        .put("/v1/counters/c/n", &format!(r#"{{"value": 1{}}}"#, " ".repeat(2100)))
+        .put(
+            "/v1/counters/c/n",
+            &format!(r#"{{"value": 1{}}}"#, " ".repeat(2100)),
+        )
         .await
         .refused(413, "--max-body");
     let mut expected = vec![None; 24];
@@ -345,17 +677,28 @@ async fn token() {
     let env = Env::sqlite();
     let server = Server::start(&env, &["--token", "s3cret-token"]);
     let anonymous = Client::new(&server);
-    for path in ["/v1/config", "/v1/values?key=x", "/v1/metrics", "/v1/counters"] {
+    for path in [
+        "/v1/config",
+        "/v1/values?key=x",
+        "/v1/metrics",
+        "/v1/counters",
+    ] {
         let answer = anonymous.get(path).await;
         answer.refused(401, "missing token");
         assert_eq!(
-            answer.headers.get("www-authenticate").map(|v| v.to_str().unwrap()),
+            answer
+                .headers
+                .get("www-authenticate")
+                .map(|v| v.to_str().unwrap()),
             Some("Bearer realm=\"stats\""),
             "{path}"
         );
     }
     // Refused before the body is read or checked: a bad or huge body gets 401 too.
-    anonymous.post("/v1/track", "{").await.refused(401, "missing token");
+    anonymous
+        .post("/v1/track", "{")
+        .await
+        .refused(401, "missing token");
     for wrong in ["s3cret-toke", "s3cret-tokenn", "S3CRET-TOKEN", ""] {
         anonymous
             .with_token(wrong)
@@ -364,17 +707,27 @@ async fn token() {
             .refused(401, "");
     }
     // Another scheme is not a bearer token.
-    for header in ["Basic czNjcmV0LXRva2Vu", "Token s3cret-token", "s3cret-token"] {
+    for header in [
+        "Basic czNjcmV0LXRva2Vu",
+        "Token s3cret-token",
+        "s3cret-token",
+    ] {
         let answer = anonymous.with_authorization(header).get("/v1/config").await;
         answer.refused(401, "token");
     }
     // Open without a token: the health check and the dashboard (which asks for the token).
-    assert_eq!(anonymous.get("/healthz").await.ok(), &json!({"status": "ok"}));
+    assert_eq!(
+        anonymous.get("/healthz").await.ok(),
+        &json!({"status": "ok"})
+    );
     assert_eq!(anonymous.text("/").await.0, 200);
     let client = anonymous.with_token("s3cret-token");
     assert_eq!(
         client
-            .post("/v1/track", &json!({"key": "auth", "at": at(2), "values": {"count": 4}}).to_string())
+            .post(
+                "/v1/track",
+                &json!({"key": "auth", "at": at(2), "values": {"count": 4}}).to_string()
+            )
             .await
             .ok(),
         &json!({"tracked": 1})
@@ -385,8 +738,15 @@ async fn token() {
     // STATS_TOKEN works as --token does.
     let server = Server::start_with(&env, &[], &[("STATS_TOKEN", "from-env")]);
     let anonymous = Client::new(&server);
-    anonymous.get("/v1/config").await.refused(401, "missing token");
-    anonymous.with_token("from-env").get("/v1/config").await.ok();
+    anonymous
+        .get("/v1/config")
+        .await
+        .refused(401, "missing token");
+    anonymous
+        .with_token("from-env")
+        .get("/v1/config")
+        .await
+        .ok();
     assert_eq!(server.stop().code, Some(0));
 }
 
@@ -410,7 +770,9 @@ async fn concurrent_batches_add_up_exactly() {
                         json!({"key": "load", "at": at(hour), "values": {"count": 1, "sum": task}})
                     })
                     .collect();
-                let answer = client.post("/v1/track", &Value::from(batch).to_string()).await;
+                let answer = client
+                    .post("/v1/track", &Value::from(batch).to_string())
+                    .await;
                 assert_eq!(answer.ok(), &json!({"tracked": BATCH}));
             }
         }));
@@ -433,12 +795,29 @@ async fn concurrent_batches_add_up_exactly() {
         daily.ok()["values"],
         json!([{"count": total, "sum": sum_expected}])
     );
-    let hourly: i64 = counts(&client, "load").await.iter().map(|c| c.unwrap()).sum();
+    let hourly: i64 = counts(&client, "load")
+        .await
+        .iter()
+        .map(|c| c.unwrap())
+        .sum();
     assert_eq!(hourly, total);
     // Flushed at the stop: the store alone has the same totals.
     assert_eq!(server.stop().code, Some(0));
-    let cli = env.values_json("load", &["--granularity", "1d", "--from", "2026-03-10", "--to", "2026-03-10"]);
-    assert_eq!(cli["values"], json!([{"count": total, "sum": sum_expected}]));
+    let cli = env.values_json(
+        "load",
+        &[
+            "--granularity",
+            "1d",
+            "--from",
+            "2026-03-10",
+            "--to",
+            "2026-03-10",
+        ],
+    );
+    assert_eq!(
+        cli["values"],
+        json!([{"count": total, "sum": sum_expected}])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -489,20 +868,33 @@ async fn redis_round_trip() {
         .map(|h| json!({"key": "redis", "at": at(h), "values": {"count": h + 1}}))
         .collect();
     assert_eq!(
-        client.post("/v1/track", &Value::from(events).to_string()).await.ok(),
+        client
+            .post("/v1/track", &Value::from(events).to_string())
+            .await
+            .ok(),
         &json!({"tracked": 24})
     );
     let expected: Vec<Option<i64>> = (1..=24).map(Some).collect();
     assert_eq!(counts(&client, "redis").await, expected);
     assert_eq!(
-        client.post("/v1/counters/r/n/inc", r#"{"by": 3}"#).await.ok(),
+        client
+            .post("/v1/counters/r/n/inc", r#"{"by": 3}"#)
+            .await
+            .ok(),
         &json!({"value": 3})
     );
     let run = server.stop();
     assert_eq!(run.code, Some(0), "{run:#?}");
     let cli = env.values_json(
         "redis",
-        &["--granularity", "1h", "--from", "2026-03-10T00:00:00Z", "--to", "2026-03-10T23:00:00Z"],
+        &[
+            "--granularity",
+            "1h",
+            "--from",
+            "2026-03-10T00:00:00Z",
+            "--to",
+            "2026-03-10T23:00:00Z",
+        ],
     );
     let got: Vec<Option<i64>> = cli["values"]
         .as_array()

@@ -76,7 +76,10 @@ async fn track(State(app): State<Shared>, body: Bytes) -> Answer {
             .map_err(|e| at_index(&format!("\"values\": {e}")))?;
         for &granularity in app.cx.config.granularity_list() {
             calendar.floor(event.at, granularity).map_err(|e| {
-                at_index(&format!("\"at\": {} has no {granularity} bucket ({e})", event.at))
+                at_index(&format!(
+                    "\"at\": {} has no {granularity} bucket ({e})",
+                    event.at
+                ))
             })?;
         }
         checked.push((event, fields));
@@ -117,11 +120,9 @@ async fn values(State(app): State<Shared>, Query(pairs): Query<Vec<(String, Stri
     let key = q
         .get("key")
         .ok_or_else(|| ApiError::bad("missing query parameter \"key\" (the metric key)"))?;
-    let granularity = commands::tracked_granularity(
-        &app.cx,
-        q.get("granularity").map_or("1h", String::as_str),
-    )
-    .map_err(as_param)?;
+    let granularity =
+        commands::tracked_granularity(&app.cx, q.get("granularity").map_or("1h", String::as_str))
+            .map_err(as_param)?;
     let (from, to) = commands::series_range(
         &app.cx,
         granularity,
@@ -334,11 +335,13 @@ async fn counter_cas(
 fn ttl(map: &Map<String, Value>) -> Result<Duration, ApiError> {
     let bad = |why: String| ApiError::bad(format!("\"ttl\": {why}"));
     match map.get("ttl") {
-        None => Err(ApiError::bad("missing field \"ttl\" (such as \"30s\" or 30)")),
+        None => Err(ApiError::bad(
+            "missing field \"ttl\" (such as \"30s\" or 30)",
+        )),
         Some(Value::String(text)) => parse_duration(text).map_err(|e| bad(e.to_string())),
         Some(Value::Number(n)) => {
-            let seconds = n.as_f64().unwrap_or(f64::NAN);
-            if !(seconds > 0.0) {
+            let seconds = n.as_f64().unwrap_or(0.0);
+            if seconds.is_nan() || seconds <= 0.0 {
                 return Err(bad(format!("{n} seconds is not a positive duration")));
             }
             Duration::try_from_secs_f64(seconds)
@@ -360,6 +363,10 @@ async fn throttle_acquire(
     if app.cx.stores.throttles.try_acquire(&key, ttl).await? {
         ok(json!({ "acquired": true }))
     } else {
-        Ok((StatusCode::CONFLICT, axum::Json(json!({ "acquired": false }))).into_response())
+        Ok((
+            StatusCode::CONFLICT,
+            axum::Json(json!({ "acquired": false })),
+        )
+            .into_response())
     }
 }

@@ -15,8 +15,14 @@ const STYLE: &str = include_str!("dashboard/style.css");
 pub(super) fn routes() -> Router<Shared> {
     Router::new()
         .route("/", get(|| asset("text/html; charset=utf-8", INDEX)))
-        .route("/app.js", get(|| asset("text/javascript; charset=utf-8", SCRIPT)))
-        .route("/style.css", get(|| asset("text/css; charset=utf-8", STYLE)))
+        .route(
+            "/app.js",
+            get(|| asset("text/javascript; charset=utf-8", SCRIPT)),
+        )
+        .route(
+            "/style.css",
+            get(|| asset("text/css; charset=utf-8", STYLE)),
+        )
 }
 
 async fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {

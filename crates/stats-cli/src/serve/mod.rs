@@ -169,7 +169,10 @@ fn router(app: Shared) -> Router {
         .merge(dashboard::routes())
         .route("/healthz", axum::routing::get(healthz))
         .fallback(not_found)
-        .layer(middleware::from_fn_with_state(Arc::clone(&app), errors_as_json))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&app),
+            errors_as_json,
+        ))
         .with_state(app)
 }
 

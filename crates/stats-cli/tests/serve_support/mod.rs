@@ -243,7 +243,8 @@ impl Client {
     }
 
     pub async fn post(&self, path: &str, body: &str) -> Answer {
-        self.send("POST", path, Some(body.as_bytes().to_vec())).await
+        self.send("POST", path, Some(body.as_bytes().to_vec()))
+            .await
     }
 
     pub async fn put(&self, path: &str, body: &str) -> Answer {

@@ -52,6 +52,8 @@ function setState(state, text) {
 }
 
 function failed(error) {
+  // Also in the console, for whoever debugs the page (a healthy page logs nothing).
+  console.error('stats dashboard: ' + (error.status || '') + ' ' + error.message);
   if (error.status === 401) {
     setState('error', 'This server needs a token: enter it above. (' + error.message + ')');
   } else {
