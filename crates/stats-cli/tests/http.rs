@@ -845,6 +845,57 @@ async fn sigterm_writes_the_buffer_and_a_new_process_sees_it() {
     assert_eq!(server.stop().code, Some(0));
 }
 
+/// A request whose body is still arriving when SIGTERM comes is finished and written; a new
+/// connection after the signal is refused.
+#[test]
+fn sigterm_finishes_the_request_in_flight() {
+    use std::io::{Read, Write};
+    let env = Env::sqlite();
+    let server = Server::start(&env, &[]);
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let events: Vec<Value> = (0..24)
+        .map(|h| json!({"key": "flight", "at": at(h), "values": {"count": 2}}))
+        .collect();
+    let body = Value::from(events).to_string();
+    let mut stream = std::net::TcpStream::connect(&addr).expect("connects");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let head = format!(
+        "POST /v1/track HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let (first, rest) = body.split_at(body.len() / 2);
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(first.as_bytes()).unwrap();
+    stream.flush().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let pid = server.pid().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        std::net::TcpStream::connect(&addr).is_err(),
+        "a new connection is accepted after SIGTERM"
+    );
+    stream.write_all(rest.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with(r#"{"tracked":24}"#), "{answer}");
+    let run = server.stop_waiting();
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    let cli = env.values_json(
+        "flight",
+        &["--granularity", "1d", "--from", "2026-03-10", "--to", "2026-03-10"],
+    );
+    assert_eq!(cli["values"], json!([{"count": 48}]));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_options_fail_at_start() {
     let env = Env::sqlite();

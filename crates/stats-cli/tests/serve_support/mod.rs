@@ -106,12 +106,17 @@ impl Server {
     }
 
     /// Sends SIGTERM and waits (at most 60 s) for the process to end; returns what it printed.
-    pub fn stop(mut self) -> Run {
+    pub fn stop(self) -> Run {
         let status = std::process::Command::new("kill")
             .args(["-TERM", &self.pid().to_string()])
             .status()
             .expect("kill runs");
         assert!(status.success(), "kill -TERM failed");
+        self.stop_waiting()
+    }
+
+    /// Waits (at most 60 s) for the process to end (after a signal sent otherwise).
+    pub fn stop_waiting(mut self) -> Run {
         let mut child = self.child.take().expect("running");
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         let status = loop {
