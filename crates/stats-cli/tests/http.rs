@@ -891,7 +891,14 @@ fn sigterm_finishes_the_request_in_flight() {
     assert_eq!(run.code, Some(0), "{run:#?}");
     let cli = env.values_json(
         "flight",
-        &["--granularity", "1d", "--from", "2026-03-10", "--to", "2026-03-10"],
+        &[
+            "--granularity",
+            "1d",
+            "--from",
+            "2026-03-10",
+            "--to",
+            "2026-03-10",
+        ],
     );
     assert_eq!(cli["values"], json!([{"count": 48}]));
 }
