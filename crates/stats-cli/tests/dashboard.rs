@@ -253,9 +253,42 @@ async fn dashboard_draws_the_series() {
         })
     });
 
+    // No key, no range: the page picks the first metric listed and shows its hourly buckets from the one holding 24 hours
+    // ago to the one holding now: 25.
+    let now = client
+        .post("/v1/track", r#"{"key": "live", "values": {"count": 3}}"#)
+        .await;
+    assert_eq!(now.ok(), &json!({"tracked": 1}));
+    let page = browse(&server.url("/?granularity=1h"), &["--dump-dom"]);
+    assert!(
+        page.stdout.contains("data-state=\"ready\""),
+        "{}",
+        page.stdout
+    );
+    let points = elements(&page.stdout, "<rect class=\"point\"");
+    assert_eq!(points.len(), 25, "{points:#?}");
+    let total: i64 = points
+        .iter()
+        .filter(|p| !attr(p, "data-value").is_empty())
+        .map(|p| attr(p, "data-value").parse::<i64>().unwrap())
+        .sum();
+    assert_eq!(total, 3, "{points:#?}");
+    // (The metric list reads the system index at the coarsest granularity, a year: "shop" is
+    // listed too; "live" comes first.)
+    assert!(
+        page.stdout
+            .contains("<figcaption id=\"caption\">live count per 1h</figcaption>"),
+        "{}",
+        page.stdout
+    );
+    assert_eq!(console(&page.stderr), Vec::<&str>::new(), "{}", page.stderr);
+
     // A screenshot of the same view is a real picture of the window's size.
     let dir = tempfile::tempdir().unwrap();
     let shot = dir.path().join("dashboard.png");
+    let url = server.url(&format!(
+        "/?key=shop&granularity=1h&path=amount.eur&{RANGE}"
+    ));
     let page = browse(&url, &[&format!("--screenshot={}", shot.display())]);
     let (width, height, bytes) = png_size(&shot);
     assert_eq!((width, height), (1000, 900), "{}", page.stderr);

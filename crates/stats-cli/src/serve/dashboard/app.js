@@ -72,6 +72,8 @@ function fill(select, items, chosen) {
   if (items.some(([value]) => value === chosen)) select.value = chosen;
 }
 
+// The range asked for: a preset reads from the bucket holding (now - range) to the one holding
+// now (25 hourly buckets for the last 24 hours), as GET /v1/values reads any from/to.
 function bounds() {
   const range = $('range').value;
   if (range === 'custom') return { from: $('from').value.trim(), to: $('to').value.trim() };
