@@ -387,6 +387,16 @@ async fn bad_requests_are_json_errors_naming_the_input() {
             400,
             "[1]: \"at\"",
         ),
+        // The first instant there is: parsed, but it has no bucket (its minute starts before
+        // it), found before the good event before it is written.
+        (
+            "POST",
+            "/v1/track".into(),
+            json!([good(0), {"key": "bad", "at": -377_705_023_201_i64, "values": {"count": 1}}])
+                .to_string(),
+            400,
+            "[1]: \"at\": -009999-01-02T01:59:59Z has no 1m bucket",
+        ),
         (
             "GET",
             "/v1/values?granularity=1h".into(),
