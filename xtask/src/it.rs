@@ -41,6 +41,9 @@ pub(crate) enum Backend {
     /// MongoDB; a throwaway MongoDB-wire server (mongoeco, in Python) is started
     /// (`STATS_TEST_MONGO_URL`).
     Mongo,
+    /// Not a store: the `stats serve` dashboard in headless Chromium (`STATS_TEST_CHROMIUM`;
+    /// the Debian package `chromium` is installed where missing).
+    Dashboard,
     /// Every backend: all their servers at once, and the whole workspace's tests.
     All,
 }
@@ -55,6 +58,7 @@ impl Backend {
         Backend::Mysql,
         Backend::Sqlite,
         Backend::Mongo,
+        Backend::Dashboard,
     ];
 
     /// The name used on the command line.
@@ -98,6 +102,7 @@ const SUITES: &[(Backend, Suite)] = {
     const MONGO: &str = "stats-backend-mongo";
     const BUFFER: &str = "stats-buffer";
     const RULES: &str = "stats-rules";
+    const CLI: &str = "stats-cli";
     &[
         (Backend::Atomics, suite(ATOMICS, "conformance")),
         (Backend::Atomics, suite(CROSS, "through_the_umbrella")),
@@ -130,6 +135,9 @@ const SUITES: &[(Backend, Suite)] = {
         (Backend::Redis, suite(RULES, "rules_redis")),
         (Backend::Postgres, suite(RULES, "rules_postgres")),
         (Backend::Sqlite, suite(RULES, "rules_sqlite")),
+        // SQLite files of its own, and one round trip on Redis.
+        (Backend::Redis, suite(CLI, "http")),
+        (Backend::Dashboard, suite(CLI, "dashboard")),
     ]
 };
 
@@ -361,7 +369,9 @@ mod tests {
                 "--test",
                 "coalesce_redis",
                 "--test",
-                "rules_redis"
+                "rules_redis",
+                "--test",
+                "http"
             ]
         );
     }

@@ -369,7 +369,8 @@ pub struct DemoArgs {
 /// `stats serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// The address to listen on.
+    /// The address to listen on (127.0.0.1: this machine only; 0.0.0.0 exposes the API to the
+    /// network: give it a --token then).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: String,
     /// A bearer token every request must carry (`Authorization: Bearer <token>`).

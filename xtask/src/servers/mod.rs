@@ -102,6 +102,9 @@ pub(crate) const MONGO_PYTHON: &str = "STATS_MONGO_PYTHON";
 /// mongodb://127.0.0.1:<port>/?directConnection=true` once it listens; SIGTERM stops it.
 pub(crate) const MONGO_LAUNCHER: &str = "STATS_MONGO_LAUNCHER";
 
+/// The variable naming the Chromium binary of the dashboard suite.
+pub(crate) const CHROMIUM: &str = "STATS_TEST_CHROMIUM";
+
 /// Whether [`provide`] takes a URL from this process's environment when one is set there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Reuse {
@@ -273,6 +276,15 @@ pub(crate) fn provide(backend: Backend, reuse: Reuse) -> Result<Provided> {
             provided.set(MONGO_URL, url);
             provided.set(MONGO_PYTHON, python.executable.display().to_string());
             provided.set(MONGO_LAUNCHER, launcher);
+        }
+        Backend::Dashboard => {
+            let bin = match from_env(CHROMIUM, reuse) {
+                Some(bin) => bin,
+                None => binaries::require(&["chromium", "chromium-browser"], "chromium")?
+                    .display()
+                    .to_string(),
+            };
+            provided.set(CHROMIUM, bin);
         }
         Backend::All => {
             for &each in Backend::EACH {
