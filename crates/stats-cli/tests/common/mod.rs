@@ -52,7 +52,11 @@ impl Run {
     /// Asserts exit code `code` and a message on standard error containing `needle`.
     #[track_caller]
     pub fn fails(&self, code: i32, needle: &str) -> &str {
-        assert_eq!(self.code, Some(code), "expected exit code {code}: {self:#?}");
+        assert_eq!(
+            self.code,
+            Some(code),
+            "expected exit code {code}: {self:#?}"
+        );
         assert!(
             self.stderr.contains(needle),
             "expected {needle:?} on stderr: {self:#?}"
