@@ -56,8 +56,8 @@ const BASE_PER_HOUR: f64 = 140.0;
 
 /// The weekday rhythm, per hour of the day (a weight around 1).
 const WEEKDAY: [f64; 24] = [
-    0.15, 0.10, 0.07, 0.05, 0.05, 0.08, 0.20, 0.45, 0.70, 0.85, 0.95, 1.20, 1.60, 1.45, 1.00,
-    0.90, 0.95, 1.10, 1.40, 1.80, 1.90, 1.50, 0.90, 0.45,
+    0.15, 0.10, 0.07, 0.05, 0.05, 0.08, 0.20, 0.45, 0.70, 0.85, 0.95, 1.20, 1.60, 1.45, 1.00, 0.90,
+    0.95, 1.10, 1.40, 1.80, 1.90, 1.50, 0.90, 0.45,
 ];
 
 /// The units in stock after the morning restock.
@@ -100,8 +100,9 @@ pub async fn run(cx: &Context, args: &DemoArgs) -> CliResult<String> {
             all.push(format!("{} leaf updates: {error}", batch.len()));
         }
     });
-    let tracker = BufferedTracker::with(Arc::clone(&cx.stores.metrics), cx.config.clone(), settings)
-        .map_err(|e| CliError::failed(format!("cannot start the write buffer: {e}")))?;
+    let tracker =
+        BufferedTracker::with(Arc::clone(&cx.stores.metrics), cx.config.clone(), settings)
+            .map_err(|e| CliError::failed(format!("cannot start the write buffer: {e}")))?;
     let written = write_orders(cx, &tracker, args.seed, start, now).await;
     let unwritten = tracker.shutdown().await;
     let written = written?;
@@ -113,7 +114,9 @@ pub async fn run(cx: &Context, args: &DemoArgs) -> CliResult<String> {
         )));
     }
     if let Some(first) = refused.lock().ok().and_then(|r| r.first().cloned()) {
-        return Err(CliError::failed(format!("the store refused writes: {first}")));
+        return Err(CliError::failed(format!(
+            "the store refused writes: {first}"
+        )));
     }
     let counters = &cx.stores.counters;
     counters
@@ -212,10 +215,8 @@ async fn write_orders(
             local.weekday(),
             jiff::civil::Weekday::Saturday | jiff::civil::Weekday::Sunday
         );
-        let rate = BASE_PER_HOUR
-            * rhythm(local.hour(), weekend)
-            * day_factor.1
-            * (span as f64 / 3600.0);
+        let rate =
+            BASE_PER_HOUR * rhythm(local.hour(), weekend) * day_factor.1 * (span as f64 / 3600.0);
         let orders = (rate * (0.85 + 0.3 * rng.f64())).round() as i64;
         let mut times: Vec<i64> = (0..orders)
             .map(|_| from.as_second() + rng.i64(0..span))

@@ -83,13 +83,15 @@ pub async fn run(cx: &Context, args: &ImportArgs) -> CliResult<String> {
         (Box::new(io::stdin()), None)
     } else {
         let name = args.file.display();
-        let file =
-            File::open(&args.file).map_err(|e| CliError::failed(format!("cannot open {name}: {e}")))?;
+        let file = File::open(&args.file)
+            .map_err(|e| CliError::failed(format!("cannot open {name}: {e}")))?;
         let meta = file
             .metadata()
             .map_err(|e| CliError::failed(format!("cannot read {name}: {e}")))?;
         if meta.is_dir() {
-            return Err(CliError::input(format!("{name} is a directory, not a file")));
+            return Err(CliError::input(format!(
+                "{name} is a directory, not a file"
+            )));
         }
         let size = meta.is_file().then_some(meta.len());
         (Box::new(file), size)
@@ -105,8 +107,9 @@ pub async fn run(cx: &Context, args: &ImportArgs) -> CliResult<String> {
     let settings = Coalescing::default().on_refused(move |batch, error| {
         on_refused.add(batch.len(), error);
     });
-    let tracker = BufferedTracker::with(Arc::clone(&cx.stores.metrics), cx.config.clone(), settings)
-        .map_err(|e| CliError::failed(format!("cannot start the write buffer: {e}")))?;
+    let tracker =
+        BufferedTracker::with(Arc::clone(&cx.stores.metrics), cx.config.clone(), settings)
+            .map_err(|e| CliError::failed(format!("cannot start the write buffer: {e}")))?;
 
     let show = match args.progress {
         Progress::Always => true,
@@ -467,7 +470,9 @@ fn read_lines(
             }
             return;
         }
-        if buf.len() < CHUNK {
+        // A short read means no more input is at hand (a pipe from a slow producer): what
+        // has come is written now rather than when a whole chunk has come.
+        if buf.len() < CHUNK && n == READ {
             continue;
         }
         match memchr::memrchr(b'\n', &buf) {
@@ -520,8 +525,7 @@ fn parse_line(raw: &[u8], now: Timestamp) -> Result<Parsed, String> {
             e.valid_up_to() + 1
         )
     })?;
-    let event = Event::parse(text, now).map_err(|e| e.to_string())?;
-    let fields = Fields::from_values(&event.values).map_err(|e| format!("\"values\": {e}"))?;
+    let (event, fields) = Event::parse_fields(text, now).map_err(|e| e.to_string())?;
     Ok(Parsed {
         key: event.key,
         at: event.at,
@@ -579,19 +583,35 @@ impl TermLike for Stderr {
     }
 
     fn move_cursor_up(&self, n: usize) -> io::Result<()> {
-        if n == 0 { Ok(()) } else { self.put(&format!("\x1b[{n}A")) }
+        if n == 0 {
+            Ok(())
+        } else {
+            self.put(&format!("\x1b[{n}A"))
+        }
     }
 
     fn move_cursor_down(&self, n: usize) -> io::Result<()> {
-        if n == 0 { Ok(()) } else { self.put(&format!("\x1b[{n}B")) }
+        if n == 0 {
+            Ok(())
+        } else {
+            self.put(&format!("\x1b[{n}B"))
+        }
     }
 
     fn move_cursor_right(&self, n: usize) -> io::Result<()> {
-        if n == 0 { Ok(()) } else { self.put(&format!("\x1b[{n}C")) }
+        if n == 0 {
+            Ok(())
+        } else {
+            self.put(&format!("\x1b[{n}C"))
+        }
     }
 
     fn move_cursor_left(&self, n: usize) -> io::Result<()> {
-        if n == 0 { Ok(()) } else { self.put(&format!("\x1b[{n}D")) }
+        if n == 0 {
+            Ok(())
+        } else {
+            self.put(&format!("\x1b[{n}D"))
+        }
     }
 
     fn write_line(&self, s: &str) -> io::Result<()> {

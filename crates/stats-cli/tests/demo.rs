@@ -10,7 +10,10 @@ use serde_json::Value;
 
 /// The rows of the demo's day table: day (`YYYY-MM-DD`) to (orders, revenue text, items), and
 /// the total row.
-fn day_rows(out: &str) -> (BTreeMap<String, (i64, String, i64)>, (i64, String, i64)) {
+/// One row of the day table: orders, revenue as printed, items.
+type Row = (i64, String, i64);
+
+fn day_rows(out: &str) -> (BTreeMap<String, Row>, Row) {
     let mut days = BTreeMap::new();
     let mut total = None;
     for line in out.lines() {
@@ -38,7 +41,10 @@ fn day_rows(out: &str) -> (BTreeMap<String, (i64, String, i64)>, (i64, String, i
 
 /// The number after `Wrote ` in the demo's report.
 fn wrote(out: &str) -> i64 {
-    let rest = out.split("Wrote ").nth(1).expect("the report says what it wrote");
+    let rest = out
+        .split("Wrote ")
+        .nth(1)
+        .expect("the report says what it wrote");
     rest.split(' ').next().unwrap().parse().expect("a count")
 }
 
@@ -54,13 +60,18 @@ fn demo_writes_what_it_shows(env: &Env) {
     assert!(out.contains("serve"), "{out}");
     let (days, total) = day_rows(&out);
     assert!((7..=9).contains(&days.len()), "{days:?}");
-    assert_eq!(total.0, wrote(&out), "the table holds what was written: {out}");
+    assert_eq!(
+        total.0,
+        wrote(&out),
+        "the table holds what was written: {out}"
+    );
     assert!(
         (1_500..6_000).contains(&(total.0 / 7)),
         "a few thousand orders a day: {total:?}"
     );
-    let (sum_orders, sum_items): (i64, i64) =
-        days.values().fold((0, 0), |(o, i), row| (o + row.0, i + row.2));
+    let (sum_orders, sum_items): (i64, i64) = days
+        .values()
+        .fold((0, 0), |(o, i), row| (o + row.0, i + row.2));
     assert_eq!((sum_orders, sum_items), (total.0, total.2));
 
     // What `stats values` reads afterwards is what the demo printed, day by day.
@@ -123,7 +134,10 @@ fn default_store_in_a_fresh_directory() {
     let env = Env::default_store();
     assert!(!env.path("stats.db").exists());
     demo_writes_what_it_shows(&env);
-    assert!(env.path("stats.db").exists(), "the default store is ./stats.db");
+    assert!(
+        env.path("stats.db").exists(),
+        "the default store is ./stats.db"
+    );
 }
 
 #[test]
@@ -140,7 +154,11 @@ fn bad_options() {
         .fails(2, "include 1h and 1d");
     let doc = env.values_json("shop.orders", &["-g", "1d", "--from", "-9d"]);
     assert!(
-        doc["values"].as_array().unwrap().iter().all(|v| v == &serde_json::json!({})),
+        doc["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|v| v == &serde_json::json!({})),
         "nothing written: {doc}"
     );
 }

@@ -181,8 +181,7 @@ fn bad_lines_are_skipped(make: fn() -> Env) {
         );
     }
     assert!(
-        run.stderr
-            .contains("imported 4 events from 17 lines")
+        run.stderr.contains("imported 4 events from 17 lines")
             && run.stderr.contains("13 bad lines skipped")
             && run.stderr.contains("the first: line 2"),
         "{}",
@@ -192,7 +191,11 @@ fn bad_lines_are_skipped(make: fn() -> Env) {
         run.stderr.len() < 20_000,
         "the over-long line is not echoed"
     );
-    assert_eq!(day_count(env, "orders", "count"), 7, "the good lines, exactly");
+    assert_eq!(
+        day_count(env, "orders", "count"),
+        7,
+        "the good lines, exactly"
+    );
 }
 
 fn bad_line_is_fatal_with_on_error_fail(make: fn() -> Env) {
@@ -242,9 +245,20 @@ fn many_lines_keep_their_order_and_numbers(make: fn() -> Env) {
     let path = file(env, "many.jsonl", text.as_bytes());
     let run = import(env, &path, &[]);
     run.fails(2, &format!("line {bad_line}: \"op\": \"sett\""));
-    assert!(run.stderr.contains("imported 119998 events from 119999 lines"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("imported 119998 events from 119999 lines"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(
-        series(env, "gauge", "1d", "2026-12-01T10:00:00Z", "2026-12-01T10:00:00Z"),
+        series(
+            env,
+            "gauge",
+            "1d",
+            "2026-12-01T10:00:00Z",
+            "2026-12-01T10:00:00Z"
+        ),
         json!([{"v": 60_000}])
     );
     assert_eq!(day_count(env, "hits", "n"), 59_999);
@@ -252,9 +266,19 @@ fn many_lines_keep_their_order_and_numbers(make: fn() -> Env) {
     let other = make();
     let run = import(&other, &path, &["--on-error", "fail"]);
     run.fails(2, &format!("line {bad_line}: "));
-    assert_eq!(day_count(&other, "hits", "n"), 45_677, "nothing after the bad line");
     assert_eq!(
-        series(&other, "gauge", "1d", "2026-12-01T10:00:00Z", "2026-12-01T10:00:00Z"),
+        day_count(&other, "hits", "n"),
+        45_677,
+        "nothing after the bad line"
+    );
+    assert_eq!(
+        series(
+            &other,
+            "gauge",
+            "1d",
+            "2026-12-01T10:00:00Z",
+            "2026-12-01T10:00:00Z"
+        ),
         json!([{"v": 45_677}])
     );
 }
@@ -264,13 +288,15 @@ fn many_lines_keep_their_order_and_numbers(make: fn() -> Env) {
 /// refuses it at flush, which cannot be pinned to a line: exit code 1 and the store's words.
 fn overflow(make: fn() -> Env) {
     let env = &make();
-    let set_max = format!(
-        r#"{{"key":"big","at":{TEN},"values":{{"n":9223372036854775807}},"op":"set"}}"#
-    );
+    let set_max =
+        format!(r#"{{"key":"big","at":{TEN},"values":{{"n":9223372036854775807}},"op":"set"}}"#);
     let inc = format!(r#"{{"key":"big","at":{},"values":{{"n":1}}}}"#, TEN + 30);
     let run = env.run_with_input(&["import", "-"], format!("{set_max}\n{inc}\n").as_bytes());
     let stderr = run.fails(2, "line 2: ");
-    assert!(stderr.contains("overflow") && stderr.contains("\"n\""), "{stderr}");
+    assert!(
+        stderr.contains("overflow") && stderr.contains("\"n\""),
+        "{stderr}"
+    );
     let max = json!([{"n": i64::MAX}]);
     let ten = "2026-12-01T10:00:00Z";
     assert_eq!(series(env, "big", "1h", ten, ten), max);
@@ -279,7 +305,10 @@ fn overflow(make: fn() -> Env) {
     let run = env.run_with_input(&["import", "-"], format!("{inc}\n{other}\n").as_bytes());
     let stderr = run.fails(1, "the store refused");
     assert!(stderr.contains("overflow"), "{stderr}");
-    assert!(stderr.contains("imported 2 events from 2 lines"), "{stderr}");
+    assert!(
+        stderr.contains("imported 2 events from 2 lines"),
+        "{stderr}"
+    );
     assert_eq!(series(env, "big", "1h", ten, ten), max, "unchanged");
     assert_eq!(series(env, "big", "1m", ten, ten), max, "unchanged");
     assert_eq!(series(env, "fine", "1h", ten, ten), json!([{"n": 1}]));
@@ -295,7 +324,12 @@ fn progress(make: fn() -> Env) {
         "no progress bar when standard error is a pipe: {:?}",
         run.stderr
     );
-    assert_eq!(run.stderr.lines().count(), 1, "the summary only: {:?}", run.stderr);
+    assert_eq!(
+        run.stderr.lines().count(),
+        1,
+        "the summary only: {:?}",
+        run.stderr
+    );
     let run = import(env, &path, &["--progress", "always"]);
     run.ok();
     assert!(
@@ -305,7 +339,11 @@ fn progress(make: fn() -> Env) {
     );
     let run = env.run_with_input(&["import", "-", "--progress", "always"], KNOWN.as_bytes());
     run.ok();
-    assert!(run.stderr.contains(" read, "), "a spinner: {:?}", run.stderr);
+    assert!(
+        run.stderr.contains(" read, "),
+        "a spinner: {:?}",
+        run.stderr
+    );
     let run = import(env, &path, &["--progress", "never"]);
     assert!(!run.stderr.contains('\x1b'), "{:?}", run.stderr);
 }
@@ -346,4 +384,41 @@ fn unreachable_store() {
     let path = file(&env, "one.jsonl", KNOWN.as_bytes());
     let run = import(&env, &path, &[]);
     run.fails(1, "cannot open the store redis://127.0.0.1:1");
+}
+
+/// A slow producer on standard input (`tail -f ... | stats import -`): its lines are written
+/// as they come, not when the input ends.
+#[test]
+fn a_slow_producer_is_written_as_it_goes() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let env = Env::sqlite();
+    let mut child = env
+        .command()
+        .args(["import", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the stats binary starts");
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    writeln!(stdin, r#"{{"key":"live","at":{TEN},"values":{{"n":1}}}}"#).unwrap();
+    stdin.flush().unwrap();
+    let ten = "2026-12-01T10:00:00Z";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if series(&env, "live", "1h", ten, ten) == json!([{"n": 1}]) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first line is still not written while the input is open"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    writeln!(stdin, r#"{{"key":"live","at":{TEN},"values":{{"n":2}}}}"#).unwrap();
+    drop(stdin);
+    let run: common::Run = child.wait_with_output().unwrap().into();
+    run.ok();
+    assert_eq!(series(&env, "live", "1h", ten, ten), json!([{"n": 3}]));
 }
