@@ -28,8 +28,11 @@
 //!   updates, with the store's message, and the exit code is 1. An overflow among the lines of
 //!   one import (a `set` to `i64::MAX` and then an increment of the same bucket) is found
 //!   while the buffer folds them and reported as a bad line.
+//! - An event whose `values` are empty (`{}`) is taken and writes nothing.
 //! - **Summary**: on standard error, `imported N events from M lines in T s (R events/s);
 //!   K bad lines skipped`. Standard output stays empty.
+//! - **Interrupted** (Ctrl-C): the import stops after the chunk of lines at hand, writes
+//!   what it has read and exits with code 1, naming the last line written.
 //! - **Progress** (`--progress`): on standard error, a bar of the bytes read of the file's size
 //!   with the event rate and the time left, or for standard input a spinner with the count and
 //!   the rate. `auto` (the default) shows it only when standard error is a terminal.
@@ -131,7 +134,23 @@ pub async fn run(cx: &Context, args: &ImportArgs) -> CliResult<String> {
 
     let mut tally = Tally::default();
     let mut stop: Option<CliError> = None;
-    'pieces: while let Some(piece) = rx.recv().await {
+    // Ctrl-C stops the import between two chunks; what was read is written before it ends.
+    let mut interrupted = std::pin::pin!(tokio::signal::ctrl_c());
+    'pieces: loop {
+        let piece = tokio::select! {
+            piece = rx.recv() => piece,
+            _ = &mut interrupted => {
+                stop = Some(CliError::failed(format!(
+                    "interrupted after line {} of {source}: the events of the lines up to it \
+                     are written",
+                    tally.lines
+                )));
+                break 'pieces;
+            }
+        };
+        let Some(piece) = piece else {
+            break 'pieces;
+        };
         match piece {
             Piece::Chunk {
                 bytes,

@@ -422,3 +422,44 @@ fn a_slow_producer_is_written_as_it_goes() {
     run.ok();
     assert_eq!(series(&env, "live", "1h", ten, ten), json!([{"n": 3}]));
 }
+
+/// Ctrl-C (SIGINT): the import stops, writes what it has read and says so.
+#[test]
+fn interrupted() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let env = Env::sqlite();
+    let mut child = env
+        .command()
+        .args(["import", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the stats binary starts");
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    writeln!(stdin, r#"{{"key":"cut","at":{TEN},"values":{{"n":1}}}}"#).unwrap();
+    stdin.flush().unwrap();
+    let ten = "2026-12-01T10:00:00Z";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while series(&env, "cut", "1h", ten, ten) != json!([{"n": 1}]) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the line is not written"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let run: common::Run = child.wait_with_output().unwrap().into();
+    drop(stdin);
+    run.fails(1, "interrupted after line 1 of standard input");
+    assert!(
+        run.stderr.contains("imported 1 events from 1 lines"),
+        "{run:#?}"
+    );
+    assert_eq!(series(&env, "cut", "1h", ten, ten), json!([{"n": 1}]));
+}
