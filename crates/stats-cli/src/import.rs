@@ -247,6 +247,9 @@ pub async fn run(cx: &Context, args: &ImportArgs) -> CliResult<String> {
         None => {}
     }
     if !failures.is_empty() {
+        if tally.bad > 0 && !tally.stopped {
+            failures.push(format!("{} bad lines were skipped", tally.bad));
+        }
         return Err(CliError::failed(failures.join("; ")));
     }
     if tally.bad > 0 {
@@ -656,6 +659,66 @@ mod tests {
 
     fn now() -> Timestamp {
         "2026-12-07T12:00:00Z".parse().unwrap()
+    }
+
+    /// Runs the reader over `input`; returns each non-blank line's number and its event's key
+    /// or error.
+    async fn read_all(input: Vec<u8>) -> Vec<(u64, Result<String, String>)> {
+        let (tx, mut rx) = mpsc::channel(AHEAD);
+        let runtime = tokio::runtime::Handle::current();
+        let reader = std::thread::spawn(move || {
+            read_lines(Box::new(io::Cursor::new(input)), &tx, &runtime, now());
+        });
+        let mut out = Vec::new();
+        while let Some(piece) = rx.recv().await {
+            match piece {
+                Piece::Chunk { parsed, .. } => {
+                    for item in parsed.await.unwrap() {
+                        out.push((item.line, item.parsed.map(|p| p.key)));
+                    }
+                }
+                Piece::Long { line, len } => out.push((line, Err(too_long(len)))),
+                Piece::Failed(e) => panic!("{e}"),
+            }
+        }
+        reader.join().unwrap();
+        out
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lines_at_the_length_limit() {
+        // Valid events padded with spaces (JSON allows them) to MAX_LINE bytes and one more.
+        let padded = |key: &str, len: usize| {
+            let mut line = format!(r#"{{"key":"{key}","values":{{"n":1}}}}"#).into_bytes();
+            line.resize(len, b' ');
+            line
+        };
+        let mut input = Vec::new();
+        for (key, len) in [("a", 40), ("b", MAX_LINE), ("c", MAX_LINE + 1), ("d", 40)] {
+            input.extend(padded(key, len));
+            input.push(b'\n');
+        }
+        input.extend(padded("e", 5 * MAX_LINE)); // 5 MiB, never read whole
+        input.push(b'\n');
+        input.extend(padded("f", MAX_LINE)); // the very last, no newline
+        let out = read_all(input).await;
+        let lines: Vec<u64> = out.iter().map(|(l, _)| *l).collect();
+        assert_eq!(lines, [1, 2, 3, 4, 5, 6]);
+        assert_eq!(out[0].1, Ok("a".to_owned()));
+        assert_eq!(
+            out[1].1,
+            Ok("b".to_owned()),
+            "exactly MAX_LINE bytes is taken"
+        );
+        let err = out[2].1.as_ref().unwrap_err();
+        assert!(
+            err.contains("longer than") && err.contains(&(MAX_LINE + 1).to_string()),
+            "{err}"
+        );
+        assert_eq!(out[3].1, Ok("d".to_owned()));
+        let err = out[4].1.as_ref().unwrap_err();
+        assert!(err.contains(&(5 * MAX_LINE).to_string()), "{err}");
+        assert_eq!(out[5].1, Ok("f".to_owned()));
     }
 
     #[test]
