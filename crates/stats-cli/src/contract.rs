@@ -99,8 +99,19 @@ impl Event {
     /// [`CliError::Input`] naming the field: not JSON, a missing or unknown field, a bad key,
     /// time, op, value name or number (an integer outside `i64`, for one).
     pub fn parse(text: &str, now: Timestamp) -> CliResult<Event> {
-        let raw: RawEvent<'_> = serde_json::from_str(text)
-            .map_err(|e| CliError::input(format!("not an event ({e}); expected {}", shape())))?;
+        Event::parse_fields(text, now).map(|(event, _)| event)
+    }
+
+    /// [`Event::parse`], also returning the event's values flattened as the tracker writes
+    /// them (the parse flattens them anyway to check them; `stats import` hands them to the
+    /// buffer as they are).
+    ///
+    /// # Errors
+    /// As [`Event::parse`].
+    pub fn parse_fields(text: &str, now: Timestamp) -> CliResult<(Event, stats::Fields)> {
+        let raw: RawEvent<'_> = serde_json::from_str(text).map_err(|e| {
+            CliError::input(format!("not an event ({e}); expected {}", shape()))
+        })?;
         let key = raw.key;
         stats_core::tracker::check_user_key(&key)
             .map_err(|e| CliError::input(format!("\"key\": {e}")))?;
@@ -111,18 +122,14 @@ impl Event {
         let values = Values::from_json(raw.values.get())
             .map_err(|e| CliError::input(format!("\"values\": {e}")))?;
         // Everything the tracker checks before writing: the leaves' paths.
-        stats::Fields::from_values(&values)
+        let fields = stats::Fields::from_values(&values)
             .map_err(|e| CliError::input(format!("\"values\": {e}")))?;
         let op = match raw.op.as_deref() {
             None => Op::Inc,
             Some(op) => parse_op(op)?,
         };
-        Ok(Event {
-            key,
-            at,
-            values,
-            op,
-        })
+        let event = Event { key, at, values, op };
+        Ok((event, fields))
     }
 
     /// Parses one event or a JSON array of events (the `POST /v1/track` body). An error

@@ -6,6 +6,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use stats_cli::cli::Cli;
 
+// The import's parsers and the buffer allocate a few small values per event: glibc's malloc
+// took about a third of `stats import`'s time, mimalloc much less.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
