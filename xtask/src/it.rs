@@ -137,6 +137,9 @@ const SUITES: &[(Backend, Suite)] = {
         (Backend::Sqlite, suite(RULES, "rules_sqlite")),
         // SQLite files of its own, and one round trip on Redis.
         (Backend::Redis, suite(CLI, "http")),
+        // Each on SQLite files of its own and on Redis.
+        (Backend::Redis, suite(CLI, "import")),
+        (Backend::Redis, suite(CLI, "demo")),
         (Backend::Dashboard, suite(CLI, "dashboard")),
     ]
 };
@@ -371,7 +374,11 @@ mod tests {
                 "--test",
                 "rules_redis",
                 "--test",
-                "http"
+                "http",
+                "--test",
+                "import",
+                "--test",
+                "demo"
             ]
         );
     }
