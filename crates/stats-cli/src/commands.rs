@@ -115,19 +115,18 @@ pub fn tracked_granularity(cx: &Context, text: &str) -> CliResult<Granularity> {
     Ok(granularity)
 }
 
-/// The series `stats values` prints: the range from the options (default: the 24 buckets up
-/// to now).
+/// The range `stats values` and `GET /v1/values` read: `to` (default `now`) and `from`
+/// (default: 23 buckets of `granularity` before `to`), as the CLI takes them.
 ///
 /// # Errors
-/// [`CliError::Input`] for a bad option; the store's.
-pub async fn read_series(
+/// [`CliError::Input`] for a bad time or `from` after `to`, naming `--from` or `--to`.
+pub fn series_range(
     cx: &Context,
-    key: &str,
     granularity: Granularity,
     from: Option<&str>,
     to: Option<&str>,
-) -> CliResult<Series> {
-    let now = Timestamp::now();
+    now: Timestamp,
+) -> CliResult<(Timestamp, Timestamp)> {
     let to = at_arg(cx, "--to", to, now)?;
     let from = match from {
         Some(_) => at_arg(cx, "--from", from, now)?,
@@ -142,6 +141,22 @@ pub async fn read_series(
             "--from ({from}) is after --to ({to})"
         )));
     }
+    Ok((from, to))
+}
+
+/// The series `stats values` prints: the range from the options (default: the 24 buckets up
+/// to now).
+///
+/// # Errors
+/// [`CliError::Input`] for a bad option; the store's.
+pub async fn read_series(
+    cx: &Context,
+    key: &str,
+    granularity: Granularity,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> CliResult<Series> {
+    let (from, to) = series_range(cx, granularity, from, to, Timestamp::now())?;
     Ok(cx
         .tracker()
         .values(key, from, to, granularity, Blanks::Keep)
@@ -229,6 +244,12 @@ pub async fn metric_keys(
         .tracker()
         .system_values(from, to, granularity, Blanks::Skip)
         .await?;
+    Ok(index_keys(&series))
+}
+
+/// The metric keys and their event counts in a series of the system index (as
+/// `system_values` reads it, from a [`stats::Tracker`] or a buffered tracker).
+pub fn index_keys(series: &Series) -> BTreeMap<String, i64> {
     let mut keys: BTreeMap<String, i64> = BTreeMap::new();
     for (_, doc) in series.iter() {
         if let Some(stats::Value::Map(map)) = doc.get("keys") {
@@ -240,10 +261,11 @@ pub async fn metric_keys(
             }
         }
     }
-    Ok(keys)
+    keys
 }
 
-fn coarsest(list: &[Granularity]) -> Granularity {
+/// The coarsest of the granularities (the one the system index is read at).
+pub fn coarsest(list: &[Granularity]) -> Granularity {
     fn rank(g: Granularity) -> (u8, u32) {
         let unit = match g.unit() {
             Unit::Second => 0,
@@ -263,14 +285,19 @@ fn coarsest(list: &[Granularity]) -> Granularity {
         .unwrap_or_else(|| Granularity::new(1, Unit::Day).expect("1d is valid"))
 }
 
-/// `stats metrics`.
+/// The range `stats metrics` and `GET /v1/metrics` read: `to` (default `now`) and `from`
+/// (default: 30 days before `to`).
 ///
 /// # Errors
-/// As [`metric_keys`].
-pub async fn metrics(cx: &Context, args: &MetricsArgs) -> CliResult<String> {
-    let now = Timestamp::now();
-    let to = at_arg(cx, "--to", args.to.as_deref(), now)?;
-    let from = match args.from.as_deref() {
+/// [`CliError::Input`] for a bad time or `from` after `to`, naming `--from` or `--to`.
+pub fn metrics_range(
+    cx: &Context,
+    from: Option<&str>,
+    to: Option<&str>,
+    now: Timestamp,
+) -> CliResult<(Timestamp, Timestamp)> {
+    let to = at_arg(cx, "--to", to, now)?;
+    let from = match from {
         Some(text) => at_arg(cx, "--from", Some(text), now)?,
         None => to
             .to_zoned(cx.zone().clone())
@@ -283,6 +310,20 @@ pub async fn metrics(cx: &Context, args: &MetricsArgs) -> CliResult<String> {
             "--from ({from}) is after --to ({to})"
         )));
     }
+    Ok((from, to))
+}
+
+/// `stats metrics`.
+///
+/// # Errors
+/// As [`metric_keys`].
+pub async fn metrics(cx: &Context, args: &MetricsArgs) -> CliResult<String> {
+    let (from, to) = metrics_range(
+        cx,
+        args.from.as_deref(),
+        args.to.as_deref(),
+        Timestamp::now(),
+    )?;
     let keys = metric_keys(cx, from, to).await?;
     Ok(match args.format {
         ListFormat::Json => serde_json::json!({ "metrics": keys }).to_string(),
