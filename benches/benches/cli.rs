@@ -6,7 +6,9 @@
 //! its own target directory (`<target>/release/stats`) and stops, saying how to build it, when
 //! there is none.
 //!
-//! Workload (fixed seed): 1,000,000 events over one day (2026-11-28, UTC), 50 metric keys
+//! Workload (fixed seed): 1,000,000 events (`STATS_BENCH_CLI_EVENTS` sets another number: a
+//! SQLite import of 1,000,000 lines takes about two minutes here, so ten samples of each side
+//! take most of an hour) over one day (2026-11-28, UTC), 50 metric keys
 //! (45 counted with `inc`, 5 gauges written with `max`), each event one of 64 documents of
 //! 2 to 4 values (integers and floats, one nested map); `at` as unix seconds for three events
 //! in four, RFC 3339 for the fourth. The CLI's tracker configuration: the 7 default
@@ -49,7 +51,7 @@ use stats_core::tracker::Config;
 use stats_core::{Fields, MetricStore, Op, Values};
 use tokio::runtime::Runtime;
 
-/// Events per import.
+/// Events per import, unless `STATS_BENCH_CLI_EVENTS` says otherwise.
 const EVENTS: usize = 1_000_000;
 /// Metric keys.
 const KEYS: usize = 50;
@@ -120,7 +122,7 @@ impl Event {
 }
 
 impl Workload {
-    fn new() -> Self {
+    fn new(count: usize) -> Self {
         let families = [
             "shop.orders",
             "shop.carts",
@@ -156,7 +158,11 @@ impl Workload {
                         d * 3,
                         d % 2
                     ),
-                    _ => format!(r#"{{"count":1,"bytes":{},"ok":1,"retries":{}}}"#, d * 1_000, d % 3),
+                    _ => format!(
+                        r#"{{"count":1,"bytes":{},"ok":1,"retries":{}}}"#,
+                        d * 1_000,
+                        d % 3
+                    ),
                 };
                 Values::from_json(&text).expect("document")
             })
@@ -167,7 +173,7 @@ impl Workload {
             .collect();
         let day: Timestamp = "2026-11-28T00:00:00Z".parse().expect("instant");
         let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-        let events = (0..EVENTS)
+        let events = (0..count)
             .map(|_| {
                 let r = next(&mut state);
                 let second = (r >> 20) % 86_400;
@@ -199,12 +205,18 @@ impl Workload {
         work
     }
 
+    /// The events of HTTP batch `i` (going round the events when there are fewer).
+    fn batch(&self, i: usize) -> &[Event] {
+        let chunks = self.events.len() / BATCH;
+        let start = (i % chunks) * BATCH;
+        &self.events[start..start + BATCH]
+    }
+
     /// `BATCH`-event JSON arrays of the events, `count` of them.
     fn bodies(&self, count: usize) -> Vec<String> {
-        self.events
-            .chunks(BATCH)
-            .take(count)
-            .map(|chunk| {
+        (0..count)
+            .map(|i| {
+                let chunk = self.batch(i);
                 let lines: Vec<String> = chunk.iter().map(|e| e.line(self)).collect();
                 format!("[{}]", lines.join(","))
             })
@@ -469,7 +481,8 @@ fn import_group(
 ) {
     let mut group = c.benchmark_group("cli/import");
     group.sampling_mode(SamplingMode::Flat);
-    group.throughput(Throughput::Elements(EVENTS as u64));
+    let events = work.events.len();
+    group.throughput(Throughput::Elements(events as u64));
     for store in stores.iter_mut() {
         let case = store.case();
         // Once, outside the measurements: the import writes every event.
@@ -481,7 +494,10 @@ fn import_group(
                 .args(["--progress", "never", "--on-error", "fail"]),
         );
         let counted = metric_events(bin, &url, prefix.as_deref());
-        assert_eq!(counted, EVENTS as i64, "{case}: stats metrics after the import");
+        assert_eq!(
+            counted, events as i64,
+            "{case}: stats metrics after the import"
+        );
         store.clean(rt);
 
         group.bench_function(BenchmarkId::new("ours", case), |b| {
@@ -490,12 +506,16 @@ fn import_group(
                 for _ in 0..iters {
                     let (url, prefix) = store.fresh_url();
                     let mut cmd = stats(bin, &url, prefix.as_deref());
-                    cmd.arg("import")
-                        .arg(&work.file)
-                        .args(["--progress", "never", "--on-error", "fail"]);
+                    cmd.arg("import").arg(&work.file).args([
+                        "--progress",
+                        "never",
+                        "--on-error",
+                        "fail",
+                    ]);
                     let start = Instant::now();
                     run_ok(&mut cmd);
                     let elapsed = start.elapsed();
+                    eprintln!("cli/import/ours/{case}: {events} events in {elapsed:.2?}");
                     times.add(format!("cli/import/ours/{case}"), elapsed);
                     total += elapsed;
                     store.clean(rt);
@@ -509,6 +529,7 @@ fn import_group(
                 for _ in 0..iters {
                     let fresh = store.fresh_store(rt);
                     let elapsed = rt.block_on(raw_import(fresh, work));
+                    eprintln!("cli/import/raw/{case}: {events} events in {elapsed:.2?}");
                     times.add(format!("cli/import/raw/{case}"), elapsed);
                     total += elapsed;
                     store.clean(rt);
@@ -589,24 +610,30 @@ async fn post_all(client: &reqwest::Client, url: &str, bodies: &Arc<Vec<String>>
     }
 }
 
-/// The library side of `cli/http`: the same events from `CONNECTIONS` tasks into one buffered
+/// The library side of `cli/http`: the same batches from `CONNECTIONS` tasks into one buffered
 /// tracker (as `stats serve` answers once the events are in its buffer).
-async fn raw_http(tracker: &Arc<BufferedTracker>, work: &Arc<Workload>, events: usize) {
-    let per = events / CONNECTIONS;
+async fn raw_http(tracker: &Arc<BufferedTracker>, work: &Arc<Workload>) {
+    let next = Arc::new(AtomicUsize::new(0));
     let tasks: Vec<_> = (0..CONNECTIONS)
-        .map(|t| {
-            let (tracker, work) = (tracker.clone(), work.clone());
+        .map(|_| {
+            let (tracker, work, next) = (tracker.clone(), work.clone(), next.clone());
             tokio::spawn(async move {
-                for e in &work.events[t * per..(t + 1) * per] {
-                    tracker
-                        .write(
-                            op_of(e.key),
-                            &work.keys[usize::from(e.key)],
-                            e.at,
-                            &work.fields[usize::from(e.doc)],
-                        )
-                        .await
-                        .expect("write");
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= HTTP_BATCHES {
+                        break;
+                    }
+                    for e in work.batch(i) {
+                        tracker
+                            .write(
+                                op_of(e.key),
+                                &work.keys[usize::from(e.key)],
+                                e.at,
+                                &work.fields[usize::from(e.doc)],
+                            )
+                            .await
+                            .expect("write");
+                    }
                 }
             })
         })
@@ -616,7 +643,13 @@ async fn raw_http(tracker: &Arc<BufferedTracker>, work: &Arc<Workload>, events: 
     }
 }
 
-fn http_group(c: &mut Criterion, rt: &Runtime, bin: &Path, work: &Arc<Workload>, times: &mut Times) {
+fn http_group(
+    c: &mut Criterion,
+    rt: &Runtime,
+    bin: &Path,
+    work: &Arc<Workload>,
+    times: &mut Times,
+) {
     let events = HTTP_BATCHES * BATCH;
     let bodies = Arc::new(work.bodies(HTTP_BATCHES));
     let server = Server::start(bin, "memory:");
@@ -660,6 +693,7 @@ fn http_group(c: &mut Criterion, rt: &Runtime, bin: &Path, work: &Arc<Workload>,
                 let start = Instant::now();
                 rt.block_on(post_all(&client, &url, &bodies));
                 let elapsed = start.elapsed();
+                eprintln!("cli/http/ours/memory: {events} events in {elapsed:.2?}");
                 times.add("cli/http/ours/memory".into(), elapsed);
                 total += elapsed;
             }
@@ -676,10 +710,11 @@ fn http_group(c: &mut Criterion, rt: &Runtime, bin: &Path, work: &Arc<Workload>,
             let mut total = Duration::ZERO;
             for _ in 0..iters {
                 let start = Instant::now();
-                rt.block_on(raw_http(&tracker, work, events));
+                rt.block_on(raw_http(&tracker, work));
                 let elapsed = start.elapsed();
                 // As the server's buffer, written out after the measured writes.
                 rt.block_on(tracker.flush()).expect("flush");
+                eprintln!("cli/http/raw/memory: {events} events in {elapsed:.2?}");
                 times.add("cli/http/raw/memory".into(), elapsed);
                 total += elapsed;
             }
@@ -699,14 +734,28 @@ fn http_group(c: &mut Criterion, rt: &Runtime, bin: &Path, work: &Arc<Workload>,
             ),
         );
     }
-    times.ratio("cli/http", "memory", "stats serve beside the tracker in process");
+    times.ratio(
+        "cli/http",
+        "memory",
+        "stats serve beside the tracker in process",
+    );
     drop(server);
 }
 
 fn cli(c: &mut Criterion) {
     let rt = stats_benches::runtime();
     let bin = stats_bin();
-    let work = Arc::new(Workload::new());
+    let events = match std::env::var("STATS_BENCH_CLI_EVENTS") {
+        Ok(n) => n
+            .parse()
+            .ok()
+            .filter(|&n: &usize| n >= BATCH)
+            .unwrap_or_else(|| {
+                panic!("STATS_BENCH_CLI_EVENTS={n:?}: a number of events, at least {BATCH}")
+            }),
+        Err(_) => EVENTS,
+    };
+    let work = Arc::new(Workload::new(events));
     let mut times = Times::default();
 
     let mut sqlite = Sqlite {
