@@ -181,7 +181,7 @@ impl Workload {
                     key: (r % KEYS as u64) as u8,
                     doc: ((r >> 8) % DOCS as u64) as u8,
                     at: Timestamp::from_second(day.as_second() + second as i64).expect("instant"),
-                    rfc3339: (r >> 40) % 4 == 0,
+                    rfc3339: (r >> 40).is_multiple_of(4),
                 }
             })
             .collect();

@@ -65,7 +65,12 @@ fn servers_for(name: &str) -> Result<BenchServers> {
     if name == "cli" {
         // The bench runs the `stats` binary as a process: build it (release) and pass its path.
         workspace::run(&mut workspace::cargo([
-            "build", "-p", "stats-cli", "--release", "--bin", "stats",
+            "build",
+            "-p",
+            "stats-cli",
+            "--release",
+            "--bin",
+            "stats",
         ]))?;
         let bin = workspace::target_dir()
             .join("release")
