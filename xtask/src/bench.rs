@@ -32,11 +32,12 @@ struct BenchServers {
 /// nothing else shares it while it is measured), and the variables the bench reads: `redis`
 /// gets a redis-server (`STATS_BENCH_REDIS_URL`, and `STATS_REDIS_BENCHMARK_BIN`), `sql` a
 /// PostgreSQL (`STATS_BENCH_POSTGRES_URL`), `mongo` a MongoDB-wire server (mongoeco,
-/// `STATS_BENCH_MONGO_URL`), `buffer` a redis-server as `redis` does; the other benches need
-/// none.
+/// `STATS_BENCH_MONGO_URL`), `buffer` a redis-server as `redis` does, `cli` a redis-server
+/// and the release `stats` binary, built here (`STATS_BENCH_STATS_BIN`); the other benches
+/// need none.
 fn servers_for(name: &str) -> Result<BenchServers> {
     let backend = match name {
-        "redis" | "buffer" => Backend::Redis,
+        "redis" | "buffer" | "cli" => Backend::Redis,
         "sql" => Backend::Postgres,
         "mongo" => Backend::Mongo,
         _ => return Ok(BenchServers::default()),
@@ -60,6 +61,21 @@ fn servers_for(name: &str) -> Result<BenchServers> {
             servers::MONGO_URL => env.push(("STATS_BENCH_MONGO_URL", value.clone())),
             _ => {}
         }
+    }
+    if name == "cli" {
+        // The bench runs the `stats` binary as a process: build it (release) and pass its path.
+        workspace::run(&mut workspace::cargo([
+            "build",
+            "-p",
+            "stats-cli",
+            "--release",
+            "--bin",
+            "stats",
+        ]))?;
+        let bin = workspace::target_dir()
+            .join("release")
+            .join(format!("stats{}", std::env::consts::EXE_SUFFIX));
+        env.push(("STATS_BENCH_STATS_BIN", bin.display().to_string()));
     }
     Ok(BenchServers {
         _servers: Some(provided),

@@ -317,7 +317,7 @@ pub enum ThrottleCommand {
         /// The throttle.
         key: String,
         /// How long it is held: 30s, 5m, 1h 30m, 2d.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         ttl: String,
     },
 }

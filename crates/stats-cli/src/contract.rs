@@ -109,9 +109,8 @@ impl Event {
     /// # Errors
     /// As [`Event::parse`].
     pub fn parse_fields(text: &str, now: Timestamp) -> CliResult<(Event, stats::Fields)> {
-        let raw: RawEvent<'_> = serde_json::from_str(text).map_err(|e| {
-            CliError::input(format!("not an event ({e}); expected {}", shape()))
-        })?;
+        let raw: RawEvent<'_> = serde_json::from_str(text)
+            .map_err(|e| CliError::input(format!("not an event ({e}); expected {}", shape())))?;
         let key = raw.key;
         stats_core::tracker::check_user_key(&key)
             .map_err(|e| CliError::input(format!("\"key\": {e}")))?;
@@ -128,7 +127,12 @@ impl Event {
             None => Op::Inc,
             Some(op) => parse_op(op)?,
         };
-        let event = Event { key, at, values, op };
+        let event = Event {
+            key,
+            at,
+            values,
+            op,
+        };
         Ok((event, fields))
     }
 

@@ -518,6 +518,27 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn json_floats_are_read_as_the_nearest_f64() {
+        // 2^53 + 1 lies halfway between two floats: the nearest (even) one is 2^53. Without
+        // serde_json's `float_roundtrip` it was read as 2^53 + 2.
+        let v =
+            Values::from_json(r#"{"x": 9007199254740993.0, "y": 0.30000000000000004}"#).unwrap();
+        assert_eq!(
+            v.number_at("x"),
+            Some(Number::Float(9_007_199_254_740_992.0))
+        );
+        assert_eq!(v.number_at("y"), Some(Number::Float(0.1 + 0.2)));
+        for x in [f64::MAX, f64::MIN_POSITIVE, 5e-324, 1.0 / 3.0, -2.5e-300] {
+            let text = serde_json::to_string(&json!({ "x": x })).unwrap();
+            assert_eq!(
+                Values::from_json(&text).unwrap().number_at("x"),
+                Some(Number::Float(x)),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
     fn flatten_round_trip() {
         let v = values!({"a": 1, "b": {"c": 2, "d": {"e": 0.5}}, "z": -3});
         let flat = v.flatten();
