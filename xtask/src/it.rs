@@ -140,6 +140,8 @@ const SUITES: &[(Backend, Suite)] = {
         // Each on SQLite files of its own and on Redis.
         (Backend::Redis, suite(CLI, "import")),
         (Backend::Redis, suite(CLI, "demo")),
+        (Backend::Sqlite, suite(CLI, "cli_sqlite")),
+        (Backend::Redis, suite(CLI, "cli_redis")),
         (Backend::Dashboard, suite(CLI, "dashboard")),
     ]
 };
@@ -378,7 +380,9 @@ mod tests {
                 "--test",
                 "import",
                 "--test",
-                "demo"
+                "demo",
+                "--test",
+                "cli_redis"
             ]
         );
     }
