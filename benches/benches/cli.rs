@@ -21,7 +21,9 @@
 //!   `BufferedTracker` (default settings) writing the same events, parsed beforehand, from one
 //!   task into a fresh store of the same kind, then `shutdown()`. The first import of each
 //!   store is checked: `stats metrics` counts 1,000,000 events.
-//! - group `cli/http`, case `memory`: ours is `POST /v1/track` of batches of 1,000 events (a
+//! - group `cli/http`, cases `memory-day` (the events' instants, spread over a day, as a
+//!   backfill sends them) and `memory-live` (no `at`: counted at the receiver's now, as a
+//!   service tracking events as they happen sends them): ours is `POST /v1/track` of batches of 1,000 events (a
 //!   JSON array, serialised beforehand) from 8 concurrent keep-alive connections against a
 //!   running `stats --store memory: serve`, 200 batches (200,000 events) per iteration; raw is
 //!   the `BufferedTracker` in this process on the in-process store, the same events parsed
@@ -104,14 +106,27 @@ fn op_of(key: u8) -> Op {
 impl Event {
     /// The event as a line of the contract.
     fn line(&self, work: &Workload) -> String {
+        self.line_at(work, false)
+    }
+
+    /// The event as a line of the contract; `live`: without `at` (counted at the receiver's
+    /// now, as a service tracking events as they happen sends them).
+    fn line_at(&self, work: &Workload, live: bool) -> String {
+        let op = match op_of(self.key) {
+            Op::Max => "max",
+            _ => "inc",
+        };
+        if live {
+            return format!(
+                r#"{{"key":"{}","values":{},"op":"{op}"}}"#,
+                work.keys[usize::from(self.key)],
+                work.docs[usize::from(self.doc)]
+            );
+        }
         let at = if self.rfc3339 {
             format!("\"{}\"", self.at)
         } else {
             self.at.as_second().to_string()
-        };
-        let op = match op_of(self.key) {
-            Op::Max => "max",
-            _ => "inc",
         };
         format!(
             r#"{{"key":"{}","at":{at},"values":{},"op":"{op}"}}"#,
@@ -213,11 +228,11 @@ impl Workload {
     }
 
     /// `BATCH`-event JSON arrays of the events, `count` of them.
-    fn bodies(&self, count: usize) -> Vec<String> {
+    fn bodies(&self, count: usize, live: bool) -> Vec<String> {
         (0..count)
             .map(|i| {
                 let chunk = self.batch(i);
-                let lines: Vec<String> = chunk.iter().map(|e| e.line(self)).collect();
+                let lines: Vec<String> = chunk.iter().map(|e| e.line_at(self, live)).collect();
                 format!("[{}]", lines.join(","))
             })
             .collect()
@@ -612,7 +627,7 @@ async fn post_all(client: &reqwest::Client, url: &str, bodies: &Arc<Vec<String>>
 
 /// The library side of `cli/http`: the same batches from `CONNECTIONS` tasks into one buffered
 /// tracker (as `stats serve` answers once the events are in its buffer).
-async fn raw_http(tracker: &Arc<BufferedTracker>, work: &Arc<Workload>) {
+async fn raw_http(tracker: &Arc<BufferedTracker>, work: &Arc<Workload>, live: bool) {
     let next = Arc::new(AtomicUsize::new(0));
     let tasks: Vec<_> = (0..CONNECTIONS)
         .map(|_| {
@@ -624,11 +639,12 @@ async fn raw_http(tracker: &Arc<BufferedTracker>, work: &Arc<Workload>) {
                         break;
                     }
                     for e in work.batch(i) {
+                        let at = if live { Timestamp::now() } else { e.at };
                         tracker
                             .write(
                                 op_of(e.key),
                                 &work.keys[usize::from(e.key)],
-                                e.at,
+                                at,
                                 &work.fields[usize::from(e.doc)],
                             )
                             .await
@@ -643,15 +659,21 @@ async fn raw_http(tracker: &Arc<BufferedTracker>, work: &Arc<Workload>) {
     }
 }
 
+/// `cli/http`, case `memory-day` (`live` false: the workload's instants, spread over one day,
+/// as a backfill sends them) or `memory-live` (`live` true: no `at`, every event counted at
+/// the receiver's now, as a service tracking events as they happen sends them).
 fn http_group(
     c: &mut Criterion,
     rt: &Runtime,
     bin: &Path,
     work: &Arc<Workload>,
     times: &mut Times,
+    live: bool,
 ) {
+    let case = if live { "memory-live" } else { "memory-day" };
     let events = HTTP_BATCHES * BATCH;
-    let bodies = Arc::new(work.bodies(HTTP_BATCHES));
+    let bodies = Arc::new(work.bodies(HTTP_BATCHES, live));
+    let checked_from = Timestamp::now();
     let server = Server::start(bin, "memory:");
     let url = format!("{}/v1/track", server.base);
     let client = reqwest::Client::builder()
@@ -660,10 +682,18 @@ fn http_group(
         .expect("HTTP client");
     // Once, outside the measurements: the events arrive (the system index counts them).
     rt.block_on(post_all(&client, &url, &bodies));
-    let metrics_url = format!(
-        "{}/v1/metrics?from=2026-11-28T00:00:00Z&to=2026-11-28T23:59:59Z",
-        server.base
-    );
+    let metrics_url = if live {
+        format!(
+            "{}/v1/metrics?from={checked_from}&to={}",
+            server.base,
+            Timestamp::now()
+        )
+    } else {
+        format!(
+            "{}/v1/metrics?from=2026-11-28T00:00:00Z&to=2026-11-28T23:59:59Z",
+            server.base
+        )
+    };
     let counted: i64 = rt.block_on(async {
         let text = client
             .get(&metrics_url)
@@ -686,15 +716,15 @@ fn http_group(
     let mut group = c.benchmark_group("cli/http");
     group.sampling_mode(SamplingMode::Flat);
     group.throughput(Throughput::Elements(events as u64));
-    group.bench_function(BenchmarkId::new("ours", "memory"), |b| {
+    group.bench_function(BenchmarkId::new("ours", case), |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
                 let start = Instant::now();
                 rt.block_on(post_all(&client, &url, &bodies));
                 let elapsed = start.elapsed();
-                eprintln!("cli/http/ours/memory: {events} events in {elapsed:.2?}");
-                times.add("cli/http/ours/memory".into(), elapsed);
+                eprintln!("cli/http/ours/{case}: {events} events in {elapsed:.2?}");
+                times.add(format!("cli/http/ours/{case}"), elapsed);
                 total += elapsed;
             }
             total
@@ -705,17 +735,17 @@ fn http_group(
         let _guard = rt.enter();
         Arc::new(BufferedTracker::new(store, cli_config()).expect("tracker"))
     };
-    group.bench_function(BenchmarkId::new("raw", "memory"), |b| {
+    group.bench_function(BenchmarkId::new("raw", case), |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
                 let start = Instant::now();
-                rt.block_on(raw_http(&tracker, work));
+                rt.block_on(raw_http(&tracker, work, live));
                 let elapsed = start.elapsed();
                 // As the server's buffer, written out after the measured writes.
                 rt.block_on(tracker.flush()).expect("flush");
-                eprintln!("cli/http/raw/memory: {events} events in {elapsed:.2?}");
-                times.add("cli/http/raw/memory".into(), elapsed);
+                eprintln!("cli/http/raw/{case}: {events} events in {elapsed:.2?}");
+                times.add(format!("cli/http/raw/{case}"), elapsed);
                 total += elapsed;
             }
             total
@@ -723,9 +753,9 @@ fn http_group(
     });
     group.finish();
     assert!(rt.block_on(tracker.shutdown()).is_empty());
-    if let Some(ours) = times.median("cli/http/ours/memory") {
+    if let Some(ours) = times.median(&format!("cli/http/ours/{case}")) {
         figure(
-            "cli/http memory ours",
+            &format!("cli/http {case} ours"),
             events as f64 / ours,
             "events/s",
             &format!(
@@ -736,7 +766,7 @@ fn http_group(
     }
     times.ratio(
         "cli/http",
-        "memory",
+        case,
         "stats serve beside the tracker in process",
     );
     drop(server);
@@ -775,7 +805,8 @@ fn cli(c: &mut Criterion) {
         &mut [&mut sqlite, &mut redis],
         &mut times,
     );
-    http_group(c, &rt, &bin, &work, &mut times);
+    http_group(c, &rt, &bin, &work, &mut times, false);
+    http_group(c, &rt, &bin, &work, &mut times, true);
 }
 
 criterion_group! {
