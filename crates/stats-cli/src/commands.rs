@@ -127,12 +127,27 @@ pub fn series_range(
     to: Option<&str>,
     now: Timestamp,
 ) -> CliResult<(Timestamp, Timestamp)> {
+    range(cx, from, to, now, span_of(granularity, 23))
+}
+
+/// `--from` and `--to` (default now); `--from` defaults to `back` before `--to`, on the
+/// zone's calendar.
+///
+/// # Errors
+/// [`CliError::Input`] for a bad time, or `--from` after `--to`.
+fn range(
+    cx: &Context,
+    from: Option<&str>,
+    to: Option<&str>,
+    now: Timestamp,
+    back: Span,
+) -> CliResult<(Timestamp, Timestamp)> {
     let to = at_arg(cx, "--to", to, now)?;
     let from = match from {
         Some(_) => at_arg(cx, "--from", from, now)?,
         None => to
             .to_zoned(cx.zone().clone())
-            .checked_sub(span_of(granularity, 23))
+            .checked_sub(back)
             .map(|z| z.timestamp())
             .unwrap_or(to),
     };
@@ -298,21 +313,7 @@ pub fn metrics_range(
     to: Option<&str>,
     now: Timestamp,
 ) -> CliResult<(Timestamp, Timestamp)> {
-    let to = at_arg(cx, "--to", to, now)?;
-    let from = match from {
-        Some(text) => at_arg(cx, "--from", Some(text), now)?,
-        None => to
-            .to_zoned(cx.zone().clone())
-            .checked_sub(Span::new().days(30))
-            .map(|z| z.timestamp())
-            .unwrap_or(to),
-    };
-    if from > to {
-        return Err(CliError::input(format!(
-            "--from ({from}) is after --to ({to})"
-        )));
-    }
-    Ok((from, to))
+    range(cx, from, to, now, Span::new().days(30))
 }
 
 /// `stats metrics`.

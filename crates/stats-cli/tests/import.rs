@@ -391,16 +391,8 @@ fn unreachable_store() {
 #[test]
 fn a_slow_producer_is_written_as_it_goes() {
     use std::io::Write;
-    use std::process::Stdio;
     let env = Env::sqlite();
-    let mut child = env
-        .command()
-        .args(["import", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the stats binary starts");
+    let mut child = env.spawn(&["import", "-"]);
     let mut stdin = child.stdin.take().expect("stdin is piped");
     writeln!(stdin, r#"{{"key":"live","at":{TEN},"values":{{"n":1}}}}"#).unwrap();
     stdin.flush().unwrap();
@@ -427,16 +419,8 @@ fn a_slow_producer_is_written_as_it_goes() {
 #[test]
 fn interrupted() {
     use std::io::Write;
-    use std::process::Stdio;
     let env = Env::sqlite();
-    let mut child = env
-        .command()
-        .args(["import", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the stats binary starts");
+    let mut child = env.spawn(&["import", "-"]);
     let mut stdin = child.stdin.take().expect("stdin is piped");
     writeln!(stdin, r#"{{"key":"cut","at":{TEN},"values":{{"n":1}}}}"#).unwrap();
     stdin.flush().unwrap();

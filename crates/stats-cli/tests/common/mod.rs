@@ -160,14 +160,7 @@ impl Env {
     /// Runs `stats <args>` with `input` on standard input.
     pub fn run_with_input(&self, args: &[&str], input: &[u8]) -> Run {
         use std::io::Write;
-        let mut child = self
-            .command()
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the stats binary starts");
+        let mut child = self.spawn(args);
         let mut stdin = child.stdin.take().expect("stdin is piped");
         let input = input.to_vec();
         let writer = std::thread::spawn(move || {
@@ -177,6 +170,17 @@ impl Env {
         let out = child.wait_with_output().expect("the stats binary runs");
         writer.join().expect("the writer thread");
         out.into()
+    }
+
+    /// Starts `stats <args>` with standard input, output and error piped.
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        self.command()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the stats binary starts")
     }
 
     /// `stats values KEY ... --format json`, parsed.
