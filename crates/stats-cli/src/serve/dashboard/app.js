@@ -161,8 +161,12 @@ function draw(doc, path) {
   const every = Math.max(1, Math.ceil(values.length / 8));
   doc.at.forEach((at, i) => {
     if (i % every !== 0) return;
+    // A label near the right edge ends at its bar's right side instead of being cut off.
+    const middle = left + i * step + step / 2;
+    const nearEdge = middle + 40 > width;
     const label = svg('text', {
-      x: left + i * step + step / 2, y: height - bottom + 16, 'text-anchor': 'middle',
+      x: nearEdge ? middle + step / 2 : middle, y: height - bottom + 16,
+      'text-anchor': nearEdge ? 'end' : 'middle',
     }, chart);
     label.textContent = short(at, doc.granularity);
   });
