@@ -43,6 +43,28 @@ impl Starts {
         }
     }
 
+    /// `metric` in these buckets, for messages: `orders in its 1m bucket of
+    /// 2026-12-01T10:05:00Z (and its 1h, 1d buckets)`.
+    fn describe(&self, metric: &str) -> String {
+        let (Some(first), Some(&start)) = (self.granularities.first(), self.starts.first()) else {
+            return metric.to_owned();
+        };
+        let at = stats_core::jiff::Timestamp::from_second(start)
+            .map_or_else(|_| start.to_string(), |t| t.to_string());
+        let others: Vec<String> = self.granularities[1..]
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        if others.is_empty() {
+            format!("{metric} in its {first} bucket of {at}")
+        } else {
+            format!(
+                "{metric} in its {first} bucket of {at} (and its {} buckets)",
+                others.join(", ")
+            )
+        }
+    }
+
     /// The same starts (of the same tracker's granularities).
     fn same(&self, other: &Starts) -> bool {
         self.hash == other.hash && self.starts == other.starts
@@ -192,7 +214,7 @@ impl FanWindow {
             && let Some(index) = docs.find(event.starts)
             && (docs.docs.len() == 1 || (event.class != Class::Other && event.class == docs.class))
         {
-            let name = || format!("{} at {:?}", event.metric, event.starts.starts);
+            let name = || event.starts.describe(event.metric);
             let doc = &mut docs.docs[index].1;
             // An entry becomes one leaf update per granularity when written: it counts so.
             let delta = doc.plan(event.op, event.fields, &name, &mut self.scratch)?
@@ -227,7 +249,7 @@ impl FanWindow {
         } else {
             self.segments.last().expect("one segment at least")
         };
-        let name = || format!("{} at {:?}", event.metric, event.starts.starts);
+        let name = || event.starts.describe(event.metric);
         let empty = PendingDoc::default();
         let existing = |metric: &str| {
             segment

@@ -248,15 +248,14 @@ pub async fn run(cx: &Context, args: &ImportArgs) -> CliResult<String> {
     }
     if !failures.is_empty() {
         if tally.bad > 0 && !tally.stopped {
-            failures.push(format!("{} bad lines were skipped", tally.bad));
+            failures.push(format!("{} skipped", lines(tally.bad)));
         }
         return Err(CliError::failed(failures.join("; ")));
     }
     if tally.bad > 0 {
         return Err(CliError::input(format!(
-            "{} bad lines in {source} were skipped (the first: line {}); every other line is \
-             written",
-            tally.bad,
+            "{} in {source} skipped (the first: line {}); every other line is written",
+            lines(tally.bad),
             tally.first_bad.unwrap_or_default()
         )));
     }
@@ -366,7 +365,7 @@ impl Tally {
         );
         match (self.stopped, self.first_bad) {
             (true, Some(line)) => format!("{head}; stopped at bad line {line}"),
-            _ => format!("{head}; {} bad lines skipped", self.bad),
+            _ => format!("{head}; {} skipped", lines(self.bad)),
         }
     }
 }
@@ -650,6 +649,15 @@ impl TermLike for Stderr {
 
     fn flush(&self) -> io::Result<()> {
         io::stderr().flush()
+    }
+}
+
+/// `1 bad line`, `2 bad lines`.
+fn lines(n: u64) -> String {
+    if n == 1 {
+        "1 bad line".to_owned()
+    } else {
+        format!("{n} bad lines")
     }
 }
 
