@@ -4,21 +4,14 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_stats");
 
-/// A fresh name for tables, keys and collections: lower-case letters, digits and `_`, so that
-/// every store takes it as a prefix.
+/// A fresh name for tables, keys and collections ([`stats_core::testkit::unique`] with `_` for
+/// `-`): lower-case letters, digits and `_`, so that every store takes it as a prefix.
 pub fn unique(label: &str) -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!("t{}_{n}_{nanos:x}_{label}", std::process::id())
+    stats_core::testkit::unique(label).replace('-', "_")
 }
 
 /// One store for one test: the URL, a prefix, and a working directory of its own.
