@@ -11,6 +11,18 @@ use crate::store::{DEFAULT_STORE, Stores};
 
 /// Application statistics on the database you already run: count events into every time
 /// bucket at once, keep counters, and query, import and serve them.
+///
+/// ```
+/// use clap::Parser;
+/// use stats_cli::cli::{Cli, Command};
+/// let cli = Cli::try_parse_from(["stats", "--store", "memory:", "--tz", "Europe/Berlin", "values", "orders", "-g", "1d"])?;
+/// assert!(matches!(cli.command, Command::Values(_)));
+/// assert_eq!(cli.global.config()?.granularity_list().len(), 7);
+/// // Options are checked before a store is opened, naming the option.
+/// let bad = Cli::try_parse_from(["stats", "--tz", "Mars/Base", "setup"])?;
+/// assert!(bad.global.config().unwrap_err().to_string().starts_with("--tz: "));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Parser)]
 #[command(name = "stats", version, about, long_about = None, propagate_version = true)]
 pub struct Cli {

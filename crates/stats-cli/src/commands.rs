@@ -26,9 +26,7 @@ pub async fn setup(cx: &Context) -> CliResult<String> {
 }
 
 fn values_arg(text: &str) -> CliResult<Values> {
-    let values = Values::from_json(text).map_err(|e| CliError::input(format!("--values: {e}")))?;
-    stats::Fields::from_values(&values).map_err(|e| CliError::input(format!("--values: {e}")))?;
-    Ok(values)
+    crate::contract::parse_values(text, "--values").map(|(values, _)| values)
 }
 
 fn at_arg(cx: &Context, option: &str, text: Option<&str>, now: Timestamp) -> CliResult<Timestamp> {

@@ -118,11 +118,7 @@ impl Event {
             None | Some(serde_json::Value::Null) => now,
             Some(at) => parse_at(&at)?,
         };
-        let values = Values::from_json(raw.values.get())
-            .map_err(|e| CliError::input(format!("\"values\": {e}")))?;
-        // Everything the tracker checks before writing: the leaves' paths.
-        let fields = stats::Fields::from_values(&values)
-            .map_err(|e| CliError::input(format!("\"values\": {e}")))?;
+        let (values, fields) = parse_values(raw.values.get(), "\"values\"")?;
         let op = match raw.op.as_deref() {
             None => Op::Inc,
             Some(op) => parse_op(op)?,
@@ -139,12 +135,18 @@ impl Event {
     /// Parses one event or a JSON array of events (the `POST /v1/track` body). An error
     /// names the array index of the event it is about.
     ///
+    /// Each event comes with its values flattened, as [`Event::parse_fields`] gives them.
+    ///
     /// # Errors
     /// As [`Event::parse`], and [`CliError::Input`] for more than `max` events.
-    pub fn parse_many(text: &str, now: Timestamp, max: usize) -> CliResult<Vec<Event>> {
+    pub fn parse_many(
+        text: &str,
+        now: Timestamp,
+        max: usize,
+    ) -> CliResult<Vec<(Event, stats::Fields)>> {
         let trimmed = text.trim_start();
         if !trimmed.starts_with('[') {
-            return Ok(vec![Event::parse(text, now)?]);
+            return Ok(vec![Event::parse_fields(text, now)?]);
         }
         let items: Vec<&RawValue> = serde_json::from_str(trimmed)
             .map_err(|e| CliError::input(format!("not a JSON array of events ({e})")))?;
@@ -158,7 +160,8 @@ impl Event {
             .iter()
             .enumerate()
             .map(|(i, item)| {
-                Event::parse(item.get(), now).map_err(|e| CliError::input(format!("[{i}]: {e}")))
+                Event::parse_fields(item.get(), now)
+                    .map_err(|e| CliError::input(format!("[{i}]: {e}")))
             })
             .collect()
     }
@@ -177,6 +180,28 @@ impl Event {
             "op": op_name(self.op),
         })
     }
+}
+
+/// Values from JSON text, checked as the tracker checks them before writing (numbers, names,
+/// the leaves' paths), with their leaves; an error starts with `what` (`"values"`,
+/// `--values`).
+///
+/// ```
+/// use stats_cli::contract::parse_values;
+/// let (values, fields) = parse_values(r#"{"count": 1, "ms": {"sum": 2.5}}"#, "--values")?;
+/// assert_eq!(fields.as_slice().len(), 2);
+/// assert!(parse_values(r#"{"count": "1"}"#, "--values").unwrap_err().to_string().starts_with("--values: "));
+/// # Ok::<(), stats_cli::CliError>(())
+/// ```
+///
+/// # Errors
+/// [`CliError::Input`] for text that is not a JSON object of numbers and maps, an integer
+/// outside `i64`, or a bad name or path.
+pub fn parse_values(text: &str, what: &str) -> CliResult<(Values, stats::Fields)> {
+    let values = Values::from_json(text).map_err(|e| CliError::input(format!("{what}: {e}")))?;
+    let fields =
+        stats::Fields::from_values(&values).map_err(|e| CliError::input(format!("{what}: {e}")))?;
+    Ok((values, fields))
 }
 
 fn shape() -> &'static str {

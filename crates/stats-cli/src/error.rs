@@ -11,6 +11,15 @@ use std::process::ExitCode;
 /// | 1 | the store or the machine failed (unreachable server, I/O error, a refused write) |
 /// | 2 | bad input: a bad option, key, value, time, URL or JSON line (nothing was written) |
 /// | 3 | a negative answer: a throttle already held, a compare-and-swap that did not swap, a counter that does not exist |
+///
+/// ```
+/// use stats_cli::CliError;
+/// // A store error the library raised before writing anything is bad input.
+/// let refused: CliError = stats::Error::InvalidInput("bad".into()).into();
+/// assert_eq!(refused.code(), 2);
+/// assert_eq!(CliError::Negative("held".into()).code(), 3);
+/// assert_eq!(CliError::failed("cannot reach redis").code(), 1);
+/// ```
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     /// The input was refused before anything was written.

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use jiff::Timestamp;
 use serde_json::{Map, Value, json};
-use stats::{Blanks, CasOutcome, Fields};
+use stats::{Blanks, CasOutcome};
 
 use super::{ApiError, Shared};
 use crate::commands;
@@ -63,8 +63,9 @@ async fn track(State(app): State<Shared>, body: Bytes) -> Answer {
     let events = Event::parse_many(utf8(&body)?, Timestamp::now(), app.max_batch)?;
     let many = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
     let calendar = app.cx.config.calendar();
-    let mut checked = Vec::with_capacity(events.len());
-    for (i, event) in events.iter().enumerate() {
+    // Every event has a bucket in every granularity before any is written (a write that fails
+    // half-way through the request would leave the events before it written).
+    for (i, (event, _)) in events.iter().enumerate() {
         let at_index = |e: &dyn std::fmt::Display| {
             if many {
                 ApiError::bad(format!("[{i}]: {e}"))
@@ -72,8 +73,6 @@ async fn track(State(app): State<Shared>, body: Bytes) -> Answer {
                 ApiError::bad(e.to_string())
             }
         };
-        let fields = Fields::from_values(&event.values)
-            .map_err(|e| at_index(&format!("\"values\": {e}")))?;
         for &granularity in app.cx.config.granularity_list() {
             calendar.floor(event.at, granularity).map_err(|e| {
                 at_index(&format!(
@@ -82,14 +81,13 @@ async fn track(State(app): State<Shared>, body: Bytes) -> Answer {
                 ))
             })?;
         }
-        checked.push((event, fields));
     }
-    for (event, fields) in &checked {
+    for (event, fields) in &events {
         app.tracker
             .write(event.op, &event.key, event.at, fields)
             .await?;
     }
-    ok(json!({ "tracked": checked.len() }))
+    ok(json!({ "tracked": events.len() }))
 }
 
 /// The query parameters, each at most once, none unknown.
