@@ -538,6 +538,34 @@ pub mod rules {
     pub use stats_rules::*;
 }
 
+/// A recorder for the `metrics` crate (feature `metrics`): services instrumented with
+/// `counter!`, `gauge!` and `histogram!` get a time-bucketed history in any store through the
+/// buffer, and a Prometheus text exposition of current values, without touching their call
+/// sites. One line at start-up:
+///
+/// ```
+/// # #[cfg(all(feature = "metrics", feature = "atomics"))]
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> stats::Result<()> {
+/// use std::sync::Arc;
+///
+/// use stats::Config;
+/// use stats::atomics::AtomicsStore;
+/// use stats::buffer::BufferedTracker;
+///
+/// let store = Arc::new(AtomicsStore::new());
+/// let history = stats::metrics::install(BufferedTracker::new(store, Config::new())?)?;
+/// # drop(history.shutdown().await);
+/// # Ok(()) }
+/// # #[cfg(not(all(feature = "metrics", feature = "atomics")))]
+/// # fn main() {}
+/// ```
+#[cfg(feature = "metrics")]
+pub mod metrics {
+    #[doc(inline)]
+    pub use stats_metrics::*;
+}
+
 /// The README's examples, compiled as doc tests so that they stay true.
 #[cfg(all(
     doctest,
