@@ -46,8 +46,11 @@ pub enum Reason {
     /// A value the store cannot hold (a gauge set to NaN, an infinite observation, a
     /// counter delta beyond `i64::MAX`): that value is not written to the store.
     Value,
-    /// The store refused a write (the buffer's memory bound with `Overflow::Reject`, a
-    /// shut-down buffer, an overflowing sum): that drain's values of the metric are not written.
+    /// The buffer refused a drain's write (a shut-down buffer, a check of the write itself):
+    /// that drain's values of the metric are not written. A full buffer
+    /// (`Overflow::Reject`) is not a refusal: the values wait for the next drain. What the
+    /// store itself refuses later (an `i64` sum overflowing in a year bucket) is reported by the
+    /// buffer ([`Coalescing::on_refused`](stats_buffer::Coalescing::on_refused)).
     Write,
 }
 
@@ -112,9 +115,20 @@ impl Meta {
                 // Prometheus: an empty label value is the same as no label.
                 continue;
             }
-            labels.push((prometheus_name(label.key(), false), label.value().to_owned()));
+            labels.push((
+                prometheus_name(label.key(), false),
+                label.value().to_owned(),
+            ));
         }
         labels.sort();
+        if leaves.iter().any(|l| l.starts_with("le."))
+            && labels.iter().any(|(label, _)| label == "le")
+        {
+            return Err((
+                Reason::Labels,
+                format!("histogram {name:?}: the label \"le\" is the bucket bound's"),
+            ));
+        }
         for pair in labels.windows(2) {
             if pair[0].0 == pair[1].0 {
                 return Err((
@@ -234,10 +248,12 @@ impl GaugeSeries {
         let mut current = self.value.load(Ordering::Relaxed);
         loop {
             let next = (f64::from_bits(current) + delta).to_bits();
-            match self
-                .value
-                .compare_exchange_weak(current, next, Ordering::Relaxed, Ordering::Relaxed)
-            {
+            match self.value.compare_exchange_weak(
+                current,
+                next,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => return self.held(f64::from_bits(next)),
                 Err(seen) => current = seen,
             }
@@ -380,9 +396,17 @@ mod tests {
 
     #[test]
     fn labels_map_to_paths() {
-        let m = Meta::new(&key("http", &[("route", "/a"), ("method", "GET")]), &["count"]).unwrap();
+        let m = Meta::new(
+            &key("http", &[("route", "/a"), ("method", "GET")]),
+            &["count"],
+        )
+        .unwrap();
         assert_eq!(m.history.as_deref(), Ok("method=GET.route=/a."));
-        let m = Meta::new(&key("http", &[("http.method", "GET"), ("e", "")]), &["count"]).unwrap();
+        let m = Meta::new(
+            &key("http", &[("http.method", "GET"), ("e", "")]),
+            &["count"],
+        )
+        .unwrap();
         assert_eq!(m.history.as_deref(), Ok("http_method=GET."));
         let m = Meta::new(&key("http", &[]), &["count"]).unwrap();
         assert_eq!(m.history.as_deref(), Ok(""));
