@@ -574,7 +574,8 @@ pub mod metrics {
     feature = "postgres",
     feature = "mongo",
     feature = "buffer",
-    feature = "rules"
+    feature = "rules",
+    feature = "metrics"
 ))]
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
