@@ -141,6 +141,9 @@ const SUITES: &[(Backend, Suite)] = {
         (Backend::Redis, suite(CLI, "import")),
         (Backend::Redis, suite(CLI, "demo")),
         (Backend::Sqlite, suite(CLI, "cli_sqlite")),
+        // The `stats` crate's `metrics_service` example (built by `cargo test --workspace
+        // --all-features --no-run`, not by a `--test` run) on a SQLite file of its own.
+        (Backend::Sqlite, suite(CLI, "metrics_example")),
         (Backend::Redis, suite(CLI, "cli_redis")),
         (Backend::Dashboard, suite(CLI, "dashboard")),
     ]

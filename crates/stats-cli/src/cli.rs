@@ -394,4 +394,11 @@ pub struct ServeArgs {
     /// The most events in one `POST /v1/track`.
     #[arg(long, default_value_t = 10_000)]
     pub max_batch: usize,
+    /// Also keep the server's own metrics (the ones `GET /metrics` shows: requests by route
+    /// and status, their durations, events tracked, the write buffer) as history in the served
+    /// store, under the keys `stats_http_requests_total`, `stats_http_request_duration_seconds`,
+    /// `stats_events_tracked_total`, `stats_buffer_pending` and `stats_buffer_flushed_total`.
+    /// Without it nothing of them is written to the store.
+    #[arg(long)]
+    pub record_metrics: bool,
 }

@@ -972,3 +972,397 @@ async fn redis_round_trip() {
         .collect();
     assert_eq!(got, expected);
 }
+
+/// `GET /metrics` with an optional token: status, content type and body.
+async fn scrape(server: &Server, token: Option<&str>) -> (u16, String, String) {
+    let mut request = reqwest::Client::new().get(server.url("/metrics"));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.expect("answered");
+    let status = response.status().as_u16();
+    let kind = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    (status, kind, response.text().await.expect("text"))
+}
+
+/// A `GET /metrics` answered 200 in the Prometheus content type: parsed, and its text.
+struct Exposed {
+    scrape: prometheus_parse::Scrape,
+    text: String,
+}
+
+async fn exposition(server: &Server, token: Option<&str>) -> Exposed {
+    let (status, kind, text) = scrape(server, token).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(kind, stats::metrics::CONTENT_TYPE);
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+        .unwrap_or_else(|e| panic!("not Prometheus text ({e}): {text}"));
+    Exposed { scrape, text }
+}
+
+/// The value of the sample `metric` with exactly `labels`.
+fn sample(scrape: &prometheus_parse::Scrape, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let found: Vec<f64> = scrape
+        .samples
+        .iter()
+        .filter(|s| {
+            s.metric == metric
+                && s.labels.len() == labels.len()
+                && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v))
+        })
+        .map(|s| match &s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => *v,
+            other => panic!("{metric}: not a number: {other:?}"),
+        })
+        .collect();
+    assert!(found.len() <= 1, "{metric} {labels:?} twice");
+    found.first().copied()
+}
+
+/// `stats_http_requests_total{route, status}`. prometheus-parse 0.2 skips a sample whose label
+/// value holds a `}` (its line pattern stops the labels at the first one), as in the route
+/// templates `/v1/counters/{namespace}/{key}`: those are read from the text, exactly.
+fn requests(exposed: &Exposed, route: &str, status: &str) -> Option<f64> {
+    if !route.contains('}') {
+        return sample(
+            &exposed.scrape,
+            "stats_http_requests_total",
+            &[("route", route), ("status", status)],
+        );
+    }
+    let head = format!("stats_http_requests_total{{route=\"{route}\",status=\"{status}\"}} ");
+    exposed
+        .text
+        .lines()
+        .find_map(|l| l.strip_prefix(&head))
+        .map(|v| v.parse().expect("a number"))
+}
+
+/// Paths no route has, hostile ones included: each must count under `route="unmatched"`.
+fn unmatched_paths() -> Vec<String> {
+    let mut paths: Vec<String> = (0..40).map(|i| format!("/nope/{i}")).collect();
+    paths.extend(
+        [
+            "/a.b.c",
+            "/%00%01%7f",
+            "/%E2%80%AE%F0%9F%92%A9",
+            "/v1/track/extra",
+            "/v2/values",
+            "/metrics/",
+            "/stats_overflow=true",
+            "/route=x.status=1",
+        ]
+        .map(str::to_owned),
+    );
+    paths.push(format!("/{}", "x".repeat(4000)));
+    paths
+}
+
+/// The sum of the integer at `path` (one object level per element) over a series document's
+/// buckets.
+fn total(doc: &Value, path: &[&str]) -> i64 {
+    doc["values"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no values: {doc}"))
+        .iter()
+        .map(|v| {
+            path.iter()
+                .fold(v, |v, k| &v[*k])
+                .as_i64()
+                .unwrap_or_default()
+        })
+        .sum()
+}
+
+/// `--from` and `--to` (unix seconds) around the hours of this test, for `stats values -g 1h`.
+fn this_hour_and_next(started: std::time::SystemTime) -> [String; 4] {
+    let secs = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs()
+    };
+    [
+        "--from".into(),
+        (secs(started) - 3600).to_string(),
+        "--to".into(),
+        (secs(std::time::SystemTime::now()) + 3600).to_string(),
+    ]
+}
+
+fn values_around(env: &Env, key: &str, started: std::time::SystemTime) -> Value {
+    let range = this_hour_and_next(started);
+    let mut args = vec!["--granularity", "1h"];
+    args.extend(range.iter().map(String::as_str));
+    env.values_json(key, &args)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_counts_requests_by_route_template_and_writes_nothing_by_default() {
+    let started = std::time::SystemTime::now();
+    let env = Env::sqlite();
+    let server = Server::start(&env, &[]);
+    let client = Client::new(&server);
+
+    let events: Vec<Value> = (0..3)
+        .map(|h| json!({"key": "seen", "at": at(h), "values": {"count": 1}}))
+        .collect();
+    client
+        .post("/v1/track", &Value::from(events).to_string())
+        .await
+        .ok();
+    // Refused whole: no event of it counts as tracked.
+    client
+        .post(
+            "/v1/track",
+            r#"[{"key": "seen", "values": {"count": 1}}, {"key": "a::b", "values": {"count": 1}}]"#,
+        )
+        .await
+        .refused(400, "a::b");
+    client
+        .post(
+            "/v1/track",
+            &json!({"key": "seen", "values": {"n": i64::MAX}}).to_string(),
+        )
+        .await
+        .ok();
+    for _ in 0..2 {
+        client.post("/v1/counters/ns/k/inc", "").await.ok();
+    }
+    client
+        .get("/v1/counters/ns/missing")
+        .await
+        .refused(404, "missing");
+    client.delete("/v1/values").await.refused(405, "DELETE");
+    client.get("/healthz").await.ok();
+    assert_eq!(client.text("/app.js").await.0, 200);
+    assert_eq!(client.text("/").await.0, 200);
+    let unmatched = unmatched_paths();
+    for path in &unmatched {
+        assert_eq!(client.get(path).await.status, 404, "{path}");
+    }
+
+    let first = exposition(&server, None).await;
+    assert_eq!(requests(&first, "/v1/track", "200"), Some(2.0));
+    assert_eq!(requests(&first, "/v1/track", "400"), Some(1.0));
+    assert_eq!(
+        requests(&first, "/v1/counters/{namespace}/{key}/inc", "200"),
+        Some(2.0)
+    );
+    assert_eq!(
+        requests(&first, "/v1/counters/{namespace}/{key}", "404"),
+        Some(1.0)
+    );
+    assert_eq!(requests(&first, "/v1/values", "405"), Some(1.0));
+    assert_eq!(requests(&first, "/healthz", "200"), Some(1.0));
+    assert_eq!(requests(&first, "dashboard", "200"), Some(2.0));
+    assert_eq!(
+        requests(&first, "unmatched", "404"),
+        Some(unmatched.len() as f64)
+    );
+    // The scrape itself is counted when it is answered: not in its own body.
+    assert_eq!(requests(&first, "/metrics", "200"), None);
+    // Every label set is a route's, whatever paths were sent (read from the text: see
+    // `requests`).
+    let routes: std::collections::BTreeSet<&str> = first
+        .text
+        .lines()
+        .filter_map(|l| l.strip_prefix("stats_http_requests_total{route=\""))
+        .map(|l| l.split_once("\",status=").expect("route, then status").0)
+        .collect();
+    assert_eq!(
+        routes.into_iter().collect::<Vec<_>>(),
+        [
+            "/healthz",
+            "/v1/counters/{namespace}/{key}",
+            "/v1/counters/{namespace}/{key}/inc",
+            "/v1/track",
+            "/v1/values",
+            "dashboard",
+            "unmatched"
+        ]
+    );
+    assert_eq!(
+        sample(&first.scrape, "stats_events_tracked_total", &[]),
+        Some(4.0)
+    );
+    assert_eq!(
+        sample(
+            &first.scrape,
+            "stats_http_request_duration_seconds_count",
+            &[("route", "/v1/track")]
+        ),
+        Some(3.0)
+    );
+    let buckets = first
+        .scrape
+        .samples
+        .iter()
+        .find(|s| {
+            s.metric == "stats_http_request_duration_seconds"
+                && s.labels.get("route") == Some("unmatched")
+        })
+        .expect("the unmatched routes' histogram");
+    let prometheus_parse::Value::Histogram(buckets) = &buckets.value else {
+        panic!("not a histogram: {buckets:?}");
+    };
+    let last = buckets.last().expect("buckets");
+    assert!(last.less_than.is_infinite(), "{buckets:?}");
+    assert_eq!(last.count, unmatched.len() as f64);
+    assert!(sample(&first.scrape, "stats_buffer_pending", &[]).is_some());
+    assert!(sample(&first.scrape, "stats_buffer_flushed_total", &[]).is_some());
+    assert_eq!(
+        sample(
+            &first.scrape,
+            "stats_metrics_refused_total",
+            &[("reason", "name")]
+        ),
+        Some(0.0),
+        "every route label is a valid path level"
+    );
+
+    let second = exposition(&server, None).await;
+    assert_eq!(requests(&second, "/metrics", "200"), Some(1.0));
+    assert_eq!(requests(&second, "/v1/track", "200"), Some(2.0));
+
+    let run = server.stop();
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    // Without --record-metrics nothing of them is in the store; the tracked events are.
+    for key in [
+        "stats_http_requests_total",
+        "stats_http_request_duration_seconds",
+        "stats_events_tracked_total",
+        "stats_buffer_pending",
+        "stats_buffer_flushed_total",
+    ] {
+        let doc = values_around(&env, key, started);
+        assert!(
+            doc["values"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|v| v == &json!({})),
+            "{key} was written: {doc}"
+        );
+    }
+    let seen = env.values_json(
+        "seen",
+        &[
+            "--granularity",
+            "1d",
+            "--from",
+            "2026-03-10",
+            "--to",
+            "2026-03-10",
+        ],
+    );
+    assert_eq!(seen["values"], json!([{"count": 3}]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_follows_the_token_rule_of_v1() {
+    let env = Env::sqlite();
+    let server = Server::start(&env, &["--token", "s3cret"]);
+    let (status, kind, body) = scrape(&server, None).await;
+    assert_eq!((status, kind.as_str()), (401, "application/json"), "{body}");
+    assert!(body.contains("missing token"), "{body}");
+    let (status, _, body) = scrape(&server, Some("wrong")).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("wrong token"), "{body}");
+    // /healthz stays open.
+    Client::new(&server).get("/healthz").await.ok();
+    let scraped = exposition(&server, Some("s3cret")).await;
+    assert_eq!(requests(&scraped, "/metrics", "401"), Some(2.0));
+    assert_eq!(requests(&scraped, "/healthz", "200"), Some(1.0));
+    assert_eq!(server.stop().code, Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_metrics_keeps_the_servers_metrics_in_the_store() {
+    let started = std::time::SystemTime::now();
+    let env = Env::sqlite();
+    let server = Server::start(&env, &["--record-metrics"]);
+    let client = Client::new(&server);
+    for h in 0..5 {
+        let event = json!({"key": "rec", "at": at(h), "values": {"count": 1}});
+        client.post("/v1/track", &event.to_string()).await.ok();
+    }
+    client
+        .post("/v1/track", r#"{"key":"a::b","values":{"count":1}}"#)
+        .await
+        .refused(400, "a::b");
+    for path in ["/nope", "/a.b", "/%00"] {
+        assert_eq!(client.get(path).await.status, 404);
+    }
+    // Exposed as without the flag.
+    let scraped = exposition(&server, None).await;
+    assert_eq!(requests(&scraped, "/v1/track", "200"), Some(5.0));
+    let run = server.stop();
+    assert_eq!(run.code, Some(0), "{run:#?}");
+
+    // After SIGTERM, everything counted is in the store, the scrape included.
+    let doc = values_around(&env, "stats_http_requests_total", started);
+    assert_eq!(
+        total(&doc, &["route=/v1/track", "status=200", "count"]),
+        5,
+        "{doc}"
+    );
+    assert_eq!(
+        total(&doc, &["route=/v1/track", "status=400", "count"]),
+        1,
+        "{doc}"
+    );
+    assert_eq!(
+        total(&doc, &["route=unmatched", "status=404", "count"]),
+        3,
+        "{doc}"
+    );
+    assert_eq!(
+        total(&doc, &["route=/metrics", "status=200", "count"]),
+        1,
+        "{doc}"
+    );
+    let events = values_around(&env, "stats_events_tracked_total", started);
+    assert_eq!(total(&events, &["count"]), 5, "{events}");
+    let durations = values_around(&env, "stats_http_request_duration_seconds", started);
+    assert_eq!(
+        total(&durations, &["route=/v1/track", "count"]),
+        6,
+        "{durations}"
+    );
+    assert_eq!(
+        total(&durations, &["route=/v1/track", "le", "+Inf"]),
+        6,
+        "{durations}"
+    );
+    // The buffer's gauge, read at start (whether the buffer flushed before the end is up to
+    // its interval: its `stats_buffer_flushed_total` is not checked here).
+    let pending = values_around(&env, "stats_buffer_pending", started);
+    assert!(
+        pending["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["last"].is_number()),
+        "{pending}"
+    );
+    // The events themselves, as always.
+    let rec = env.values_json(
+        "rec",
+        &[
+            "--granularity",
+            "1d",
+            "--from",
+            "2026-03-10",
+            "--to",
+            "2026-03-10",
+        ],
+    );
+    assert_eq!(rec["values"], json!([{"count": 5}]));
+}

@@ -86,6 +86,7 @@ async fn track(State(app): State<Shared>, body: Bytes) -> Answer {
         app.tracker
             .write(event.op, &event.key, event.at, fields)
             .await?;
+        app.metrics.tracked(1);
     }
     ok(json!({ "tracked": events.len() }))
 }

@@ -12,17 +12,21 @@ const INDEX: &str = include_str!("dashboard/index.html");
 const SCRIPT: &str = include_str!("dashboard/app.js");
 const STYLE: &str = include_str!("dashboard/style.css");
 
+/// The dashboard's routes: the page, its script and its style sheet.
+pub(super) const PATHS: [&str; 3] = ["/", "/app.js", "/style.css"];
+
+/// The `route` label of the requests for any of [`PATHS`] in `GET /metrics`.
+pub(super) const ROUTE: &str = "dashboard";
+
 pub(super) fn routes() -> Router<Shared> {
+    let [page, script, style] = PATHS;
     Router::new()
-        .route("/", get(|| asset("text/html; charset=utf-8", INDEX)))
+        .route(page, get(|| asset("text/html; charset=utf-8", INDEX)))
         .route(
-            "/app.js",
+            script,
             get(|| asset("text/javascript; charset=utf-8", SCRIPT)),
         )
-        .route(
-            "/style.css",
-            get(|| asset("text/css; charset=utf-8", STYLE)),
-        )
+        .route(style, get(|| asset("text/css; charset=utf-8", STYLE)))
 }
 
 async fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {

@@ -22,6 +22,7 @@
 //! | `POST /v1/counters/{ns}/{key}/cas` | `{"expected": a, "new": b}` -> 200 or 409 `{"swapped": bool, "value": n}` |
 //! | `DELETE /v1/counters/{ns}` | `{"deleted": n}` |
 //! | `POST /v1/throttles/{key}/acquire` | `{"ttl": "30s"}` or seconds -> 200 or 409 `{"acquired": bool}` |
+//! | `GET /metrics` | the server's own metrics in the Prometheus text format (below); the same token rule as `/v1` |
 //! | `GET /healthz` | `{"status": "ok"}` (no token needed) |
 //! | `GET /` | the dashboard (no token needed to load it; it asks for one when the API does) |
 //!
@@ -29,16 +30,34 @@
 //! (with `WWW-Authenticate: Bearer`) for a missing or wrong token, 404, 405, 409, 413 for a
 //! body over `--max-body`, 503 when the store fails. The token is compared in constant time
 //! ([`subtle::ConstantTimeEq`]).
+//!
+//! `GET /metrics` follows the token rule of `/v1`: with `--token`, a scraper sends it too
+//! (Prometheus: `authorization: {credentials: <token>}` in the scrape config), since the
+//! counts tell who uses the server how much. It shows:
+//!
+//! | metric | kind | labels |
+//! |---|---|---|
+//! | `stats_http_requests_total` | counter | `route` (the route template, such as `/v1/counters/{namespace}/{key}`; `dashboard` for the page and its assets; `unmatched` for a path no route has, never the path itself), `status` |
+//! | `stats_http_request_duration_seconds` | histogram | `route` (the time until the response's headers are ready) |
+//! | `stats_events_tracked_total` | counter | events written by `POST /v1/track` |
+//! | `stats_buffer_pending` | gauge | leaf updates in the write buffer, not yet written |
+//! | `stats_buffer_flushed_total` | counter | leaf updates the write buffer wrote |
+//!
+//! and the recorder's own `stats_metrics_refused_total{reason}` and
+//! `stats_metrics_overflowed_total`. `--record-metrics` also keeps them as history in the
+//! served store (under those names, drained every second through the write buffer); without
+//! it nothing of them is written there.
 
 mod api;
 mod dashboard;
+mod own_metrics;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -51,7 +70,8 @@ use crate::error::{CliError, CliResult};
 /// What every handler shares.
 struct App {
     cx: Context,
-    tracker: BufferedTracker,
+    tracker: Arc<BufferedTracker>,
+    metrics: own_metrics::SelfMetrics,
     token: Option<String>,
     max_batch: usize,
     max_body: usize,
@@ -79,15 +99,19 @@ pub async fn run(cx: &Context, args: &ServeArgs) -> CliResult<String> {
         }
         other => other.map(ToOwned::to_owned),
     };
-    let tracker = BufferedTracker::with(
-        Arc::clone(&cx.stores.metrics),
-        cx.config.clone(),
-        Coalescing::default(),
-    )
-    .map_err(|e| CliError::failed(format!("the write buffer: {e}")))?;
+    let tracker = Arc::new(
+        BufferedTracker::with(
+            Arc::clone(&cx.stores.metrics),
+            cx.config.clone(),
+            Coalescing::default(),
+        )
+        .map_err(|e| CliError::failed(format!("the write buffer: {e}")))?,
+    );
+    let metrics = own_metrics::SelfMetrics::new(&tracker, args.record_metrics)?;
     let app = Arc::new(App {
         cx: cx.clone(),
         tracker,
+        metrics,
         token,
         max_batch: args.max_batch,
         max_body: args.max_body,
@@ -114,8 +138,9 @@ pub async fn run(cx: &Context, args: &ServeArgs) -> CliResult<String> {
     let served = axum::serve(listener, router(Arc::clone(&app)))
         .with_graceful_shutdown(stop)
         .await;
-    // Whatever ended the server, the buffer is written before the process ends.
-    let unwritten = app.tracker.shutdown().await;
+    // Whatever ended the server, the buffer is written before the process ends (with
+    // `--record-metrics`, after the recorder's last drain into it).
+    let unwritten = app.metrics.shutdown(&app.tracker).await;
     served.map_err(|e| CliError::failed(format!("the server failed: {e}")))?;
     if !unwritten.is_empty() {
         return Err(CliError::failed(format!(
@@ -163,17 +188,46 @@ fn stop_signal() -> CliResult<impl std::future::Future<Output = ()>> {
 fn router(app: Shared) -> Router {
     let api = api::routes()
         .layer(DefaultBodyLimit::max(app.max_body))
+        .route("/metrics", axum::routing::get(metrics_text))
         .route_layer(middleware::from_fn_with_state(Arc::clone(&app), authorize));
     Router::new()
         .merge(api)
         .merge(dashboard::routes())
         .route("/healthz", axum::routing::get(healthz))
         .fallback(not_found)
+        // Inside `errors_as_json`: it sees the status, which that layer keeps.
+        .layer(middleware::from_fn_with_state(Arc::clone(&app), observe))
         .layer(middleware::from_fn_with_state(
             Arc::clone(&app),
             errors_as_json,
         ))
         .with_state(app)
+}
+
+/// `GET /metrics`.
+async fn metrics_text(State(app): State<Shared>) -> Response {
+    (
+        [(header::CONTENT_TYPE, stats::metrics::CONTENT_TYPE)],
+        app.metrics.render(&app.tracker),
+    )
+        .into_response()
+}
+
+/// Counts every request by its route template (never its path: the label sets stay as few as
+/// the routes) and status, and times it.
+async fn observe(State(app): State<Shared>, request: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let route = match request.extensions().get::<MatchedPath>() {
+        None => own_metrics::UNMATCHED,
+        // The assets' templates hold a `.`, which the store's path names refuse.
+        Some(path) if dashboard::PATHS.contains(&path.as_str()) => dashboard::ROUTE,
+        Some(path) => path.as_str(),
+    }
+    .to_owned();
+    let response = next.run(request).await;
+    app.metrics
+        .request(&route, response.status().as_u16(), started.elapsed());
+    response
 }
 
 async fn healthz() -> Response {
