@@ -134,6 +134,17 @@ impl Meta {
         })
     }
 
+    /// The key of this series as the registry holds it: the metric name and the labels in
+    /// their canonical form (Prometheus-form names, sorted, no empty values).
+    pub(crate) fn key(&self) -> Key {
+        let labels: Vec<metrics::Label> = self
+            .labels
+            .iter()
+            .map(|(k, v)| metrics::Label::new(k.clone(), v.clone()))
+            .collect();
+        Key::from_parts(self.name.to_string(), labels)
+    }
+
     /// The series every label set past the cardinality limit of `name` is folded into.
     pub(crate) fn overflow(name: Arc<str>, leaves: &[&str]) -> Meta {
         let labels = vec![(OVERFLOW_LABEL.to_owned(), "true".to_owned())];
