@@ -29,7 +29,9 @@ pub(crate) fn render(shared: &Shared) -> String {
         Some(prom)
     };
     let mut counters = Vec::new();
-    shared.registry.visit_counters(|_, s| counters.push(s.clone()));
+    shared
+        .registry
+        .visit_counters(|_, s| counters.push(s.clone()));
     let mut gauges = Vec::new();
     shared.registry.visit_gauges(|_, s| gauges.push(s.clone()));
     let mut histograms = Vec::new();

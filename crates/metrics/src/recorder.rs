@@ -411,7 +411,8 @@ impl MetricsHandle {
             return Vec::new();
         };
         if let Err(e) = self.shared.drain(Timestamp::now()).await {
-            self.shared.refuse(Reason::Write, format!("final drain: {e}"));
+            self.shared
+                .refuse(Reason::Write, format!("final drain: {e}"));
         }
         history.shutdown().await
     }
@@ -515,9 +516,15 @@ fn meta_of(key: &Key, leaves: &[&str]) -> Meta {
 
 impl Shared {
     pub(crate) fn refuse(&self, reason: Reason, message: String) {
-        let i = Reason::ALL.iter().position(|r| *r == reason).expect("listed");
+        let i = Reason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .expect("listed");
         self.refused[i].fetch_add(1, Ordering::Relaxed);
-        log::warn!("stats recorder: not recorded ({}): {message}", reason.as_str());
+        log::warn!(
+            "stats recorder: not recorded ({}): {message}",
+            reason.as_str()
+        );
         self.last_refusal.lock().insert(reason, message);
     }
 
@@ -568,7 +575,8 @@ impl Shared {
 
         let mut groups: BTreeMap<(Arc<str>, u8), Group> = BTreeMap::new();
         let mut counters = Vec::new();
-        self.registry.visit_counters(|_, s| counters.push(s.clone()));
+        self.registry
+            .visit_counters(|_, s| counters.push(s.clone()));
         for s in counters {
             self.collect_counter(&s, &mut groups);
         }
@@ -651,11 +659,18 @@ impl Shared {
         let max = f64::from_bits(s.max.swap(value.to_bits(), Ordering::Relaxed));
         let min = f64::from_bits(s.min.swap(value.to_bits(), Ordering::Relaxed));
         s.written.store(epoch, Ordering::Relaxed);
-        for (leaf, v, op) in [("last", value, Op::Set), ("max", max, Op::Max), ("min", min, Op::Min)] {
+        for (leaf, v, op) in [
+            ("last", value, Op::Set),
+            ("max", max, Op::Max),
+            ("min", min, Op::Min),
+        ] {
             if !v.is_finite() {
                 self.refuse(
                     Reason::Value,
-                    format!("gauge {:?} {prefix}{leaf}: {v} is not a finite number", s.meta.name),
+                    format!(
+                        "gauge {:?} {prefix}{leaf}: {v} is not a finite number",
+                        s.meta.name
+                    ),
                 );
                 continue;
             }
@@ -669,14 +684,21 @@ impl Shared {
                     }
                 }
             });
-            group(groups, &s.meta.name, op).push(format!("{prefix}{leaf}"), Number::Float(v + 0.0), undo);
+            group(groups, &s.meta.name, op).push(
+                format!("{prefix}{leaf}"),
+                Number::Float(v + 0.0),
+                undo,
+            );
         }
     }
 
     fn collect_histogram(&self, s: &Arc<HistogramSeries>, groups: &mut Groups) {
         let refused = s.refused.swap(0, Ordering::Relaxed);
         if refused > 0 {
-            let i = Reason::ALL.iter().position(|r| *r == Reason::Value).expect("listed");
+            let i = Reason::ALL
+                .iter()
+                .position(|r| *r == Reason::Value)
+                .expect("listed");
             self.refused[i].fetch_add(refused - 1, Ordering::Relaxed);
             self.refuse(
                 Reason::Value,
@@ -687,7 +709,11 @@ impl Shared {
             );
         }
         let Ok(prefix) = &s.meta.history else { return };
-        let totals: Vec<u64> = s.buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect();
+        let totals: Vec<u64> = s
+            .buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
         let drained = s.drained.lock().clone();
         let deltas: Vec<u64> = totals.iter().zip(&drained).map(|(t, d)| t - d).collect();
         let count: u64 = deltas.iter().sum();
@@ -702,16 +728,22 @@ impl Shared {
         let inc = group(groups, name, Op::Inc);
         let Ok(count_i64) = i64::try_from(count) else {
             // Unreachable in practice: more than i64::MAX observations in one drain.
-            self.refuse(Reason::Value, format!("histogram {name:?}: {count} observations in one drain"));
+            self.refuse(
+                Reason::Value,
+                format!("histogram {name:?}: {count} observations in one drain"),
+            );
             *s.drained.lock() = totals;
             return;
         };
-        inc.fields.push((format!("{prefix}count"), Number::Int(count_i64)));
-        inc.fields.push((format!("{prefix}sum"), Number::Float(sum + 0.0)));
+        inc.fields
+            .push((format!("{prefix}count"), Number::Int(count_i64)));
+        inc.fields
+            .push((format!("{prefix}sum"), Number::Float(sum + 0.0)));
         let mut cumulative = 0i64;
         for (field, delta) in s.bounds.fields.iter().zip(&deltas) {
             cumulative += i64::try_from(*delta).unwrap_or(i64::MAX);
-            inc.fields.push((format!("{prefix}{field}"), Number::Int(cumulative)));
+            inc.fields
+                .push((format!("{prefix}{field}"), Number::Int(cumulative)));
         }
         inc.done.push(Box::new(move |outcome| {
             if outcome == Outcome::Retry {
@@ -733,7 +765,11 @@ impl Shared {
                 Number::Float(v),
                 Box::new(move |outcome| {
                     if outcome == Outcome::Retry {
-                        let cell = if leaf == "max" { &series.max } else { &series.min };
+                        let cell = if leaf == "max" {
+                            &series.max
+                        } else {
+                            &series.min
+                        };
                         let higher = leaf == "max";
                         fetch_float(cell, |m| if higher { v > m } else { v < m }, v);
                     }
@@ -888,7 +924,9 @@ async fn drain_task(shared: Weak<Shared>, stop: Arc<Notify>, interval: Duration)
             () = tokio::time::sleep(wait) => {}
             () = stopped => return,
         }
-        let Some(strong) = shared.upgrade() else { return };
+        let Some(strong) = shared.upgrade() else {
+            return;
+        };
         if strong.stopped.load(Ordering::SeqCst) {
             return;
         }

@@ -112,7 +112,10 @@ impl Meta {
                 // Prometheus: an empty label value is the same as no label.
                 continue;
             }
-            labels.push((prometheus_name(label.key(), false), label.value().to_owned()));
+            labels.push((
+                prometheus_name(label.key(), false),
+                label.value().to_owned(),
+            ));
         }
         labels.sort();
         for pair in labels.windows(2) {
@@ -245,10 +248,12 @@ impl GaugeSeries {
         let mut current = self.value.load(Ordering::Relaxed);
         loop {
             let next = (f64::from_bits(current) + delta).to_bits();
-            match self
-                .value
-                .compare_exchange_weak(current, next, Ordering::Relaxed, Ordering::Relaxed)
-            {
+            match self.value.compare_exchange_weak(
+                current,
+                next,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => return self.held(f64::from_bits(next)),
                 Err(seen) => current = seen,
             }
@@ -391,9 +396,17 @@ mod tests {
 
     #[test]
     fn labels_map_to_paths() {
-        let m = Meta::new(&key("http", &[("route", "/a"), ("method", "GET")]), &["count"]).unwrap();
+        let m = Meta::new(
+            &key("http", &[("route", "/a"), ("method", "GET")]),
+            &["count"],
+        )
+        .unwrap();
         assert_eq!(m.history.as_deref(), Ok("method=GET.route=/a."));
-        let m = Meta::new(&key("http", &[("http.method", "GET"), ("e", "")]), &["count"]).unwrap();
+        let m = Meta::new(
+            &key("http", &[("http.method", "GET"), ("e", "")]),
+            &["count"],
+        )
+        .unwrap();
         assert_eq!(m.history.as_deref(), Ok("http_method=GET."));
         let m = Meta::new(&key("http", &[]), &["count"]).unwrap();
         assert_eq!(m.history.as_deref(), Ok(""));
@@ -416,6 +429,20 @@ mod tests {
             Meta::new(&key("h", &[("a.b", "1"), ("a_b", "2")]), &["count"]).unwrap_err();
         assert_eq!(reason, Reason::Labels);
         assert!(message.contains("a_b"), "{message}");
+    }
+
+    #[test]
+    fn keys_are_canonical() {
+        let spelled = [("route", "/a"), ("http.method", "GET"), ("empty", "")];
+        let a = Meta::new(&key("h", &spelled), &["count"]).unwrap().key();
+        let b = Meta::new(
+            &key("h", &[("http_method", "GET"), ("route", "/a")]),
+            &["count"],
+        )
+        .unwrap()
+        .key();
+        assert_eq!(a, b);
+        assert_eq!(a, key("h", &[("http_method", "GET"), ("route", "/a")]));
     }
 
     #[test]

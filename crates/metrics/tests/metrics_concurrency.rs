@@ -101,7 +101,10 @@ async fn eight_threads_and_a_drain_task_lose_nothing() {
     assert_eq!(total("hist", "count").await, Number::Int(n as i64));
     assert_eq!(total("hist", "le.+Inf").await, Number::Int(n as i64));
     // Per eight rounds: 0, 0.25, 0.5 are <= 0.5; two more are <= 1; the sum is 7.
-    assert_eq!(total("hist", "le.5e-1").await, Number::Int((n / 8 * 3) as i64));
+    assert_eq!(
+        total("hist", "le.5e-1").await,
+        Number::Int((n / 8 * 3) as i64)
+    );
     assert_eq!(total("hist", "le.1").await, Number::Int((n / 8 * 5) as i64));
     assert_eq!(total("hist", "sum").await.as_f64(), (n / 8 * 7) as f64);
 
@@ -111,8 +114,15 @@ async fn eight_threads_and_a_drain_task_lose_nothing() {
         .await
         .unwrap();
     let last = series.values.last().expect("a minute bucket of level");
-    assert_eq!(last.number_at("last").map(Number::as_f64), Some(0.0), "{last:?}");
-    let days = plain.values("level", from, to, day, Blanks::Skip).await.unwrap();
+    assert_eq!(
+        last.number_at("last").map(Number::as_f64),
+        Some(0.0),
+        "{last:?}"
+    );
+    let days = plain
+        .values("level", from, to, day, Blanks::Skip)
+        .await
+        .unwrap();
     for doc in &days.values {
         let max = doc.number_at("max").unwrap().as_f64();
         let min = doc.number_at("min").unwrap().as_f64();

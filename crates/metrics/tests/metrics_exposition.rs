@@ -18,7 +18,8 @@ fn index(scrape: &Scrape) -> HashMap<(String, String), Value> {
         .samples
         .iter()
         .map(|s| {
-            let mut labels: Vec<String> = s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let mut labels: Vec<String> =
+                s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
             labels.sort();
             ((s.metric.clone(), labels.join(",")), s.value.clone())
         })
@@ -63,8 +64,14 @@ fn the_exposition_parses_back_to_the_recorded_values() {
             .unwrap_or_else(|| panic!("no {metric}{{{labels}}} in\n{text}"))
     };
 
-    assert_eq!(get("http_requests", "route=/a,status=200"), Value::Counter(42.0));
-    assert_eq!(get("http_requests", "route=/b,status=500"), Value::Counter(3.0));
+    assert_eq!(
+        get("http_requests", "route=/a,status=200"),
+        Value::Counter(42.0)
+    );
+    assert_eq!(
+        get("http_requests", "route=/b,status=500"),
+        Value::Counter(3.0)
+    );
     assert_eq!(get("dotted_name", ""), Value::Counter(2.0));
     assert_eq!(get("temperature", "room=lab"), Value::Gauge(-12.75));
     assert_eq!(get("temperature", "room=hall"), Value::Gauge(21.5));
@@ -98,7 +105,10 @@ fn the_exposition_parses_back_to_the_recorded_values() {
             Value::Counter(0.0)
         );
     }
-    assert_eq!(get("stats_metrics_overflowed_total", ""), Value::Counter(0.0));
+    assert_eq!(
+        get("stats_metrics_overflowed_total", ""),
+        Value::Counter(0.0)
+    );
     // One sample per series: nothing else was exposed.
     assert_eq!(scrape.samples.len(), 21, "{:?}", scrape.samples);
 

@@ -37,7 +37,10 @@ async fn installed_beside_the_prometheus_exporter() {
     assert!(ours.contains("global_level 2.5\n"), "{ours}");
     assert!(ours.contains("global_latency_count 1\n"), "{ours}");
     let theirs = exporter_handle.render();
-    assert!(theirs.contains("global_requests{route=\"/x\"} 7"), "{theirs}");
+    assert!(
+        theirs.contains("global_requests{route=\"/x\"} 7"),
+        "{theirs}"
+    );
     assert!(theirs.contains("global_level 2.5"), "{theirs}");
 
     // One global recorder per process.
@@ -45,7 +48,9 @@ async fn installed_beside_the_prometheus_exporter() {
     let err = second.expect_err("a second install must fail").to_string();
     assert!(err.contains("already installed"), "{err}");
     let third = stats_metrics::install(buffered(&atomics_store()));
-    let err = third.expect_err("the one-line install must fail too").to_string();
+    let err = third
+        .expect_err("the one-line install must fail too")
+        .to_string();
     assert!(err.contains("already installed"), "{err}");
     let other = PrometheusBuilder::new().build_recorder();
     let err = StatsRecorder::builder()
@@ -64,28 +69,55 @@ async fn installed_beside_the_prometheus_exporter() {
     let plain = Tracker::new(store.clone(), Config::new());
     let day: Granularity = "1d".parse().unwrap();
     assert_eq!(
-        plain.total("global_requests", from, to, day, "route=/x.count").await.unwrap(),
+        plain
+            .total("global_requests", from, to, day, "route=/x.count")
+            .await
+            .unwrap(),
         Some(Number::Int(8))
     );
     assert_eq!(
-        plain.total("global_latency", from, to, day, "le.25e-2").await.unwrap(),
+        plain
+            .total("global_latency", from, to, day, "le.25e-2")
+            .await
+            .unwrap(),
         Some(Number::Int(1))
     );
     let level = plain
-        .values("global_level", from, to, day, stats_core::tracker::Blanks::Skip)
+        .values(
+            "global_level",
+            from,
+            to,
+            day,
+            stats_core::tracker::Blanks::Skip,
+        )
         .await
         .unwrap();
     assert_eq!(
-        level.values.last().and_then(|d| d.number_at("last")).map(Number::as_f64),
+        level
+            .values
+            .last()
+            .and_then(|d| d.number_at("last"))
+            .map(Number::as_f64),
         Some(2.5)
     );
     // After shutdown: still exposed (both recorders), not stored.
     counter!("global_requests", "route" => "/x").increment(100);
-    assert!(handle.render().contains("global_requests{route=\"/x\"} 108\n"));
-    assert!(exporter_handle.render().contains("global_requests{route=\"/x\"} 108"));
+    assert!(
+        handle
+            .render()
+            .contains("global_requests{route=\"/x\"} 108\n")
+    );
+    assert!(
+        exporter_handle
+            .render()
+            .contains("global_requests{route=\"/x\"} 108")
+    );
     assert!(handle.shutdown().await.is_empty());
     assert_eq!(
-        plain.total("global_requests", from, to, day, "route=/x.count").await.unwrap(),
+        plain
+            .total("global_requests", from, to, day, "route=/x.count")
+            .await
+            .unwrap(),
         Some(Number::Int(8))
     );
 }

@@ -15,7 +15,10 @@ use N::{F, I};
 
 /// The value of `stats_metrics_refused_total{reason="<reason>"}` in `text`.
 fn refused_total(text: &str, reason: Reason) -> u64 {
-    let prefix = format!("stats_metrics_refused_total{{reason=\"{}\"}} ", reason.as_str());
+    let prefix = format!(
+        "stats_metrics_refused_total{{reason=\"{}\"}} ",
+        reason.as_str()
+    );
     let line = text
         .lines()
         .find_map(|l| l.strip_prefix(&prefix))
@@ -62,7 +65,14 @@ async fn hostile_labels_and_names() {
             counter!("hostile", "v" => value.clone()).increment(i as u64 + 1);
         }
         // Refused from the store by the name rule, still exposed.
-        for value in ["a.b", "line\nbreak", "bell\u{7}", "tab\there", too_long.as_str(), too_long_unicode.as_str()] {
+        for value in [
+            "a.b",
+            "line\nbreak",
+            "bell\u{7}",
+            "tab\there",
+            too_long.as_str(),
+            too_long_unicode.as_str(),
+        ] {
             counter!("hostile", "v" => value.to_owned()).increment(1000);
         }
         // An empty value is no label.
@@ -98,15 +108,34 @@ async fn hostile_labels_and_names() {
     assert_eq!(refusals.overflowed, 0);
     // The last of each names the offender.
     let last = |r: Reason| refusals.last.get(&r).cloned().unwrap_or_default();
-    assert!(last(Reason::Name).contains("bad{name}"), "{}", last(Reason::Name));
-    assert!(last(Reason::Labels).contains("g_collide") && last(Reason::Labels).contains("x_y"), "{}", last(Reason::Labels));
-    assert!(last(Reason::Kind).contains("dual") && last(Reason::Kind).contains("histogram"), "{}", last(Reason::Kind));
+    assert!(
+        last(Reason::Name).contains("bad{name}"),
+        "{}",
+        last(Reason::Name)
+    );
+    assert!(
+        last(Reason::Labels).contains("g_collide") && last(Reason::Labels).contains("x_y"),
+        "{}",
+        last(Reason::Labels)
+    );
+    assert!(
+        last(Reason::Kind).contains("dual") && last(Reason::Kind).contains("histogram"),
+        "{}",
+        last(Reason::Kind)
+    );
     // The exposition's own counts match.
     let text = handle.render();
     for reason in Reason::ALL {
-        assert_eq!(refused_total(&text, reason), refusals.count(reason), "{reason:?}\n{text}");
+        assert_eq!(
+            refused_total(&text, reason),
+            refusals.count(reason),
+            "{reason:?}\n{text}"
+        );
     }
-    assert!(text.contains("\nstats_metrics_overflowed_total 0\n"), "{text}");
+    assert!(
+        text.contains("\nstats_metrics_overflowed_total 0\n"),
+        "{text}"
+    );
 
     // The store has exactly the accepted series.
     let mut expected: Vec<(String, N)> = stored_values
@@ -123,12 +152,19 @@ async fn hostile_labels_and_names() {
     let named = stored_bucket(&store, "named", at, "1d").await;
     assert_doc(
         &named,
-        &[("http_method=GET.route=/x.count", I(9)), ("_weird_name=1.count", I(1))],
+        &[
+            ("http_method=GET.route=/x.count", I(9)),
+            ("_weird_name=1.count", I(1)),
+        ],
         "named",
     );
     let dual = stored_bucket(&store, "dual", at, "1h").await;
     assert_doc(&dual, &[("count", I(1))], "dual");
-    assert!(stored_bucket(&store, "g_collide", at, "1m").await.is_empty());
+    assert!(
+        stored_bucket(&store, "g_collide", at, "1m")
+            .await
+            .is_empty()
+    );
 
     // Refused from the store, still exposed (values escaped); collisions and second kinds
     // nowhere.
@@ -149,7 +185,10 @@ async fn hostile_labels_and_names() {
     }
     assert!(!text.contains("g_collide"), "{text}");
     assert!(!text.contains(" 100\n"), "{text}");
-    assert!(!text.contains("dual_bucket") && !text.contains(" 99"), "{text}");
+    assert!(
+        !text.contains("dual_bucket") && !text.contains(" 99"),
+        "{text}"
+    );
     assert!(handle.shutdown().await.is_empty());
 }
 

@@ -80,35 +80,108 @@ async fn every_kind(store: Arc<dyn MetricStore>) {
     tracker.flush().await.unwrap();
     assert_eq!(handle.refusals().total(), 0, "{:?}", handle.refusals());
 
-    let check = |metric: &'static str, at, granularity: &'static str, expected: Vec<(&'static str, N)>| {
-        let (tracker, store) = (tracker.clone(), store.clone());
-        async move { assert_bucket(&tracker, &store, metric, at, granularity, &expected).await }
-    };
+    let check =
+        |metric: &'static str, at, granularity: &'static str, expected: Vec<(&'static str, N)>| {
+            let (tracker, store) = (tracker.clone(), store.clone());
+            async move { assert_bucket(&tracker, &store, metric, at, granularity, &expected).await }
+        };
 
     // Counters: increments per bucket; labels sorted by name into path levels.
-    check("req", a, "1m", vec![("count", I(5)), ("method=GET.route=/a.count", I(4))]).await;
+    check(
+        "req",
+        a,
+        "1m",
+        vec![("count", I(5)), ("method=GET.route=/a.count", I(4))],
+    )
+    .await;
     check("req", b, "1m", vec![("count", I(7))]).await;
-    check("req", a, "1h", vec![("count", I(12)), ("method=GET.route=/a.count", I(4))]).await;
+    check(
+        "req",
+        a,
+        "1h",
+        vec![("count", I(12)), ("method=GET.route=/a.count", I(4))],
+    )
+    .await;
     check("req", c, "1m", vec![("count", I(1))]).await;
     check("req", c, "1h", vec![("count", I(1))]).await;
-    check("req", a, "1d", vec![("count", I(13)), ("method=GET.route=/a.count", I(4))]).await;
+    check(
+        "req",
+        a,
+        "1d",
+        vec![("count", I(13)), ("method=GET.route=/a.count", I(4))],
+    )
+    .await;
     check("req", d, "1d", vec![("count", I(100))]).await;
-    check("req", a, "1mo", vec![("count", I(113)), ("method=GET.route=/a.count", I(4))]).await;
+    check(
+        "req",
+        a,
+        "1mo",
+        vec![("count", I(113)), ("method=GET.route=/a.count", I(4))],
+    )
+    .await;
     check("abs", a, "1m", vec![("count", I(10))]).await;
     check("abs", b, "1m", vec![("count", I(5))]).await;
     check("abs", a, "1d", vec![("count", I(15))]).await;
 
     // Gauges: last, and the extremes held in each bucket (a new bucket starts at the value).
-    check("g", a, "1m", vec![("last", F(1.25)), ("max", F(7.5)), ("min", F(-2.5))]).await;
-    check("g", b, "1m", vec![("last", F(2.0)), ("max", F(2.0)), ("min", F(-4.0))]).await;
-    check("g", a, "1h", vec![("last", F(2.0)), ("max", F(7.5)), ("min", F(-4.0))]).await;
+    check(
+        "g",
+        a,
+        "1m",
+        vec![("last", F(1.25)), ("max", F(7.5)), ("min", F(-2.5))],
+    )
+    .await;
+    check(
+        "g",
+        b,
+        "1m",
+        vec![("last", F(2.0)), ("max", F(2.0)), ("min", F(-4.0))],
+    )
+    .await;
+    check(
+        "g",
+        a,
+        "1h",
+        vec![("last", F(2.0)), ("max", F(7.5)), ("min", F(-4.0))],
+    )
+    .await;
     // Untouched through new buckets: written there with its value.
-    check("g", c, "1m", vec![("last", F(2.0)), ("max", F(2.0)), ("min", F(2.0))]).await;
-    check("g", c, "1h", vec![("last", F(2.0)), ("max", F(2.0)), ("min", F(2.0))]).await;
-    check("g", d, "1d", vec![("last", F(2.0)), ("max", F(2.0)), ("min", F(2.0))]).await;
-    check("g", a, "1d", vec![("last", F(2.0)), ("max", F(7.5)), ("min", F(-4.0))]).await;
+    check(
+        "g",
+        c,
+        "1m",
+        vec![("last", F(2.0)), ("max", F(2.0)), ("min", F(2.0))],
+    )
+    .await;
+    check(
+        "g",
+        c,
+        "1h",
+        vec![("last", F(2.0)), ("max", F(2.0)), ("min", F(2.0))],
+    )
+    .await;
+    check(
+        "g",
+        d,
+        "1d",
+        vec![("last", F(2.0)), ("max", F(2.0)), ("min", F(2.0))],
+    )
+    .await;
+    check(
+        "g",
+        a,
+        "1d",
+        vec![("last", F(2.0)), ("max", F(7.5)), ("min", F(-4.0))],
+    )
+    .await;
     for at in [a, b, c, d] {
-        check("idle", at, "1m", vec![("last", F(3.0)), ("max", F(3.0)), ("min", F(3.0))]).await;
+        check(
+            "idle",
+            at,
+            "1m",
+            vec![("last", F(3.0)), ("max", F(3.0)), ("min", F(3.0))],
+        )
+        .await;
     }
 
     // Histograms: count, sum, extremes and cumulative buckets; le.+Inf is the count.
@@ -241,7 +314,10 @@ async fn every_kind(store: Arc<dyn MetricStore>) {
     // The gauge's NaN value (its extremes stay those of the finite values it held), and
     // the two non-finite observations.
     assert_eq!(refusals.count(Reason::Value), 3, "{refusals:?}");
-    assert!(refusals.last[&Reason::Value].contains("\"h\""), "{refusals:?}");
+    assert!(
+        refusals.last[&Reason::Value].contains("\"h\""),
+        "{refusals:?}"
+    );
     check(
         "h",
         e,

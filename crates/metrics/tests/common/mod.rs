@@ -29,18 +29,18 @@ pub fn redis_url() -> String {
     })
 }
 
-/// A Redis store at `url` with a key prefix of its own.
-pub async fn redis_store_at(url: &str) -> Arc<dyn MetricStore> {
+/// A Redis store at `url` with the key prefix `prefix`.
+pub async fn redis_store_at(url: &str, prefix: &str) -> Arc<dyn MetricStore> {
     let config = RedisConfig::from_url(url)
         .expect("URL")
-        .key_prefix(&stats_core::testkit::unique("metrics"))
+        .key_prefix(prefix)
         .expect("prefix");
     Arc::new(RedisStore::connect(config).await.expect("connect"))
 }
 
 /// The run's Redis, with a key prefix of its own.
 pub async fn redis_store() -> Arc<dyn MetricStore> {
-    redis_store_at(&redis_url()).await
+    redis_store_at(&redis_url(), &stats_core::testkit::unique("metrics")).await
 }
 
 /// A fresh in-process store.
@@ -104,11 +104,17 @@ fn same(expected: N, got: Number) -> bool {
 pub fn assert_doc(doc: &Values, expected: &[(&str, N)], context: &str) {
     let mut got: Vec<(String, Number)> = doc.flatten();
     got.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut want: Vec<(String, N)> = expected.iter().map(|(p, n)| ((*p).to_owned(), *n)).collect();
+    let mut want: Vec<(String, N)> = expected
+        .iter()
+        .map(|(p, n)| ((*p).to_owned(), *n))
+        .collect();
     want.sort_by(|a, b| a.0.cmp(&b.0));
     let got_paths: Vec<&str> = got.iter().map(|(p, _)| p.as_str()).collect();
     let want_paths: Vec<&str> = want.iter().map(|(p, _)| p.as_str()).collect();
-    assert_eq!(got_paths, want_paths, "{context}: leaves differ; document {got:?}");
+    assert_eq!(
+        got_paths, want_paths,
+        "{context}: leaves differ; document {got:?}"
+    );
     for ((path, g), (_, w)) in got.iter().zip(&want) {
         assert!(same(*w, *g), "{context}: {path} is {g:?}, expected {w:?}");
     }
