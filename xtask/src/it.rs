@@ -103,6 +103,7 @@ const SUITES: &[(Backend, Suite)] = {
     const BUFFER: &str = "stats-buffer";
     const RULES: &str = "stats-rules";
     const CLI: &str = "stats-cli";
+    const METRICS: &str = "stats-metrics";
     &[
         (Backend::Atomics, suite(ATOMICS, "conformance")),
         (Backend::Atomics, suite(CROSS, "through_the_umbrella")),
@@ -146,6 +147,15 @@ const SUITES: &[(Backend, Suite)] = {
         (Backend::Sqlite, suite(CLI, "metrics_example")),
         (Backend::Redis, suite(CLI, "cli_redis")),
         (Backend::Dashboard, suite(CLI, "dashboard")),
+        // On the in-process store and on Redis.
+        (Backend::Redis, suite(METRICS, "metrics_values")),
+        // Redis behind the testkit's fault proxy.
+        (Backend::Redis, suite(METRICS, "metrics_outage")),
+        (Backend::Atomics, suite(METRICS, "metrics_labels")),
+        (Backend::Atomics, suite(METRICS, "metrics_concurrency")),
+        (Backend::Atomics, suite(METRICS, "metrics_exposition")),
+        // The process-wide recorder: one test in its own binary.
+        (Backend::Atomics, suite(METRICS, "metrics_global")),
     ]
 };
 
@@ -385,7 +395,11 @@ mod tests {
                 "--test",
                 "demo",
                 "--test",
-                "cli_redis"
+                "cli_redis",
+                "--test",
+                "metrics_values",
+                "--test",
+                "metrics_outage"
             ]
         );
     }

@@ -801,9 +801,18 @@ impl Shared {
         if let Some(series) = get(key) {
             return Some(series);
         }
-        if let Err((reason, message)) = Meta::new(key, leaves) {
-            self.refuse(reason, message);
-            return None;
+        // Keys that differ only in label names' spelling (`http.method`, `http_method`) or in
+        // empty values are one series: register it under its canonical key.
+        let canonical = match Meta::new(key, leaves) {
+            Ok(meta) => meta.key(),
+            Err((reason, message)) => {
+                self.refuse(reason, message);
+                return None;
+            }
+        };
+        let key = &canonical;
+        if let Some(series) = get(key) {
+            return Some(series);
         }
         let mut families = self.families.lock();
         let name: Arc<str> = key.name().into();

@@ -148,6 +148,17 @@ impl Meta {
         })
     }
 
+    /// The key of this series as the registry holds it: the metric name and the labels in
+    /// their canonical form (Prometheus-form names, sorted, no empty values).
+    pub(crate) fn key(&self) -> Key {
+        let labels: Vec<metrics::Label> = self
+            .labels
+            .iter()
+            .map(|(k, v)| metrics::Label::new(k.clone(), v.clone()))
+            .collect();
+        Key::from_parts(self.name.to_string(), labels)
+    }
+
     /// The series every label set past the cardinality limit of `name` is folded into.
     pub(crate) fn overflow(name: Arc<str>, leaves: &[&str]) -> Meta {
         let labels = vec![(OVERFLOW_LABEL.to_owned(), "true".to_owned())];
@@ -429,6 +440,20 @@ mod tests {
             Meta::new(&key("h", &[("a.b", "1"), ("a_b", "2")]), &["count"]).unwrap_err();
         assert_eq!(reason, Reason::Labels);
         assert!(message.contains("a_b"), "{message}");
+    }
+
+    #[test]
+    fn keys_are_canonical() {
+        let spelled = [("route", "/a"), ("http.method", "GET"), ("empty", "")];
+        let a = Meta::new(&key("h", &spelled), &["count"]).unwrap().key();
+        let b = Meta::new(
+            &key("h", &[("http_method", "GET"), ("route", "/a")]),
+            &["count"],
+        )
+        .unwrap()
+        .key();
+        assert_eq!(a, b);
+        assert_eq!(a, key("h", &[("http_method", "GET"), ("route", "/a")]));
     }
 
     #[test]
