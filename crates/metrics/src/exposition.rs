@@ -28,16 +28,10 @@ pub(crate) fn render(shared: &Shared) -> String {
             .or_insert_with(|| (meta.name.clone(), empty()));
         Some(prom)
     };
-    let mut counters = Vec::new();
-    shared
-        .registry
-        .visit_counters(|_, s| counters.push(s.clone()));
-    let mut gauges = Vec::new();
-    shared.registry.visit_gauges(|_, s| gauges.push(s.clone()));
-    let mut histograms = Vec::new();
-    shared
-        .registry
-        .visit_histograms(|_, s| histograms.push(s.clone()));
+    let storage = shared.registry.storage();
+    let counters = storage.counters();
+    let gauges = storage.gauges();
+    let histograms = storage.histograms();
     let mut placed: Vec<(String, usize, usize)> = Vec::new();
     for (i, s) in counters.iter().enumerate() {
         if let Some(p) = family(&s.meta, || Family::Counter(Vec::new())) {
@@ -135,7 +129,7 @@ pub(crate) fn render(shared: &Shared) -> String {
     }
     let _ = writeln!(
         out,
-        "# HELP stats_metrics_overflowed_total Label sets folded into a metric's stats_overflow=\"true\" series past the cardinality limit.\n# TYPE stats_metrics_overflowed_total counter\nstats_metrics_overflowed_total {}",
+        "# HELP stats_metrics_overflowed_total Registrations of label sets past a metric's cardinality limit, recorded in its stats_overflow=\"true\" series.\n# TYPE stats_metrics_overflowed_total counter\nstats_metrics_overflowed_total {}",
         refusals.overflowed
     );
     out

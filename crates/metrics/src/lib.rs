@@ -49,7 +49,7 @@
 //! - **Cardinality**: at most [`Builder::max_label_sets`] label sets per metric (default
 //!   1,000). Further label sets are recorded in the metric's one overflow series
 //!   `stats_overflow="true"` (path `stats_overflow=true.`): totals stay exact, memory stays
-//!   bounded, and each folded label set is counted.
+//!   bounded, and each registration folded there is counted.
 //! - **Histograms** keep fixed buckets, not quantile sketches: bucket counts, `count` and
 //!   `sum` are increments, so the store adds them up exactly into every granularity (a day's
 //!   buckets are the sum of its minutes'); a quantile of a minute cannot be combined into the

@@ -147,8 +147,10 @@ impl Builder {
     /// The cardinality limit: at most `limit` label sets per metric name (default
     /// [`DEFAULT_MAX_LABEL_SETS`]). Past it, a new label set is recorded in the metric's one
     /// overflow series, labelled `stats_overflow="true"` (in the store: the path
-    /// `stats_overflow=true.`), so totals stay exact and memory stays bounded; each such label
-    /// set is counted in [`Refusals::overflowed`] and `stats_metrics_overflowed_total`.
+    /// `stats_overflow=true.`), so totals stay exact and memory stays bounded. Such a label set
+    /// is not remembered (that would grow memory again): each registration of it (each
+    /// macro call that is not on a kept handle) takes the slow path and counts one in
+    /// [`Refusals::overflowed`] and `stats_metrics_overflowed_total`.
     ///
     /// # Errors
     /// [`Error::InvalidInput`] for 0.
@@ -201,6 +203,7 @@ impl Builder {
             registry: Registry::new(SeriesStorage {
                 bounds: self.bounds,
                 bounds_for: self.bounds_for,
+                canonical: Mutex::new(Canonical::default()),
             }),
             families: Mutex::new(Families::default()),
             descriptions: Mutex::new(HashMap::new()),
@@ -351,7 +354,8 @@ pub struct Refusals {
     pub counts: BTreeMap<Reason, u64>,
     /// The latest refusal of each reason, naming the offending metric, label or value.
     pub last: BTreeMap<Reason, String>,
-    /// Label sets recorded in an overflow series (past [`Builder::max_label_sets`]).
+    /// Registrations of label sets past [`Builder::max_label_sets`], recorded in the
+    /// metric's overflow series (a macro call registers each time unless its handle is kept).
     pub overflowed: u64,
 }
 
@@ -361,7 +365,7 @@ impl Refusals {
         self.counts.get(&reason).copied().unwrap_or(0)
     }
 
-    /// Every count summed (overflowed label sets not included).
+    /// Every count summed (overflow registrations not included).
     pub fn total(&self) -> u64 {
         self.counts.values().sum()
     }
@@ -449,7 +453,12 @@ pub(crate) struct Families {
 #[derive(Debug)]
 struct Family {
     kind: Kind,
+    /// Canonical label sets (the cardinality limit counts these).
     label_sets: usize,
+    /// Keys as called that differ from their canonical key (other label order or spelling),
+    /// held by the registry; at most `max_label_sets` per metric, past that such a call takes
+    /// the slow path each time instead of growing the registry.
+    aliases: usize,
 }
 
 pub(crate) struct Shared {
@@ -469,6 +478,7 @@ pub(crate) struct Shared {
 pub(crate) struct SeriesStorage {
     bounds: Bounds,
     bounds_for: HashMap<String, Bounds>,
+    canonical: Mutex<Canonical>,
 }
 
 impl SeriesStorage {
@@ -483,25 +493,79 @@ impl SeriesStorage {
     }
 }
 
-/// Every series in the registry was checked by [`Meta::new`] before it was created; the
-/// registry calls these for a key not yet present.
+/// The series by canonical key (Prometheus-form label names, sorted, no empty values): one
+/// series however its labels are spelled or ordered at the call sites. The registry maps each
+/// key as called (an alias) to one of these.
+#[derive(Default)]
+pub(crate) struct Canonical {
+    counters: HashMap<Key, Arc<CounterSeries>>,
+    gauges: HashMap<Key, Arc<GaugeSeries>>,
+    histograms: HashMap<Key, Arc<HistogramSeries>>,
+}
+
+impl SeriesStorage {
+    /// Every counter, once each.
+    pub(crate) fn counters(&self) -> Vec<Arc<CounterSeries>> {
+        self.canonical.lock().counters.values().cloned().collect()
+    }
+
+    /// Every gauge, once each.
+    pub(crate) fn gauges(&self) -> Vec<Arc<GaugeSeries>> {
+        self.canonical.lock().gauges.values().cloned().collect()
+    }
+
+    /// Every histogram, once each.
+    pub(crate) fn histograms(&self) -> Vec<Arc<HistogramSeries>> {
+        self.canonical.lock().histograms.values().cloned().collect()
+    }
+
+    fn known(&self, kind: Kind, canonical: &Key) -> bool {
+        let series = self.canonical.lock();
+        match kind {
+            Kind::Counter => series.counters.contains_key(canonical),
+            Kind::Gauge => series.gauges.contains_key(canonical),
+            Kind::Histogram => series.histograms.contains_key(canonical),
+        }
+    }
+}
+
+/// The registry calls these for a key it does not hold yet; every key was checked by
+/// [`Meta::new`] before (registration refuses the others).
 impl Storage<Key> for SeriesStorage {
     type Counter = Arc<CounterSeries>;
     type Gauge = Arc<GaugeSeries>;
     type Histogram = Arc<HistogramSeries>;
 
     fn counter(&self, key: &Key) -> Self::Counter {
-        Arc::new(CounterSeries::new(meta_of(key, COUNTER_LEAVES)))
+        let meta = meta_of(key, COUNTER_LEAVES);
+        let mut series = self.canonical.lock();
+        series
+            .counters
+            .entry(meta.key())
+            .or_insert_with(|| Arc::new(CounterSeries::new(meta)))
+            .clone()
     }
 
     fn gauge(&self, key: &Key) -> Self::Gauge {
-        Arc::new(GaugeSeries::new(meta_of(key, GAUGE_LEAVES)))
+        let meta = meta_of(key, GAUGE_LEAVES);
+        let mut series = self.canonical.lock();
+        series
+            .gauges
+            .entry(meta.key())
+            .or_insert_with(|| Arc::new(GaugeSeries::new(meta)))
+            .clone()
     }
 
     fn histogram(&self, key: &Key) -> Self::Histogram {
         let leaves = self.histogram_leaves(key.name());
         let bounds = self.bounds(key.name()).clone();
-        Arc::new(HistogramSeries::new(meta_of(key, &leaves), bounds))
+        let meta = meta_of(key, &leaves);
+        let mut series = self.canonical.lock();
+        series
+            .histograms
+            .entry(meta.key())
+            .or_insert_with(|| Arc::new(HistogramSeries::new(meta, bounds)))
+            .clone()
     }
 }
 
@@ -574,21 +638,14 @@ impl Shared {
         let epoch = state.epoch;
 
         let mut groups: BTreeMap<(Arc<str>, u8), Group> = BTreeMap::new();
-        let mut counters = Vec::new();
-        self.registry
-            .visit_counters(|_, s| counters.push(s.clone()));
-        for s in counters {
+        let storage = self.registry.storage();
+        for s in storage.counters() {
             self.collect_counter(&s, &mut groups);
         }
-        let mut gauges = Vec::new();
-        self.registry.visit_gauges(|_, s| gauges.push(s.clone()));
-        for s in gauges {
+        for s in storage.gauges() {
             self.collect_gauge(&s, epoch, &mut groups);
         }
-        let mut histograms = Vec::new();
-        self.registry
-            .visit_histograms(|_, s| histograms.push(s.clone()));
-        for s in histograms {
+        for s in storage.histograms() {
             self.collect_histogram(&s, &mut groups);
         }
 
@@ -786,23 +843,25 @@ impl Shared {
         }
     }
 
-    /// Gets the series of `key`, or (the slow path) checks the key, its kind and the
-    /// cardinality limit and creates it (or gets the metric's overflow series), under the
-    /// families lock so that the limit is exact under races.
+    /// Gets the series of `key` from the registry, or (the slow path) checks the key, its
+    /// kind and the cardinality limit, then finds or creates its canonical series (or the
+    /// metric's overflow series), under the families lock so that the limit is exact under
+    /// races. `registered` gets or creates through the registry (so the key as called finds
+    /// its series on the fast path next time); `direct` gets or creates the canonical series
+    /// without adding `key` to the registry (past the limits, memory stays bounded).
     fn register<S>(
         &self,
         key: &Key,
         kind: Kind,
         leaves: &[&str],
         get: impl Fn(&Key) -> Option<S>,
-        create: impl Fn(&Key) -> S,
+        registered: impl Fn(&Key) -> S,
+        direct: impl Fn(&Key) -> S,
         meta: impl Fn(&S) -> &Meta,
     ) -> Option<S> {
         if let Some(series) = get(key) {
             return Some(series);
         }
-        // Keys that differ only in label names' spelling (`http.method`, `http_method`) or in
-        // empty values are one series: register it under its canonical key.
         let canonical = match Meta::new(key, leaves) {
             Ok(meta) => meta.key(),
             Err((reason, message)) => {
@@ -810,10 +869,7 @@ impl Shared {
                 return None;
             }
         };
-        let key = &canonical;
-        if let Some(series) = get(key) {
-            return Some(series);
-        }
+        let storage = self.registry.storage();
         let mut families = self.families.lock();
         let name: Arc<str> = key.name().into();
         if !families.by_name.contains_key(&name) {
@@ -834,6 +890,7 @@ impl Shared {
                 Family {
                     kind,
                     label_sets: 0,
+                    aliases: 0,
                 },
             );
         }
@@ -848,21 +905,30 @@ impl Shared {
             self.refuse(Reason::Kind, message);
             return None;
         }
-        if let Some(series) = get(key) {
-            return Some(series);
-        }
-        let target = if family.label_sets >= self.max_label_sets {
+        let known = storage.known(kind, &canonical);
+        let (series, fresh) = if known || family.label_sets < self.max_label_sets {
+            if !known {
+                family.label_sets += 1;
+            }
+            let alias = *key != canonical;
+            let series = if !alias {
+                registered(key)
+            } else if family.aliases < self.max_label_sets {
+                family.aliases += 1;
+                registered(key)
+            } else {
+                direct(&canonical)
+            };
+            (series, !known)
+        } else {
             self.overflowed.fetch_add(1, Ordering::Relaxed);
-            Key::from_parts(
+            let overflow = Key::from_parts(
                 key.name().to_owned(),
                 vec![Label::new(OVERFLOW_LABEL, "true")],
-            )
-        } else {
-            family.label_sets += 1;
-            key.clone()
+            );
+            let fresh = !storage.known(kind, &overflow);
+            (direct(&overflow), fresh)
         };
-        let fresh = get(&target).is_none();
-        let series = create(&target);
         drop(families);
         if fresh {
             self.note_history(meta(&series));
@@ -971,6 +1037,7 @@ impl Recorder for StatsRecorder {
                 COUNTER_LEAVES,
                 |k| registry.get_counter(k),
                 |k| registry.get_or_create_counter(k, Arc::clone),
+                |k| registry.storage().counter(k),
                 |s| &s.meta,
             )
             .map_or_else(Counter::noop, Counter::from_arc)
@@ -985,6 +1052,7 @@ impl Recorder for StatsRecorder {
                 GAUGE_LEAVES,
                 |k| registry.get_gauge(k),
                 |k| registry.get_or_create_gauge(k, Arc::clone),
+                |k| registry.storage().gauge(k),
                 |s| &s.meta,
             )
             .map_or_else(Gauge::noop, Gauge::from_arc)
@@ -1000,6 +1068,7 @@ impl Recorder for StatsRecorder {
                 &leaves,
                 |k| registry.get_histogram(k),
                 |k| registry.get_or_create_histogram(k, Arc::clone),
+                |k| registry.storage().histogram(k),
                 |s| &s.meta,
             )
             .map_or_else(Histogram::noop, Histogram::from_arc)
@@ -1012,5 +1081,59 @@ impl StatsRecorder {
             .descriptions
             .lock()
             .insert(key.as_str().to_owned(), description.into_owned());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(labels: &[(&'static str, &'static str)]) -> Key {
+        Key::from_parts(
+            "m",
+            labels
+                .iter()
+                .map(|(k, v)| Label::new(*k, *v))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    #[test]
+    fn keys_as_called_reach_their_canonical_series_on_the_fast_path() {
+        let recorder = StatsRecorder::builder()
+            .max_label_sets(2)
+            .unwrap()
+            .build()
+            .unwrap();
+        let registry = &recorder.shared.registry;
+        let sorted = key(&[("a", "1"), ("b", "2")]);
+        let reversed = key(&[("b", "2"), ("a", "1")]);
+        let metadata = metrics::Metadata::new("t", metrics::Level::INFO, None);
+        recorder.register_counter(&sorted, &metadata).increment(1);
+        recorder.register_counter(&reversed, &metadata).increment(2);
+        // Both keys are in the registry (the second as an alias), one series behind them.
+        let (a, b) = (
+            registry.get_counter(&sorted).unwrap(),
+            registry.get_counter(&reversed).unwrap(),
+        );
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!(a.total.load(Ordering::Relaxed), 3);
+        assert_eq!(registry.storage().counters().len(), 1);
+        // Spellings past the alias limit (2) still count into the one series, without
+        // entering the registry.
+        for spelled in [
+            key(&[("b", "2"), ("a", "1"), ("e", "")]),
+            key(&[("a", "1"), ("b", "2"), ("f", "")]),
+            key(&[("b", "2"), ("a", "1"), ("g", "")]),
+        ] {
+            recorder.register_counter(&spelled, &metadata).increment(1);
+        }
+        assert_eq!(a.total.load(Ordering::Relaxed), 6);
+        assert_eq!(registry.storage().counters().len(), 1);
+        let families = recorder.shared.families.lock();
+        let family = &families.by_name["m"];
+        assert_eq!((family.label_sets, family.aliases), (1, 2));
+        drop(families);
+        assert_eq!(recorder.handle().refusals().overflowed, 0);
     }
 }

@@ -187,12 +187,27 @@ impl Meta {
     }
 }
 
+/// A value alone on its 64-byte cache line (no false sharing with its neighbours).
+#[derive(Debug, Default)]
+#[repr(align(64))]
+pub(crate) struct Padded<T>(pub(crate) T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+
+    #[inline]
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
 /// A counter: the running total (what Prometheus reads); the drain writes the difference from
 /// what it wrote last.
 #[derive(Debug)]
 pub(crate) struct CounterSeries {
+    /// On a cache line of its own: the hot path writes only this.
+    pub(crate) total: Padded<AtomicU64>,
     pub(crate) meta: Meta,
-    pub(crate) total: AtomicU64,
     /// The total the history has (only the drain writes it, under the drain lock).
     pub(crate) drained: AtomicU64,
 }
@@ -201,7 +216,7 @@ impl CounterSeries {
     pub(crate) fn new(meta: Meta) -> Self {
         CounterSeries {
             meta,
-            total: AtomicU64::new(0),
+            total: Padded(AtomicU64::new(0)),
             drained: AtomicU64::new(0),
         }
     }
