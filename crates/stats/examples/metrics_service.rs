@@ -4,7 +4,7 @@
 //! Run it, send it requests, stop it with Ctrl-C, then read the requests per minute back:
 //!
 //! ```text
-//! cargo run --example metrics_service --features metrics,sqlite
+//! cargo run -p stats --example metrics_service --features metrics,sqlite
 //! curl http://127.0.0.1:3000/hello
 //! curl http://127.0.0.1:3000/orders/7
 //! curl http://127.0.0.1:3000/metrics
