@@ -849,17 +849,10 @@ impl Shared {
     /// races. `registered` gets or creates through the registry (so the key as called finds
     /// its series on the fast path next time); `direct` gets or creates the canonical series
     /// without adding `key` to the registry (past the limits, memory stays bounded).
-    fn register<S>(
-        &self,
-        key: &Key,
-        kind: Kind,
-        leaves: &[&str],
-        get: impl Fn(&Key) -> Option<S>,
-        registered: impl Fn(&Key) -> S,
-        direct: impl Fn(&Key) -> S,
-        meta: impl Fn(&S) -> &Meta,
-    ) -> Option<S> {
-        if let Some(series) = get(key) {
+    fn register<S: Series>(&self, key: &Key, leaves: &[&str]) -> Option<S> {
+        let registry = &self.registry;
+        let kind = S::KIND;
+        if let Some(series) = S::get(registry, key) {
             return Some(series);
         }
         let canonical = match Meta::new(key, leaves) {
@@ -912,12 +905,12 @@ impl Shared {
             }
             let alias = *key != canonical;
             let series = if !alias {
-                registered(key)
+                S::registered(registry, key)
             } else if family.aliases < self.max_label_sets {
                 family.aliases += 1;
-                registered(key)
+                S::registered(registry, key)
             } else {
-                direct(&canonical)
+                S::direct(storage, &canonical)
             };
             (series, !known)
         } else {
@@ -927,13 +920,75 @@ impl Shared {
                 vec![Label::new(OVERFLOW_LABEL, "true")],
             );
             let fresh = !storage.known(kind, &overflow);
-            (direct(&overflow), fresh)
+            (S::direct(storage, &overflow), fresh)
         };
         drop(families);
         if fresh {
-            self.note_history(meta(&series));
+            self.note_history(series.meta());
         }
         Some(series)
+    }
+}
+
+/// What registration needs of each kind of series.
+trait Series: Sized {
+    const KIND: Kind;
+    /// The series of `key` as called, from the registry (the fast path).
+    fn get(registry: &Registry<Key, SeriesStorage>, key: &Key) -> Option<Self>;
+    /// Gets or creates through the registry: the key as called finds its series on the fast
+    /// path next time.
+    fn registered(registry: &Registry<Key, SeriesStorage>, key: &Key) -> Self;
+    /// Gets or creates the canonical series without adding `key` to the registry (past the
+    /// limits: memory stays bounded).
+    fn direct(storage: &SeriesStorage, key: &Key) -> Self;
+    fn meta(&self) -> &Meta;
+}
+
+impl Series for Arc<CounterSeries> {
+    const KIND: Kind = Kind::Counter;
+    fn get(registry: &Registry<Key, SeriesStorage>, key: &Key) -> Option<Self> {
+        registry.get_counter(key)
+    }
+    fn registered(registry: &Registry<Key, SeriesStorage>, key: &Key) -> Self {
+        registry.get_or_create_counter(key, Arc::clone)
+    }
+    fn direct(storage: &SeriesStorage, key: &Key) -> Self {
+        storage.counter(key)
+    }
+    fn meta(&self) -> &Meta {
+        &self.meta
+    }
+}
+
+impl Series for Arc<GaugeSeries> {
+    const KIND: Kind = Kind::Gauge;
+    fn get(registry: &Registry<Key, SeriesStorage>, key: &Key) -> Option<Self> {
+        registry.get_gauge(key)
+    }
+    fn registered(registry: &Registry<Key, SeriesStorage>, key: &Key) -> Self {
+        registry.get_or_create_gauge(key, Arc::clone)
+    }
+    fn direct(storage: &SeriesStorage, key: &Key) -> Self {
+        storage.gauge(key)
+    }
+    fn meta(&self) -> &Meta {
+        &self.meta
+    }
+}
+
+impl Series for Arc<HistogramSeries> {
+    const KIND: Kind = Kind::Histogram;
+    fn get(registry: &Registry<Key, SeriesStorage>, key: &Key) -> Option<Self> {
+        registry.get_histogram(key)
+    }
+    fn registered(registry: &Registry<Key, SeriesStorage>, key: &Key) -> Self {
+        registry.get_or_create_histogram(key, Arc::clone)
+    }
+    fn direct(storage: &SeriesStorage, key: &Key) -> Self {
+        storage.histogram(key)
+    }
+    fn meta(&self) -> &Meta {
+        &self.meta
     }
 }
 
@@ -1029,48 +1084,25 @@ impl Recorder for StatsRecorder {
     }
 
     fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
-        let registry = &self.shared.registry;
         self.shared
-            .register(
-                key,
-                Kind::Counter,
-                COUNTER_LEAVES,
-                |k| registry.get_counter(k),
-                |k| registry.get_or_create_counter(k, Arc::clone),
-                |k| registry.storage().counter(k),
-                |s| &s.meta,
-            )
+            .register::<Arc<CounterSeries>>(key, COUNTER_LEAVES)
             .map_or_else(Counter::noop, Counter::from_arc)
     }
 
     fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
-        let registry = &self.shared.registry;
         self.shared
-            .register(
-                key,
-                Kind::Gauge,
-                GAUGE_LEAVES,
-                |k| registry.get_gauge(k),
-                |k| registry.get_or_create_gauge(k, Arc::clone),
-                |k| registry.storage().gauge(k),
-                |s| &s.meta,
-            )
+            .register::<Arc<GaugeSeries>>(key, GAUGE_LEAVES)
             .map_or_else(Gauge::noop, Gauge::from_arc)
     }
 
     fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
-        let registry = &self.shared.registry;
-        let leaves = registry.storage().histogram_leaves(key.name());
+        // The fast path first: the leaves are only needed to register.
+        if let Some(series) = self.shared.registry.get_histogram(key) {
+            return Histogram::from_arc(series);
+        }
+        let leaves = self.shared.registry.storage().histogram_leaves(key.name());
         self.shared
-            .register(
-                key,
-                Kind::Histogram,
-                &leaves,
-                |k| registry.get_histogram(k),
-                |k| registry.get_or_create_histogram(k, Arc::clone),
-                |k| registry.storage().histogram(k),
-                |s| &s.meta,
-            )
+            .register::<Arc<HistogramSeries>>(key, &leaves)
             .map_or_else(Histogram::noop, Histogram::from_arc)
     }
 }

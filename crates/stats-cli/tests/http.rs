@@ -975,19 +975,11 @@ async fn redis_round_trip() {
 
 /// `GET /metrics` with an optional token: status, content type and body.
 async fn scrape(server: &Server, token: Option<&str>) -> (u16, String, String) {
-    let mut request = reqwest::Client::new().get(server.url("/metrics"));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
+    let client = Client::new(server);
+    match token {
+        Some(token) => client.with_token(token).text("/metrics").await,
+        None => client.text("/metrics").await,
     }
-    let response = request.send().await.expect("answered");
-    let status = response.status().as_u16();
-    let kind = response
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    (status, kind, response.text().await.expect("text"))
 }
 
 /// A `GET /metrics` answered 200 in the Prometheus content type: parsed, and its text.

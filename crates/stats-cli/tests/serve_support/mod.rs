@@ -260,14 +260,14 @@ impl Client {
         self.send("DELETE", path, None).await
     }
 
-    /// The raw text of `GET path` (the dashboard's assets), with its content type.
+    /// The raw text of `GET path` (the dashboard's assets, `/metrics`), with its status and
+    /// content type.
     pub async fn text(&self, path: &str) -> (u16, String, String) {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .expect("answered");
+        let mut request = self.http.get(format!("{}{path}", self.base));
+        if let Some(header) = &self.authorization {
+            request = request.header(reqwest::header::AUTHORIZATION, header);
+        }
+        let response = request.send().await.expect("answered");
         let status = response.status().as_u16();
         let kind = response
             .headers()
