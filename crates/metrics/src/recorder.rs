@@ -1168,4 +1168,51 @@ mod tests {
         drop(families);
         assert_eq!(recorder.handle().refusals().overflowed, 0);
     }
+
+    #[tokio::test]
+    async fn drains_at_the_edges_of_time_are_errors_not_panics() {
+        use stats_backend_atomics::AtomicsStore;
+        use stats_core::tracker::Config;
+
+        let tracker =
+            BufferedTracker::new(Arc::new(AtomicsStore::default()), Config::new()).unwrap();
+        let recorder = StatsRecorder::builder()
+            .history(tracker)
+            .manual()
+            .build()
+            .unwrap();
+        let metadata = metrics::Metadata::new("t", metrics::Level::INFO, None);
+        recorder.register_counter(&key(&[]), &metadata).increment(5);
+        // Before the calendar's first bucket: an error naming the range, nothing taken.
+        let err = recorder.handle().drain(Timestamp::MIN).await.unwrap_err();
+        assert!(err.to_string().contains("range"), "{err}");
+        // The last instant there is: written in its buckets, as asked (so a later drain has
+        // nothing left to write).
+        recorder.handle().drain(Timestamp::MAX).await.unwrap();
+        let history = recorder.handle().tracker().unwrap().clone();
+        let now: Timestamp = "2026-12-07T10:00:00Z".parse().unwrap();
+        recorder.handle().drain(now).await.unwrap();
+        let day = "1d".parse().unwrap();
+        let total = history.total("m", now, now, day, "count").await.unwrap();
+        assert_eq!(total, None);
+        assert_eq!(recorder.handle().refusals().total(), 0);
+        // Intervals out of range are refused, naming the interval.
+        for bad in [Duration::ZERO, Duration::from_nanos(999_999), Duration::MAX] {
+            let err = StatsRecorder::builder().interval(bad).unwrap_err();
+            assert!(err.to_string().contains("interval"), "{err}");
+        }
+        assert!(StatsRecorder::builder().max_label_sets(0).is_err());
+        // No history: drains and flushes say so.
+        let at: Timestamp = "2026-12-07T10:00:00Z".parse().unwrap();
+        let bare = StatsRecorder::builder().build().unwrap().handle();
+        assert!(
+            bare.drain(at)
+                .await
+                .unwrap_err()
+                .to_string()
+                .contains("no history")
+        );
+        assert!(bare.flush().await.is_err());
+        assert!(bare.shutdown().await.is_empty());
+    }
 }
