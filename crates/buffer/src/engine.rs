@@ -560,6 +560,8 @@ async fn write_queue<'s, W>(
 ) -> Result<()> {
     while let Some(batch) = queue.front_mut() {
         let len = batch.len();
+        // Later parts of this batch split off by a refusal, in order (see `refused_part`).
+        let mut split: Vec<Batch> = Vec::new();
         let mut attempt = 0;
         let result = loop {
             match inner.store.apply(batch).await {
@@ -580,7 +582,22 @@ async fn write_queue<'s, W>(
                     *gate = Some(slot.gate.write().await);
                 }
                 Err(e) => {
-                    let refused = refused_part(batch, &e, &*inner.store);
+                    let refused = match refused_part(batch, &e, &*inner.store) {
+                        Narrowed::Refused(refused) => refused,
+                        Narrowed::Split(later) => {
+                            // Try the part up to the culprit's second write again; its later
+                            // writes follow as a batch of their own (kept in the spill file
+                            // too, if there is one: the first part is written under the
+                            // original id, which marks that id done there).
+                            if let Some(spill) = &inner.spill
+                                && let Err(spill_error) = spill.append(&later)
+                            {
+                                log::error!("{spill_error}; the batch stays in memory");
+                            }
+                            split.push(later);
+                            continue;
+                        }
+                    };
                     let count = refused.len();
                     inner
                         .counts
@@ -609,8 +626,14 @@ async fn write_queue<'s, W>(
                     spill.written(batch);
                 }
                 queue.pop_front();
+                for later in split.into_iter().rev() {
+                    queue.push_front(later);
+                }
             }
             Err(e) => {
+                for (i, later) in split.into_iter().enumerate() {
+                    queue.insert(1 + i, later);
+                }
                 inner.counts.failed.fetch_add(len as u64, Ordering::Relaxed);
                 let stalled: usize = queue.iter().map(Batch::len).sum();
                 if let Some(spill) = &inner.spill {
@@ -630,6 +653,16 @@ async fn write_queue<'s, W>(
     Ok(())
 }
 
+/// What [`refused_part`] took out of a batch.
+enum Narrowed {
+    /// Refused for good (the rest stays in the batch, to be applied again with its id).
+    Refused(Batch),
+    /// Nothing refused yet: the batch now ends before the second write of the key the store
+    /// refused, and this is that key's later writes, to be applied after it as a batch of its
+    /// own (a new id).
+    Split(Batch),
+}
+
 /// Takes out of `batch` what the store refused for good with `error`, leaving in `batch` what
 /// may be applied again with the same id.
 ///
@@ -637,15 +670,51 @@ async fn write_queue<'s, W>(
 /// idempotent (what was applied is recorded under the id, per key or metric), only that key's
 /// updates are refused. Otherwise (a store that may have applied part of the batch and would
 /// apply it again) the whole batch is.
-fn refused_part(batch: &mut Batch, error: &Error, store: &dyn MetricStore) -> Batch {
+///
+/// When several writes of the batch touch that key (writes that could not be folded, such as
+/// a set then an increment), which of them the store refused is unknown: the batch is split
+/// before the key's second write instead, so that each write of that key is tried in its turn
+/// and only the ones that fail are refused, as writing them one by one would. The later part
+/// holds only that key's writes, so with an idempotent store that applied the other keys
+/// under the original id, nothing is applied twice; it gets an id of its own (the culprit's
+/// metric recorded nothing under the original one: its writes failed together).
+fn refused_part(batch: &mut Batch, error: &Error, store: &dyn MetricStore) -> Narrowed {
     let culprit = match error {
         Error::Overflow { key, .. } | Error::PathConflict { key, .. } => Some(key.as_str()),
         _ => None,
     };
     let caps = store.capabilities();
     let Some(culprit) = culprit.filter(|_| caps.atomic_batch || caps.idempotent_batch) else {
-        return std::mem::take(batch);
+        return Narrowed::Refused(std::mem::take(batch));
     };
+    let touching: Vec<usize> = batch
+        .writes()
+        .iter()
+        .enumerate()
+        .filter(|(_, w)| w.keys().iter().any(|k| k.to_string() == culprit))
+        .map(|(i, _)| i)
+        .collect();
+    if let [_, second, ..] = touching[..] {
+        let mut first = Batch::new();
+        first.set_id(batch.id());
+        let mut later = Batch::new();
+        later.set_id(batch.id().map(|_| BatchId::new()));
+        for (i, write) in batch.writes().iter().enumerate() {
+            if i < second {
+                first.push_flat(write.op(), write.keys().to_vec(), write.fields().clone());
+                continue;
+            }
+            let (bad, good): (Vec<Key>, Vec<Key>) = write
+                .keys()
+                .iter()
+                .cloned()
+                .partition(|k| k.to_string() == culprit);
+            first.push_flat(write.op(), good, write.fields().clone());
+            later.push_flat(write.op(), bad, write.fields().clone());
+        }
+        *batch = first;
+        return Narrowed::Split(later);
+    }
     let mut rest = Batch::new();
     rest.set_id(batch.id());
     let mut refused = Batch::new();
@@ -660,8 +729,8 @@ fn refused_part(batch: &mut Batch, error: &Error, store: &dyn MetricStore) -> Ba
     }
     if refused.is_empty() {
         // The error does not name a key of the batch: nothing narrower to refuse.
-        return std::mem::take(batch);
+        return Narrowed::Refused(std::mem::take(batch));
     }
     *batch = rest;
-    refused
+    Narrowed::Refused(refused)
 }

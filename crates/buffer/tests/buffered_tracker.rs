@@ -284,3 +284,58 @@ async fn hostile_events_are_refused_or_round_trip() {
             .is_empty()
     );
 }
+
+/// A set and a later increment of one bucket cannot be folded (the sum would overflow), so
+/// they reach the store as two writes of one batch, which the store refuses. Only the
+/// increment is refused, as writing them one by one would: the set stays (it once took the
+/// increment's refusal with it, leaving the hour, day, ... buckets empty).
+#[tokio::test]
+async fn a_refused_write_does_not_take_an_earlier_write_of_its_bucket_with_it() {
+    let store = Arc::new(AtomicsStore::new());
+    let refused = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = refused.clone();
+    let tracker = BufferedTracker::with(
+        store.clone(),
+        Config::new(),
+        settings().on_refused(move |batch, error| {
+            seen.lock()
+                .unwrap()
+                .push((batch.sorted_keys().len(), error.to_string()));
+        }),
+    )
+    .unwrap();
+    let ten: Timestamp = "2026-12-07T10:00:00Z".parse().unwrap();
+    let five_past: Timestamp = "2026-12-07T10:05:00Z".parse().unwrap();
+    tracker
+        .assert("g", ten, &stats_core::values!({"n": i64::MAX}))
+        .await
+        .unwrap();
+    tracker
+        .track("g", five_past, &stats_core::values!({"n": 1}))
+        .await
+        .unwrap();
+    tracker.flush().await.unwrap();
+    let plain = Tracker::new(store, Config::new());
+    let at = |g: &str, t: Timestamp| {
+        let plain = &plain;
+        let g = g.parse().unwrap();
+        async move { plain.total("g", t, t, g, "n").await.unwrap() }
+    };
+    assert_eq!(at("1m", ten).await, Some(Number::Int(i64::MAX)));
+    assert_eq!(at("1m", five_past).await, Some(Number::Int(1)));
+    for g in ["1h", "1d", "1w", "1mo", "1q", "1y"] {
+        assert_eq!(at(g, ten).await, Some(Number::Int(i64::MAX)), "{g}");
+    }
+    // The increment of the six coarser buckets, refused (in one batch of its own or several).
+    let refused = refused.lock().unwrap().clone();
+    assert_eq!(
+        refused.iter().map(|(n, _)| n).sum::<usize>(),
+        6,
+        "{refused:?}"
+    );
+    assert!(
+        refused.iter().all(|(_, e)| e.contains("overflow")),
+        "{refused:?}"
+    );
+    assert!(tracker.shutdown().await.is_empty());
+}
