@@ -118,6 +118,10 @@ impl Aggregator for Sum {
 /// `mean`: the arithmetic mean, always a float (`[1, 2]` gives `1.5`). Integers are summed
 /// exactly before the one division, so there is no overflow; with a float in the slice the sum
 /// is compensated as in [`Sum`].
+///
+/// Trifle 2.6's `mean` differs on integers and on empty slices: it divides an integer sum by
+/// the count with Ruby's integer division (`[1, 2]` gives `1`) and gives `0` for a slice
+/// without values, where this gives `1.5` and `None`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Mean;
 

@@ -27,8 +27,8 @@ pub trait Formatter: Send + Sync {
     /// Formats `path` of `series` cut into `slices` (see [slices](super#slices)).
     ///
     /// # Errors
-    /// Implementations return [`Error::InvalidName`](crate::Error::InvalidName) for a bad path,
-    /// [`Error::InvalidInput`](crate::Error::InvalidInput) for bad `slices`, and whatever their
+    /// Implementations return [`Error::InvalidName`] for a bad path,
+    /// [`Error::InvalidInput`] for bad `slices`, and whatever their
     /// arithmetic can raise.
     fn format(&self, series: &Series, path: &str, slices: usize) -> Result<Formatted>;
 }
