@@ -81,7 +81,13 @@ pub fn slices_of<T>(
 }
 
 /// `sum`: integers sum exactly with checked arithmetic; a float anywhere in a slice makes its
-/// sum a float.
+/// sum a float, and from that float on the sum is compensated (Kahan-Babuska, as Ruby's
+/// `Array#sum`, which Trifle's `sum` uses), so that small terms next to large ones count:
+/// `1e20, 1, -1e20, 3` sums to `4.0`.
+///
+/// Integers before the first float of a slice are summed exactly, then taken over as a float
+/// (with their rounding error kept in the compensation); integers after it are added as
+/// floats, compensated. An all-integer slice sums to an exact integer.
 ///
 /// # Errors
 /// Besides the path and slice errors, [`Error::Overflow`](crate::Error::Overflow) when an
@@ -97,23 +103,25 @@ impl Aggregator for Sum {
         slice_ranges(series.len(), slices)?
             .into_iter()
             .map(|range| {
-                let mut total: Option<Number> = None;
+                let mut total = numeric::Accumulator::default();
                 for (at, doc) in series.at[range.clone()].iter().zip(&series.values[range]) {
                     for n in parsed.numbers(doc) {
-                        total = Some(match total {
-                            None => n,
-                            Some(t) => t.checked_add_at(n, &at.to_string(), Some(path))?,
-                        });
+                        total.add_at(n, at, path)?;
                     }
                 }
-                Ok(total)
+                Ok(total.total())
             })
             .collect()
     }
 }
 
 /// `mean`: the arithmetic mean, always a float (`[1, 2]` gives `1.5`). Integers are summed
-/// exactly before the one division, so there is no overflow.
+/// exactly before the one division, so there is no overflow; with a float in the slice the sum
+/// is compensated as in [`Sum`].
+///
+/// Trifle 2.6's `mean` differs on integers and on empty slices: it divides an integer sum by
+/// the count with Ruby's integer division (`[1, 2]` gives `1`) and gives `0` for a slice
+/// without values, where this gives `1.5` and `None`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Mean;
 
@@ -222,6 +230,36 @@ mod tests {
     }
 
     #[test]
+    fn float_sums_keep_small_terms() {
+        let s = hourly(vec![
+            values!({"a": 1e20}),
+            values!({"a": 1.0}),
+            values!({"a": -1e20}),
+            values!({"a": 3.0}),
+        ]);
+        // Trifle (Ruby's Array#sum) says 4.0; a naive f64 sum says 3.0.
+        assert_eq!(s.sum("a", 1).unwrap(), [Some(F(4.0))]);
+        assert_eq!(s.total("a").unwrap(), Some(F(4.0)));
+        assert_eq!(s.mean("a", 1).unwrap(), [Some(F(1.0))]);
+        assert_eq!(
+            s.sum("a", 2).unwrap(),
+            [Some(F(1e20)), Some(F(-1e20 + 3.0))]
+        );
+        // Integers mixed in: exact before the first float, compensated after it.
+        let s = hourly(vec![
+            values!({"a": 1, "b": {"x": 1e20, "y": 1}}),
+            values!({"a": 1e20, "b": {"x": -1e20, "y": 3}}),
+            values!({"a": -1e20}),
+            values!({"a": 3}),
+        ]);
+        assert_eq!(s.sum("a", 1).unwrap(), [Some(F(4.0))]);
+        assert_eq!(s.sum("b.*", 1).unwrap(), [Some(F(4.0))]);
+        let tenths = hourly((0..10).map(|_| values!({"a": 0.1})).collect());
+        assert_eq!(tenths.sum("a", 1).unwrap(), [Some(F(1.0))]);
+        assert_eq!(tenths.mean("a", 1).unwrap(), [Some(F(0.1))]);
+    }
+
+    #[test]
     fn sum_over_wildcards_and_maps() {
         let s = hourly(vec![
             values!({"by": {"us": 5, "de": 1}}),
@@ -238,11 +276,13 @@ mod tests {
         let s = four();
         assert_eq!(s.mean("count", 1).unwrap(), [Some(F(11.25))]);
         assert_eq!(s.mean("errors", 1).unwrap(), [Some(F(1.5))]);
-        // Trifle's integer division would say 1 here.
+        // Trifle 2.6's mean aggregator divides the sum by the count with Ruby's `/`, which is
+        // integer division for integers: it says 1 here.
         let s = hourly(vec![values!({"a": 1}), values!({"a": 2})]);
         assert_eq!(s.mean("a", 1).unwrap(), [Some(F(1.5))]);
         let s = sparse();
         assert_eq!(s.mean("count", 2).unwrap(), [Some(F(10.0)), Some(F(14.0))]);
+        // Trifle 2.6 says 0 for a slice without values; here it is None, not a zero.
         assert_eq!(s.mean("nonexistent", 1).unwrap(), [None]);
         let nine = hourly((1..=9).map(|i| values!({"count": i * 10})).collect());
         assert_eq!(

@@ -7,8 +7,9 @@
 //! - buckets are **right-closed**, `(lower, upper]`, and labelled by their upper bound;
 //! - the lowest bucket holds everything at or below the lowest bound and is labelled with it;
 //! - everything above the highest bound falls into an overflow bucket labelled `"<highest>+"`;
-//! - labels are the [`Display`](std::fmt::Display) form of a [`Number`]: `"20"` for an
-//!   integer, `"20.0"` or `"0.5"` for a float.
+//! - labels are spelled as Trifle 2.6 spells them, by Ruby's `Integer#to_s` and `Float#to_s`
+//!   (see [`label`]): `"20"` for an integer; `"20.0"`, `"0.5"`, `"0.0001"`, `"1.0e-05"`,
+//!   `"1.0e+15"` for a float.
 //!
 //! | designator | bounds |
 //! |---|---|
@@ -101,6 +102,82 @@ fn greater(a: Number, b: Number) -> bool {
     a.cmp_value(b) == Ordering::Greater
 }
 
+/// A number as a designator label: what Ruby's `to_s` gives for it, so that labels match
+/// those of Trifle 2.6 (whose designators build labels with `to_s`).
+///
+/// An integer is written in decimal (`"-25"`). A float is written with the shortest digits that
+/// read back as the same `f64`, as Ruby's `Float#to_s` does:
+///
+/// - in decimal notation when the decimal point falls within those digits (`"0.5"`,
+///   `"123456789012345.6"`, `"1234567890123456.8"`), when the number is whole and below `1e15`
+///   (`"10.0"`, `"100000000000000.0"` for `1e14`; `".0"` is appended), and when
+///   `1e-4 <= |x| < 1` (`"0.0001"`, `"0.00012"`);
+/// - otherwise in scientific notation with at least one digit after the point and a signed
+///   exponent of at least two digits: `"1.0e+15"` for `1e15`, `"9.007199254740992e+15"` for
+///   `2^53`, `"1.0e+16"`, `"1.0e+20"`, `"1.0e-05"` for `1e-5`, `"5.0e-324"`.
+///
+/// Zero is `"0.0"` and a negative number has a leading `-`.
+///
+/// ```
+/// use stats_core::Number;
+/// use stats_core::series::designate::label;
+///
+/// assert_eq!(label(Number::Int(10)), "10");
+/// assert_eq!(label(Number::Float(10.0)), "10.0");
+/// assert_eq!(label(Number::Float(1e15)), "1.0e+15");
+/// assert_eq!(label(Number::Float(1e-4)), "0.0001");
+/// assert_eq!(label(Number::Float(1e-5)), "1.0e-05");
+/// assert_eq!(label(Number::Float(-2.5e20)), "-2.5e+20");
+/// ```
+pub fn label(n: Number) -> String {
+    match n {
+        Number::Int(i) => i.to_string(),
+        Number::Float(x) => ruby_float(x),
+    }
+}
+
+/// Ruby's `Float#to_s` (see [`label`]); `NaN`, `Infinity` and `-Infinity` as Ruby writes them.
+fn ruby_float(x: f64) -> String {
+    if x.is_nan() {
+        return "NaN".into();
+    }
+    if x.is_infinite() {
+        return if x > 0.0 { "Infinity" } else { "-Infinity" }.into();
+    }
+    let sign = if x.is_sign_negative() { "-" } else { "" };
+    if x == 0.0 {
+        return format!("{sign}0.0");
+    }
+    // Rust's `{:e}` writes the shortest round-trip digits, as Ruby's dtoa (mode 0) does:
+    // `d[.ddd]e<exp>`. `point` is where the decimal point goes in the digits
+    // (0.d1d2.. x 10^point), Ruby's `decpt`.
+    let scientific = format!("{:e}", x.abs());
+    let (mantissa, exponent) = scientific
+        .split_once('e')
+        .expect("`{:e}` always writes an exponent");
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let exponent: i32 = exponent.parse().expect("`{:e}` writes an integer exponent");
+    let point = exponent + 1;
+    let count = digits.len() as i32;
+    // DBL_DIG: below `10^DBL_DIG` a whole float is written in decimal.
+    const DBL_DIG: i32 = 15;
+    let body = if point > 0 && point < count {
+        let (whole, fraction) = digits.split_at(point as usize);
+        format!("{whole}.{fraction}")
+    } else if point > 0 && point <= DBL_DIG {
+        format!("{digits}{}.0", "0".repeat((point - count) as usize))
+    } else if point <= 0 && point > -4 {
+        format!("0.{}{digits}", "0".repeat((-point) as usize))
+    } else {
+        let (first, rest) = digits.split_at(1);
+        let rest = if rest.is_empty() { "0" } else { rest };
+        let e = point - 1;
+        let e_sign = if e < 0 { '-' } else { '+' };
+        format!("{first}.{rest}e{e_sign}{:02}", e.abs())
+    };
+    format!("{sign}{body}")
+}
+
 // ---------------------------------------------------------------------------------------------
 
 /// Equal-width buckets: bounds at the multiples of `step` between `min` and `max`.
@@ -109,8 +186,15 @@ fn greater(a: Number, b: Number) -> bool {
 /// labelled with the smallest multiple of `step` at or above it, capped at `max`. Bounds have
 /// the kind of `step`: an integer step gives integer labels even for float values
 /// (`{min: 10, max: 100, step: 20}` labels `11` and `20` as `"20"`, `20.1` as `"40"`, and `95` as
-/// `"100"`); a float step gives float labels rounded to the decimals of the step, so that
-/// `0.1 * 3` is labelled `"0.3"`.
+/// `"100"`), and so does a whole float step (`10.0` labels like `10`, `"10"` not `"10.0"`, as in
+/// Trifle 2.6, which truncates every step to an integer); a fractional float step gives float
+/// labels rounded to the decimals of the step, so that `0.1 * 3` is labelled `"0.3"` (Trifle
+/// cannot: it truncates `0.1` to `0` and divides by zero, and `2.5` to `2`). The labels of `min`
+/// and `max` keep their own kind (`{min: 0.0, ..}` labels low values `"0.0"`).
+///
+/// Integer bounds are computed exactly while the value is below `9.0e15` in magnitude; above
+/// that, a bound is computed in `f64` and labelled as a float (`"1.0e+200"`), where Trifle
+/// writes the whole integer out.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "LinearSpec")]
 pub struct Linear {
@@ -176,12 +260,12 @@ impl Linear {
     /// The label of the bucket `value` falls into.
     pub fn designate(&self, value: Number) -> String {
         if !greater(value, self.min) {
-            return self.min.to_string();
+            return label(self.min);
         }
         if greater(value, self.max) {
-            return format!("{}+", self.max);
+            return format!("{}+", label(self.max));
         }
-        let bound = match (self.step, value) {
+        let bound = match (whole_step(self.step), value) {
             (Number::Int(step), Number::Int(v)) => int_bound(i128::from(v), step),
             // Within the range where f64 holds integers exactly, ceil then round up exactly.
             (Number::Int(step), Number::Float(v)) if v.abs() < 9.0e15 => {
@@ -190,10 +274,22 @@ impl Linear {
             (step, value) => float_bound(value.as_f64(), step.as_f64()),
         };
         if greater(bound, self.max) {
-            self.max.to_string()
+            label(self.max)
         } else {
-            bound.to_string()
+            label(bound)
         }
+    }
+}
+
+/// A whole float step (`10.0`) as the integer step it equals, as Trifle 2.6 takes every step
+/// with `to_i`: its labels are integers (`"10"`), like those of the step `10`.
+fn whole_step(step: Number) -> Number {
+    match step {
+        // Below 2^63 in magnitude the cast is exact for a whole float.
+        Number::Float(x) if x.fract() == 0.0 && x.abs() < 9_223_372_036_854_775_808.0 => {
+            Number::Int(x as i64)
+        }
+        n => n,
     }
 }
 
@@ -247,7 +343,8 @@ fn float_bound(v: f64, step: f64) -> Number {
 /// A value at or below `min` is labelled `min`; above `max`, `"max+"`; otherwise with the
 /// smallest power of ten at or above it, capped at `max`: with `{min: 0, max: 1000}`, `0.05`
 /// is `"0.1"`, `0.1` is `"0.1"`, `0.5` and `1` are `"1.0"`, `10` is `"10.0"`, `11` is
-/// `"100.0"`. Labels are always written as floats (`"10.0"`).
+/// `"100.0"`. Labels are always written as floats, as Ruby writes them (see [`label`]):
+/// `"10.0"`, `"0.0001"`, `"1.0e-05"`, `"1.0e+15"`, `"1.0e+20"`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "GeometricSpec")]
 pub struct Geometric {
@@ -306,7 +403,7 @@ impl Geometric {
 
     /// The label of the bucket `value` falls into.
     pub fn designate(&self, value: Number) -> String {
-        let float = |n: Number| Number::Float(n.as_f64()).to_string();
+        let float = |n: Number| label(Number::Float(n.as_f64()));
         if !greater(value, self.min) {
             return float(self.min);
         }
@@ -400,8 +497,8 @@ impl Custom {
             .buckets
             .partition_point(|b| b.cmp_value(value) == Ordering::Less);
         match self.buckets.get(index) {
-            Some(bound) => bound.to_string(),
-            None => format!("{}+", self.buckets[self.buckets.len() - 1]),
+            Some(bound) => label(*bound),
+            None => format!("{}+", label(self.buckets[self.buckets.len() - 1])),
         }
     }
 }
@@ -419,6 +516,170 @@ mod tests {
         for (value, label) in cases {
             assert_eq!(d(*value), *label, "value {value}");
         }
+    }
+
+    #[test]
+    fn labels_are_spelled_like_ruby() {
+        for (x, text) in [
+            (0.0, "0.0"),
+            (-0.0, "-0.0"),
+            (1.0, "1.0"),
+            (10.0, "10.0"),
+            (0.1, "0.1"),
+            (0.5, "0.5"),
+            (123.456, "123.456"),
+            (-2.5, "-2.5"),
+            // Whole floats: decimal below 1e15, scientific from it on.
+            (1e14, "100000000000000.0"),
+            (999_999_999_999_999.0, "999999999999999.0"),
+            (1e15, "1.0e+15"),
+            (-1e15, "-1.0e+15"),
+            (1_234_567_890_123_456.0, "1.234567890123456e+15"),
+            (9_007_199_254_740_992.0, "9.007199254740992e+15"),
+            (1e16, "1.0e+16"),
+            (1e20, "1.0e+20"),
+            (-2.5e20, "-2.5e+20"),
+            (1e100, "1.0e+100"),
+            (f64::MAX, "1.7976931348623157e+308"),
+            // A fraction within the digits stays decimal even past 1e15.
+            (123_456_789_012_345.6, "123456789012345.6"),
+            (1_234_567_890_123_456.8, "1234567890123456.8"),
+            // Small numbers: decimal from 1e-4 on, scientific below.
+            (0.001, "0.001"),
+            (1e-4, "0.0001"),
+            (-1e-4, "-0.0001"),
+            (1.5e-4, "0.00015"),
+            (9.99e-5, "9.99e-05"),
+            (1e-5, "1.0e-05"),
+            (1.5e-5, "1.5e-05"),
+            (1e-100, "1.0e-100"),
+            (5e-324, "5.0e-324"),
+        ] {
+            assert_eq!(label(F(x)), text, "{x:e}");
+        }
+        assert_eq!(ruby_float(f64::NAN), "NaN");
+        assert_eq!(ruby_float(f64::INFINITY), "Infinity");
+        assert_eq!(ruby_float(f64::NEG_INFINITY), "-Infinity");
+        assert_eq!(label(I(10)), "10");
+        assert_eq!(label(I(-25)), "-25");
+        assert_eq!(label(I(0)), "0");
+        assert_eq!(label(I(i64::MIN)), "-9223372036854775808");
+        assert_eq!(label(I(1_000_000_000_000_000)), "1000000000000000");
+    }
+
+    #[test]
+    fn linear_whole_float_step_labels_integers() {
+        // Trifle 2.6 takes the step with to_i: a step of 10.0 labels "10", not "10.0".
+        let d = Linear::new(I(0), I(100), F(10.0)).unwrap();
+        check(
+            &|v| d.designate(v),
+            &[
+                (I(0), "0"),
+                (I(5), "10"),
+                (F(15.5), "20"),
+                (I(20), "20"),
+                (I(100), "100"),
+                (I(101), "100+"),
+            ],
+        );
+        // min and max keep their kind, as Trifle's min.to_s and "#{max}+".
+        let d = Linear::new(F(0.0), F(100.0), F(10.0)).unwrap();
+        check(
+            &|v| d.designate(v),
+            &[
+                (I(-1), "0.0"),
+                (F(55.0), "60"),
+                (F(100.0), "100"),
+                (F(150.0), "100.0+"),
+            ],
+        );
+        let d = Linear::new(F(-1e20), F(1e20), I(10)).unwrap();
+        check(
+            &|v| d.designate(v),
+            &[
+                (F(-1e21), "-1.0e+20"),
+                (F(2e20), "1.0e+20+"),
+                (I(-15), "-10"),
+            ],
+        );
+        let d = Linear::new(F(1e-5), F(1e15), I(1000)).unwrap();
+        check(
+            &|v| d.designate(v),
+            &[(I(0), "1.0e-05"), (I(1), "1000"), (F(2e15), "1.0e+15+")],
+        );
+    }
+
+    #[test]
+    fn geometric_labels_at_the_notation_edges() {
+        let d = Geometric::new(I(0), F(1e20)).unwrap();
+        check(
+            &|v| d.designate(v),
+            &[
+                (F(5e-6), "1.0e-05"),
+                (F(1e-5), "1.0e-05"),
+                (F(5e-5), "0.0001"),
+                (F(1e-4), "0.0001"),
+                (F(2e-4), "0.001"),
+                (I(999_999_999_999_999), "1.0e+15"),
+                // Trifle 2.6: "1.0e+16" (the next power of ten above a whole power).
+                (F(1e15), "1.0e+15"),
+                (F(2e15), "1.0e+16"),
+                (F(1e16), "1.0e+16"),
+                (I(i64::MAX), "1.0e+19"),
+                (F(5e19), "1.0e+20"),
+                (F(1e20), "1.0e+20"),
+                (F(2e20), "1.0e+20+"),
+                (I(50), "100.0"),
+            ],
+        );
+        let d = Geometric::new(F(1e-5), F(1e16)).unwrap();
+        assert_eq!(d.designate(I(0)), "1.0e-05");
+        assert_eq!(d.designate(F(3e16)), "1.0e+16+");
+        let d = Geometric::new(F(1e-4), F(1e14)).unwrap();
+        assert_eq!(d.designate(I(0)), "0.0001");
+        assert_eq!(d.designate(F(1e15)), "100000000000000.0+");
+    }
+
+    #[test]
+    fn custom_labels_keep_the_kind_of_each_bound() {
+        let d = Custom::new(vec![F(1e-5), F(1e-4), I(10), F(1e15), F(1e16)]).unwrap();
+        check(
+            &|v| d.designate(v),
+            &[
+                (I(-1), "1.0e-05"),
+                (F(5e-5), "0.0001"),
+                (I(1), "10"),
+                (I(11), "1.0e+15"),
+                (F(2e15), "1.0e+16"),
+                (F(1e17), "1.0e+16+"),
+            ],
+        );
+        let d = Custom::new(vec![I(-10), I(0), I(10)]).unwrap();
+        check(
+            &|v| d.designate(v),
+            &[
+                (I(-20), "-10"),
+                (F(-0.5), "0"),
+                (I(5), "10"),
+                (I(11), "10+"),
+            ],
+        );
+    }
+
+    #[test]
+    fn scientific_labels_make_valid_fields() {
+        let d: Designator = Geometric::new(I(0), F(1e20)).unwrap().into();
+        assert_eq!(d.field(F(5e19)), "1_0e+20");
+        assert_eq!(d.field(F(5e-6)), "1_0e-05");
+        assert_eq!(
+            d.classify(&values!({"big": 5e19, "small": 5e-6, "huge": 1e21}))
+                .unwrap(),
+            values!({
+                "big": {"1_0e+20": 1},
+                "small": {"1_0e-05": 1},
+                "huge": {"1_0e+20+": 1}
+            })
+        );
     }
 
     #[test]
@@ -473,7 +734,7 @@ mod tests {
                 (I(-50), "-50"),
                 (I(-49), "-25"),
                 (I(-25), "-25"),
-                // Trifle's Elixir version says "25" here (truncating division).
+                // Trifle 2.6 says "0" too: Ruby's `/` and `%` floor (-10 / 25 is -1).
                 (I(-10), "0"),
                 (F(-0.5), "0"),
                 (I(0), "0"),
@@ -531,7 +792,7 @@ mod tests {
         assert_eq!(d.designate(I(i64::MAX - 10)), "9223372036854775800");
         assert_eq!(d.designate(I(i64::MIN + 1)), "-9223372036854775800");
         let d = Linear::new(F(0.0), F(1e300), I(10)).unwrap();
-        assert_eq!(d.designate(F(1e200)), F(1e200).to_string());
+        assert_eq!(d.designate(F(1e200)), "1.0e+200");
     }
 
     #[test]
@@ -594,9 +855,11 @@ mod tests {
                 (I(-5), "0.0"),
                 (I(0), "0.0"),
                 (F(-0.0), "0.0"),
-                (F(1e-5), "1e-5"),
-                (F(3e-7), "1e-6"),
-                (F(5e-324), "1e-323"),
+                // Trifle 2.6 labels both "1.0": it counts the zeros after "0." in the value's
+                // to_s, and "1.0e-05" has none.
+                (F(1e-5), "1.0e-05"),
+                (F(3e-7), "1.0e-06"),
+                (F(5e-324), "1.0e-323"),
                 (I(5), "10.0"),
                 // Capped at max: Trifle says "1000.0" for values up to 500.
                 (I(400), "500.0"),

@@ -10,7 +10,7 @@
 //!             | "(" expression ")"
 //! number     := digits ["." digits] [("e" | "E") ["+" | "-"] digits]   (also ".5")
 //! variable   := "a" | "b" | ... | "z"    (only as many as paths are bound)
-//! function   := "sum" | "mean" | "min" | "max" | "sqrt"
+//! function   := "sum" | "mean" | "avg" | "min" | "max" | "sqrt"
 //! ```
 //!
 //! Binary operators are left-associative (`a - b - c` is `(a - b) - c`, `a / b / c` is
@@ -26,8 +26,14 @@
 //! - `/` on two integers gives an integer when the division is exact (`6 / 3` is `2`) and a
 //!   float otherwise (`1 / 2` is `0.5`, never `0`).
 //! - Anything involving a float gives a float.
-//! - `sum(..)` adds like `+`; `mean(..)` is always a float; `min(..)` and `max(..)` compare
-//!   exactly across kinds and return the chosen argument unchanged; `sqrt(x)` is a float.
+//! - `sum(..)` adds like `+` (exact for integers; with a float, compensated as in
+//!   [`Series::sum`](super::Series::sum), so `sum(a, b, c, d)` of `1e20, 1, -1e20, 3` is `4.0`);
+//!   `mean(..)` is always a float; `avg(..)` is another name for `mean(..)`, as in Trifle's
+//!   expression engine; `min(..)` and `max(..)` compare exactly across kinds and return the
+//!   chosen argument unchanged; `sqrt(x)` is a float.
+//! - Every function takes one argument or more (`sqrt` exactly one). Trifle 2.6 parses a call
+//!   without arguments (`avg()`) and evaluates it to null; here it is a parse error, so that
+//!   the mistake shows when the expression is built.
 //! - The result is *null* (`None`) when a variable has no number in the bucket, when dividing
 //!   by zero, for `sqrt` of a negative number, and when a float result is not finite. Null
 //!   propagates: any operation or function with a null operand is null.
@@ -84,15 +90,17 @@ enum BinaryOp {
 enum Function {
     Sum,
     Mean,
+    Avg,
     Min,
     Max,
     Sqrt,
 }
 
 impl Function {
-    const ALL: [(&'static str, Function); 5] = [
+    const ALL: [(&'static str, Function); 6] = [
         ("sum", Function::Sum),
         ("mean", Function::Mean),
+        ("avg", Function::Avg),
         ("min", Function::Min),
         ("max", Function::Max),
         ("sqrt", Function::Sqrt),
@@ -186,8 +194,8 @@ fn eval(node: &Node, inputs: &[Option<Number>]) -> Option<Number> {
                 .map(|a| eval(a, inputs))
                 .collect::<Option<Vec<_>>>()?;
             match function {
-                Function::Sum => args.into_iter().try_fold(Number::Int(0), numeric::add),
-                Function::Mean => numeric::mean(&args),
+                Function::Sum => numeric::sum(&args),
+                Function::Mean | Function::Avg => numeric::mean(&args),
                 Function::Min => args.into_iter().reduce(Number::min_value),
                 Function::Max => args.into_iter().reduce(Number::max_value),
                 Function::Sqrt => numeric::sqrt(*args.first()?),
@@ -726,6 +734,56 @@ mod tests {
             ),
             Some(F(2.0))
         );
+    }
+
+    #[test]
+    fn avg_is_mean_as_in_trifle() {
+        assert_eq!(eval0("avg(1, 2)"), Some(F(1.5)));
+        assert_eq!(eval0("avg(2, 4)"), Some(F(3.0)));
+        assert_eq!(eval0("avg(7)"), Some(F(7.0)));
+        assert_eq!(eval0("avg(1, 2.5, 3)"), eval0("mean(1, 2.5, 3)"));
+        let e = Expression::parse("avg(a, b, c)", 3).unwrap();
+        assert_eq!(
+            e.evaluate(&[Some(I(1)), Some(I(2)), Some(I(6))]),
+            Some(F(3.0))
+        );
+        // A missing argument makes the result null (Trifle: nil), not the mean of the rest.
+        assert_eq!(e.evaluate(&[Some(I(1)), None, Some(I(6))]), None);
+        assert_eq!(
+            e.evaluate(&[Some(I(i64::MAX)), Some(I(i64::MAX)), Some(I(i64::MAX))]),
+            Some(F(i64::MAX as f64))
+        );
+        assert_eq!(eval0("avg(1, 1 / 0)"), None);
+        assert_eq!(eval0("avg(1e308, 1e308)"), Some(F(1e308)));
+        let (at, message) = parse_error("avg()", 0);
+        assert_eq!(at, 0);
+        assert!(
+            message.contains("avg() needs at least one argument"),
+            "{message}"
+        );
+        let (_, message) = parse_error("average(1)", 0);
+        assert!(message.contains("avg"), "{message}");
+    }
+
+    #[test]
+    fn sum_and_mean_of_floats_are_compensated() {
+        let e = Expression::parse("sum(a, b, c, d)", 4).unwrap();
+        let inputs = [Some(F(1e20)), Some(F(1.0)), Some(F(-1e20)), Some(F(3.0))];
+        // A left-to-right float sum says 3.0.
+        assert_eq!(e.evaluate(&inputs), Some(F(4.0)));
+        let e = Expression::parse("avg(a, b, c, d)", 4).unwrap();
+        assert_eq!(e.evaluate(&inputs), Some(F(1.0)));
+        assert_eq!(
+            eval0("sum(0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1)"),
+            Some(F(1.0))
+        );
+        // Integers stay exact; their overflow gives a float; a non-finite sum is null.
+        assert_eq!(eval0("sum(9223372036854775807, -1, 1)"), Some(I(i64::MAX)));
+        assert_eq!(
+            eval0("sum(9223372036854775807, 1)"),
+            Some(F(9_223_372_036_854_775_808.0))
+        );
+        assert_eq!(eval0("sum(1e308, 1e308)"), None);
     }
 
     #[test]

@@ -6,15 +6,16 @@
 //! key seen at that level in any bucket, and a path that ends at a map expands to every leaf
 //! below it. Every slice reports every concrete path, so slices line up.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::Timestamp;
 use serde::ser::{SerializeMap, SerializeSeq, SerializeTuple};
 use serde::{Serialize, Serializer};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::number::Number;
 
+use super::numeric::Accumulator;
 use super::path::Path;
 use super::{Series, slice_ranges};
 
@@ -26,8 +27,8 @@ pub trait Formatter: Send + Sync {
     /// Formats `path` of `series` cut into `slices` (see [slices](super#slices)).
     ///
     /// # Errors
-    /// Implementations return [`Error::InvalidName`](crate::Error::InvalidName) for a bad path,
-    /// [`Error::InvalidInput`](crate::Error::InvalidInput) for bad `slices`, and whatever their
+    /// Implementations return [`Error::InvalidName`] for a bad path,
+    /// [`Error::InvalidInput`] for bad `slices`, and whatever their
     /// arithmetic can raise.
     fn format(&self, series: &Series, path: &str, slices: usize) -> Result<Formatted>;
 }
@@ -120,8 +121,9 @@ impl Serialize for Timeline {
 
 /// The result of `category`: per slice, the sum over its buckets of each concrete path.
 ///
-/// Sums follow [`Series::sum`]: integers stay exact, a float makes the total a float, and a
-/// path without any number in the slice totals `None`.
+/// Sums follow [`Series::sum`]: integers stay exact, a float makes the total a float (summed
+/// with compensation, so `1e20, 1, -1e20, 3` totals `4.0`), and a path without any number in
+/// the slice totals `None`.
 ///
 /// JSON form, ready for a chart: with one slice an object `{"by.us": 5, "by.de": 3}`; with more slices
 /// an array of such objects. An empty series gives `{}` (one slice) or `[]`.
@@ -178,6 +180,19 @@ impl Formatter for CategoryFormatter {
 }
 
 pub(crate) fn timeline(series: &Series, path: &str, slices: usize) -> Result<Timeline> {
+    timeline_with(series, path, slices, |_, _, value| value)
+}
+
+/// `timeline` with every point's value passed through `transform(concrete path, at, value)`.
+pub(crate) fn timeline_with<F>(
+    series: &Series,
+    path: &str,
+    slices: usize,
+    mut transform: F,
+) -> Result<Timeline>
+where
+    F: FnMut(&str, Timestamp, Option<Number>) -> Option<Number>,
+{
     let parsed = Path::parse(path)?;
     series.check()?;
     let ranges = slice_ranges(series.len(), slices)?;
@@ -189,13 +204,17 @@ pub(crate) fn timeline(series: &Series, path: &str, slices: usize) -> Result<Tim
                 .map(|range| {
                     range
                         .clone()
-                        .map(|i| Point {
-                            at: series.at[i],
-                            value: series.values[i].number_at(&concrete),
+                        .map(|i| {
+                            let at = series.at[i];
+                            let value =
+                                transform(&concrete, at, series.values[i].number_at(&concrete))
+                                    .map(|n| checked(n, &concrete))
+                                    .transpose()?;
+                            Ok(Point { at, value })
                         })
-                        .collect()
+                        .collect::<Result<Vec<_>>>()
                 })
-                .collect();
+                .collect::<Result<Vec<_>>>()?;
             lines.insert(concrete, line);
         }
     }
@@ -217,18 +236,13 @@ pub(crate) fn category(series: &Series, path: &str, slices: usize) -> Result<Cat
             concrete
                 .iter()
                 .map(|leaf| {
-                    let mut total: Option<Number> = None;
+                    let mut total = Accumulator::default();
                     for i in range.clone() {
                         if let Some(n) = series.values[i].number_at(leaf) {
-                            total = Some(match total {
-                                None => n,
-                                Some(t) => {
-                                    t.checked_add_at(n, &series.at[i].to_string(), Some(leaf))?
-                                }
-                            });
+                            total.add_at(n, &series.at[i], leaf)?;
                         }
                     }
-                    Ok((leaf.clone(), total))
+                    Ok((leaf.clone(), total.total()))
                 })
                 .collect::<Result<BTreeMap<_, _>>>()
         })
@@ -236,10 +250,68 @@ pub(crate) fn category(series: &Series, path: &str, slices: usize) -> Result<Cat
     Ok(Category { slices, totals })
 }
 
+/// `category` with every `(concrete path, value)` of every bucket passed through
+/// `transform`, which returns the key to total the value under and the value.
+pub(crate) fn category_with<F>(
+    series: &Series,
+    path: &str,
+    slices: usize,
+    mut transform: F,
+) -> Result<Category>
+where
+    F: FnMut(&str, Option<Number>) -> (String, Option<Number>),
+{
+    let parsed = Path::parse(path)?;
+    series.check()?;
+    let ranges = slice_ranges(series.len(), slices)?;
+    let concrete = if ranges.is_empty() {
+        Vec::new()
+    } else {
+        parsed.concrete_paths(&series.values)
+    };
+    let mut sliced = Vec::with_capacity(ranges.len());
+    let mut keys = BTreeSet::new();
+    for range in ranges {
+        let mut sums: BTreeMap<String, Accumulator> = BTreeMap::new();
+        for i in range {
+            for leaf in &concrete {
+                let (key, value) = transform(leaf, series.values[i].number_at(leaf));
+                let sum = sums.entry(key.clone()).or_default();
+                if let Some(n) = value {
+                    sum.add_at(checked(n, &key)?, &series.at[i], &key)?;
+                }
+            }
+        }
+        keys.extend(sums.keys().cloned());
+        sliced.push(sums);
+    }
+    // Every slice reports every key any slice produced, so that slices line up.
+    let totals = sliced
+        .iter()
+        .map(|sums| {
+            keys.iter()
+                .map(|key| (key.clone(), sums.get(key).and_then(Accumulator::total)))
+                .collect()
+        })
+        .collect();
+    Ok(Category { slices, totals })
+}
+
+/// A number a transform returned, checked to be finite (a `Number::Float` built directly may
+/// not be).
+fn checked(n: Number, path: &str) -> Result<Number> {
+    n.validate().map_err(|e| match e {
+        Error::InvalidValue { reason, .. } => Error::InvalidValue {
+            path: Some(path.to_owned()),
+            reason: format!("the transform returned {reason}"),
+        },
+        other => other,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Error;
     use crate::series::tests::hourly;
     use crate::values;
     use serde_json::json;
@@ -333,7 +405,8 @@ mod tests {
             [Some(I(95)), Some(I(140)), Some(I(78)), Some(I(120))]
         );
         assert_eq!(four().timeline("stats", 1).unwrap(), t);
-        // Deeper maps expand to their leaves (Trifle fails on them).
+        // Deeper maps expand to their leaves. Trifle 2.6 expands a map path one level only and
+        // then calls `to_f` on the inner map, which raises NoMethodError.
         let deep = hourly(vec![values!({"a": {"b": {"c": 1}, "d": 2}})]);
         let t = deep.timeline("a", 1).unwrap();
         assert_eq!(t.paths().collect::<Vec<_>>(), ["a.b.c", "a.d"]);
@@ -457,6 +530,146 @@ mod tests {
         assert_eq!(c.total(0, "by.de"), Some(F(1.5)));
         let s = hourly(vec![values!({"a": i64::MAX}), values!({"a": 1})]);
         assert!(matches!(s.category("a", 1), Err(Error::Overflow { .. })));
+    }
+
+    #[test]
+    fn category_float_totals_are_compensated() {
+        let s = hourly(vec![
+            values!({"by": {"a": 1e20, "b": 1}}),
+            values!({"by": {"a": 1.0, "b": 2}}),
+            values!({"by": {"a": -1e20}}),
+            values!({"by": {"a": 3.0}}),
+        ]);
+        let c = s.category("by", 1).unwrap();
+        // Left to right in f64 this is 3.0.
+        assert_eq!(c.total(0, "by.a"), Some(F(4.0)));
+        assert_eq!(c.total(0, "by.b"), Some(I(3)));
+        let c = s.category_with("by", 1, |_, v| ("all".into(), v)).unwrap();
+        assert_eq!(c.total(0, "all"), Some(F(7.0)));
+    }
+
+    #[test]
+    fn timeline_with_transforms_every_point() {
+        let sparse = hourly(vec![
+            values!({"count": 10, "by": {"us": 1}}),
+            values!({"other": 5}),
+            values!({"count": 8.5, "by": {"de": 2}}),
+        ]);
+        let mut seen = Vec::new();
+        let t = sparse
+            .timeline_with("count", 1, |path, at, value| {
+                seen.push((path.to_owned(), at, value));
+                value.map(|n| F(n.as_f64() * 2.0)).or(Some(I(0)))
+            })
+            .unwrap();
+        assert_eq!(
+            values_of(&t, "count"),
+            [Some(F(20.0)), Some(I(0)), Some(F(17.0))]
+        );
+        assert_eq!(
+            seen,
+            [
+                ("count".to_owned(), hour(10), Some(I(10))),
+                ("count".to_owned(), hour(11), None),
+                ("count".to_owned(), hour(12), Some(F(8.5))),
+            ]
+        );
+        // The concrete path of a wildcard reaches the transform; None drops a point's value.
+        let t = sparse
+            .timeline_with(
+                "by.*",
+                3,
+                |path, _, value| {
+                    if path == "by.us" { None } else { value }
+                },
+            )
+            .unwrap();
+        assert_eq!(values_of(&t, "by.us"), [None, None, None]);
+        assert_eq!(values_of(&t, "by.de"), [None, None, Some(I(2))]);
+        // The identity transform is `timeline`.
+        assert_eq!(
+            four().timeline_with("stats", 2, |_, _, v| v).unwrap(),
+            four().timeline("stats", 2).unwrap()
+        );
+    }
+
+    #[test]
+    fn transforms_returning_non_finite_floats_are_refused() {
+        let err = four()
+            .timeline_with("count", 1, |_, _, _| Some(F(f64::NAN)))
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidValue { .. }), "{err}");
+        assert!(err.to_string().contains("count"), "{err}");
+        let err = four()
+            .category_with("count", 1, |_, _| ("x".into(), Some(F(f64::INFINITY))))
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidValue { .. }), "{err}");
+        // -0.0 from a transform is normalised like every float.
+        let c = four()
+            .category_with("count", 1, |_, _| ("z".into(), Some(F(-0.0))))
+            .unwrap();
+        assert!(c.total(0, "z").unwrap().as_f64().is_sign_positive());
+    }
+
+    #[test]
+    fn category_with_renames_merges_and_lines_up_slices() {
+        let s = categories();
+        // Merge two keys into one, rename the third, drop nothing.
+        let c = s
+            .category_with("categories", 2, |path, value| {
+                let key = match path {
+                    "categories.mobile" | "categories.tablet" => "handheld",
+                    other => other.trim_start_matches("categories."),
+                };
+                (key.to_owned(), value)
+            })
+            .unwrap();
+        assert_eq!(
+            serde_json::to_value(&c).unwrap(),
+            json!([
+                {"desktop": 380, "handheld": 370},
+                {"desktop": 380, "handheld": 270}
+            ])
+        );
+        // The transform sees missing values as None, and a key produced in one slice only
+        // is reported (as None) in the others.
+        let mut missing = 0;
+        let c = s
+            .category_with("errors.*", 2, |path, value| {
+                if value.is_none() {
+                    missing += 1;
+                }
+                let key = if path == "errors.server" && value.is_some() {
+                    "server!".to_owned()
+                } else {
+                    path.to_owned()
+                };
+                (key, value)
+            })
+            .unwrap();
+        // Bucket 1 has no server, bucket 2 no network, bucket 3 no timeout.
+        assert_eq!(missing, 3);
+        assert_eq!(c.total(0, "server!"), Some(I(1)));
+        assert_eq!(c.total(1, "server!"), Some(I(3)));
+        assert_eq!(c.total(0, "errors.server"), None);
+        assert_eq!(
+            serde_json::to_value(&c).unwrap()[0],
+            json!({"errors.network": 3, "errors.server": null, "errors.timeout": 7, "server!": 1})
+        );
+        // Overflow is still checked, under the returned key.
+        let big = hourly(vec![values!({"a": i64::MAX}), values!({"a": 1})]);
+        let err = big
+            .category_with("a", 1, |_, v| ("k".into(), v))
+            .unwrap_err();
+        assert!(matches!(err, Error::Overflow { .. }), "{err}");
+        assert!(err.to_string().contains('k'), "{err}");
+        // Empty series and bad input as `category`.
+        let c = Series::default()
+            .category_with("a", 1, |p, v| (p.into(), v))
+            .unwrap();
+        assert_eq!(serde_json::to_value(&c).unwrap(), json!({}));
+        assert!(s.category_with("a..b", 1, |p, v| (p.into(), v)).is_err());
+        assert!(s.category_with("a", 0, |p, v| (p.into(), v)).is_err());
     }
 
     #[test]

@@ -161,7 +161,9 @@ impl Series {
     }
 
     /// Sum of the numbers `path` matches, per slice (see the [module docs](self) for slices and
-    /// missing values). Integers sum exactly; any float in a slice makes its sum a float.
+    /// missing values). Integers sum exactly; any float in a slice makes its sum a float,
+    /// summed with compensation as Ruby's `Array#sum` (and so Trifle) does: `1e20, 1, -1e20, 3`
+    /// sums to `4.0`, not `3.0`. See [`aggregate::Sum`].
     ///
     /// # Errors
     /// [`Error::InvalidName`] for a bad path; [`Error::InvalidInput`] for bad `slices` or a
@@ -212,6 +214,72 @@ impl Series {
     /// As [`Series::sum`].
     pub fn category(&self, path: &str, slices: usize) -> Result<Category> {
         format::category(self, path, slices)
+    }
+
+    /// [`Series::timeline`] with every point's value passed through
+    /// `transform(concrete path, bucket start, value)`, like the block of Trifle's timeline
+    /// formatter: the value is `None` where the bucket has no number, and the returned value
+    /// (`None` for none) is the point's.
+    ///
+    /// ```
+    /// use stats_core::{Number, series::Series, values};
+    ///
+    /// let at = vec!["2024-05-01T00:00Z".parse()?, "2024-05-01T01:00Z".parse()?];
+    /// let series = Series::new(at, vec![values!({"ms": 1500}), values!({})])?;
+    /// // Milliseconds to seconds, and a gap as zero (Trifle's `to_f` of nil).
+    /// let seconds = series.timeline_with("ms", 1, |_path, _at, value| {
+    ///     let ms = value.map_or(0.0, Number::as_f64);
+    ///     Number::float(ms / 1000.0).ok()
+    /// })?;
+    /// let values: Vec<_> = seconds.points("ms").unwrap().map(|p| p.value).collect();
+    /// assert_eq!(values, [Some(Number::Float(1.5)), Some(Number::Float(0.0))]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Series::timeline`]; [`Error::InvalidValue`] when `transform` returns a float that
+    /// is not finite.
+    pub fn timeline_with<F>(&self, path: &str, slices: usize, transform: F) -> Result<Timeline>
+    where
+        F: FnMut(&str, Timestamp, Option<Number>) -> Option<Number>,
+    {
+        format::timeline_with(self, path, slices, transform)
+    }
+
+    /// [`Series::category`] with every `(concrete path, value)` of every bucket passed through
+    /// `transform`, like the block of Trifle's category formatter: it returns the key to total
+    /// the value under (the concrete path unchanged, or a new name; several paths may share
+    /// one) and the value to add (`None` adds nothing). The value passed is `None` where the
+    /// bucket has no number at the path. Totals are summed as in [`Series::sum`]; every slice
+    /// reports every key that any slice produced (`None` where nothing was added).
+    ///
+    /// ```
+    /// use stats_core::{Number, series::Series, values};
+    ///
+    /// let at = vec!["2024-05-01T00:00Z".parse()?, "2024-05-01T01:00Z".parse()?];
+    /// let series = Series::new(at, vec![
+    ///     values!({"by": {"us": 5, "de": 2}}),
+    ///     values!({"by": {"us": 2, "fr": 1}}),
+    /// ])?;
+    /// // Countries into regions, each event counted ten times.
+    /// let regions = series.category_with("by.*", 1, |path, value| {
+    ///     let region = if path == "by.us" { "america" } else { "europe" };
+    ///     (region.to_string(), value.map(|n| Number::Int(n.as_i64().unwrap_or(0) * 10)))
+    /// })?;
+    /// assert_eq!(regions.total(0, "america"), Some(Number::Int(70)));
+    /// assert_eq!(regions.total(0, "europe"), Some(Number::Int(30)));
+    /// assert_eq!(regions.total(0, "by.us"), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Series::category`]; [`Error::InvalidValue`] when `transform` returns a float that
+    /// is not finite.
+    pub fn category_with<F>(&self, path: &str, slices: usize, transform: F) -> Result<Category>
+    where
+        F: FnMut(&str, Option<Number>) -> (String, Option<Number>),
+    {
+        format::category_with(self, path, slices, transform)
     }
 
     /// Applies a transponder to every bucket, returning `self` for chaining.

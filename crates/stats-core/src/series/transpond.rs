@@ -382,7 +382,10 @@ fn remove_leaf(doc: &mut Values, segments: &[String]) -> Result<()> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Factories of the built-in transponders, by Trifle name.
+// Factories of the built-in transponders, under the names of Trifle 2.x's transponders. The
+// parameters are ours, and Trifle's differ between 2.x releases (in one, `sum`, `mean`, `min`
+// and `max` take one `values` path to an array and `standard_deviation` takes `left`, `right`
+// and `square`; in an earlier one, a `path` with `sum`, `count` and `square` keys under it).
 
 fn params<T: DeserializeOwned>(name: &str, params: &serde_json::Value) -> Result<T> {
     T::deserialize(params)
