@@ -114,6 +114,7 @@ const SUITES: &[(Backend, Suite)] = {
         (Backend::Redis, suite(REDIS, "single")),
         (Backend::Redis, suite(REDIS, "fault")),
         (Backend::Redis, suite(REDIS, "tls")),
+        (Backend::Redis, suite(REDIS, "trifle_redis")),
         // Runs its own redis-server and PostgreSQL, to stop and restart them.
         (Backend::Redis, suite(BUFFER, "buffer_outage")),
         (Backend::RedisCluster, suite(REDIS, "cluster")),
@@ -382,6 +383,8 @@ mod tests {
                 "fault",
                 "--test",
                 "tls",
+                "--test",
+                "trifle_redis",
                 "--test",
                 "buffer_outage",
                 "--test",

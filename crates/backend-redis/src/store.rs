@@ -9,7 +9,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, ServerErrorKind, Value};
 use stats_core::{Capabilities, Error, Granularity, Key, Slot, Store};
 
-use crate::config::{RedisConfig, TLS_NOT_COMPILED, Target, is_tls_url, redact};
+use crate::config::{Layout, RedisConfig, TLS_NOT_COMPILED, Target, is_tls_url, redact};
 use crate::errors::connect_error;
 
 /// The name this store reports in errors and [`Store::name`].
@@ -85,6 +85,13 @@ impl RedisStore {
     pub async fn connect(config: RedisConfig) -> stats_core::Result<Self> {
         stats_core::store::check_timeout("connection_timeout", config.connection_timeout)?;
         stats_core::store::check_timeout("response_timeout", config.response_timeout)?;
+        if config.layout == Layout::Trifle && config.is_cluster() {
+            return Err(Error::Unsupported {
+                store: STORE_NAME,
+                operation: "the Trifle layout on a Redis Cluster (its keys carry no hash tag, \
+                            so one batch's buckets lie in many slots)",
+            });
+        }
         let urls: Vec<&str> = match &config.target {
             Target::Single(url) => vec![url.as_str()],
             Target::Cluster(urls) => urls.iter().map(String::as_str).collect(),
@@ -167,24 +174,31 @@ impl RedisStore {
         &self.config
     }
 
-    /// The hash of one bucket (or of a metric's status): `<prefix>::m::{<metric>}::<g>::<start>`.
-    /// The metric is the hash tag, so all buckets of a metric live in one cluster slot.
+    /// The hash of one bucket (or of a metric's status): `<prefix>::m::{<metric>}::<g>::<start>`
+    /// (the metric is the hash tag, so all buckets of a metric live in one cluster slot); in
+    /// the Trifle layout `<prefix>::<metric>::<g>::<start>` (Trifle's) and
+    /// `<prefix>::<metric>::status`.
     pub fn bucket_key(&self, key: &Key) -> String {
-        let prefix = &self.config.prefix;
-        let metric = key.metric();
         match key.slot() {
-            Slot::Status => format!("{prefix}::m::{{{metric}}}::status"),
-            Slot::Bucket { granularity, start } => {
-                format!("{prefix}::m::{{{metric}}}::{granularity}::{start}")
-            }
+            Slot::Status => match self.config.layout {
+                Layout::Stats => format!("{}::m::{{{}}}::status", self.config.prefix, key.metric()),
+                Layout::Trifle => format!("{}::{}::status", self.config.prefix, key.metric()),
+            },
+            Slot::Bucket { granularity, start } => self.range_key(key.metric(), granularity, start),
         }
     }
 
     pub(crate) fn range_key(&self, metric: &str, granularity: Granularity, start: i64) -> String {
-        format!(
-            "{}::m::{{{metric}}}::{granularity}::{start}",
-            self.config.prefix
-        )
+        let prefix = &self.config.prefix;
+        match self.config.layout {
+            Layout::Stats => format!("{prefix}::m::{{{metric}}}::{granularity}::{start}"),
+            Layout::Trifle => format!("{prefix}::{metric}::{granularity}::{start}"),
+        }
+    }
+
+    /// The layout of metric buckets (see [`RedisConfig::layout`]).
+    pub fn layout(&self) -> Layout {
+        self.config.layout
     }
 
     /// The hash of one counter namespace: `<prefix>::c::{<namespace>}`.
