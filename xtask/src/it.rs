@@ -118,6 +118,7 @@ const SUITES: &[(Backend, Suite)] = {
         // Runs its own redis-server and PostgreSQL, to stop and restart them.
         (Backend::Redis, suite(BUFFER, "buffer_outage")),
         (Backend::RedisCluster, suite(REDIS, "cluster")),
+        (Backend::RedisCluster, suite(REDIS, "trifle_redis_cluster")),
         (Backend::Postgres, suite(SQL, "postgres")),
         (Backend::Postgres, suite(SQL, "postgres_tls")),
         (Backend::Mysql, suite(SQL, "mysql")),

@@ -28,7 +28,7 @@ pub enum Layout {
     Stats,
     /// Exactly what Trifle 2.6's Redis driver (`Trifle::Stats::Driver::Redis`) reads and
     /// writes: a hash per `<prefix>::<metric>::<granularity>::<start>` with dot-packed
-    /// fields, so that a Trifle application and this store share buckets. One server only.
+    /// fields, so that a Trifle application and this store share buckets.
     Trifle,
 }
 
@@ -258,9 +258,8 @@ impl RedisConfig {
     /// # Ok::<(), stats_core::Error>(())
     /// ```
     ///
-    /// [`RedisStore::connect`](crate::RedisStore::connect) refuses [`Layout::Trifle`] for a
-    /// cluster with [`Error::Unsupported`]: Trifle's keys carry no hash tag, so the buckets of
-    /// one batch lie in many slots and no script could apply them together.
+    /// On a cluster, Trifle's keys carry no hash tag, so the buckets of one metric lie in many
+    /// slots: a batch runs as one atomic script per bucket instead of per metric.
     pub fn layout(mut self, layout: Layout) -> Self {
         self.layout = layout;
         if !self.prefix_set {

@@ -72,7 +72,7 @@
 //! | path conflicts (`a` a number and `a.b`) refused | yes (map markers) | yes for this store's writes, **at a cost**: a write that adds a leaf to an existing bucket reads the bucket's field names (`HKEYS`, linear in its size) since no markers are stored; a conflict already stored by another writer fails the read with [`Error::PathConflict`](stats_core::Error) naming key and path |
 //! | max/min exact across kinds | yes | yes (Trifle has no max/min) |
 //! | expiry with the write | yes | yes (Trifle sets none; our expiry applies to buckets we write) |
-//! | Redis Cluster | yes | **no**: refused at connect (no hash tags: one batch's buckets lie in many slots) |
+//! | on a Redis Cluster, a batch is atomic per | metric (its hash tag) | **bucket**: Trifle's keys carry no hash tag, so one script runs per bucket key (its batch id key `<prefix>::b::{<bucket key>}::<id>` in the bucket's slot), a read of a range is one `HGETALL` per bucket, and `remove_metric` scans every master |
 //!
 //! What Trifle cannot read or write the same way: Trifle 2.6's Redis driver increments every
 //! value with `HINCRBY`, which Redis refuses for a float (`ERR value is not an integer`), so a

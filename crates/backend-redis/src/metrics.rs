@@ -18,6 +18,13 @@ use crate::store::RedisStore;
 
 static APPLY: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/apply.lua")));
 
+/// What puts keys in one cluster slot (see [`RedisStore::tag`]).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Tag<'k> {
+    Metric(&'k str),
+    Key(&'k Key),
+}
+
 /// The keys and updates of one script call, in the script's terms (see `scripts/apply.lua`):
 /// names (distinct paths), per key the names read there, and the batch's writes with their
 /// fields encoded once per write.
@@ -245,13 +252,13 @@ impl RedisStore {
             return vec![group];
         }
         let mut groups: Vec<Group<'b>> = Vec::new();
-        let mut by_metric: HashMap<&'b str, usize> = HashMap::new();
+        let mut by_tag: HashMap<Tag<'b>, usize> = HashMap::new();
         for write in batch.writes() {
             // The write's keys per group, groups in order of first appearance.
             let mut parts: Vec<(usize, Vec<&'b Key>)> = Vec::new();
             let mut part_of: HashMap<usize, usize> = HashMap::new();
             for key in write.keys() {
-                let g = *by_metric.entry(key.metric()).or_insert_with(|| {
+                let g = *by_tag.entry(self.tag(key)).or_insert_with(|| {
                     groups.push(Group::new(self.config.layout));
                     groups.len() - 1
                 });
@@ -268,10 +275,21 @@ impl RedisStore {
         groups
     }
 
+    /// What decides a key's cluster slot: its metric (the hash tag of our layout), or in the
+    /// Trifle layout, whose keys carry no hash tag, the whole bucket key.
+    fn tag<'k>(&self, key: &'k Key) -> Tag<'k> {
+        match self.config.layout {
+            Layout::Stats => Tag::Metric(key.metric()),
+            Layout::Trifle => Tag::Key(key),
+        }
+    }
+
     /// The key recording that batch `id` was applied to the part of a batch whose keys have
-    /// `metric`'s hash tag: `<prefix>::b::{<metric>}::<id>` (in the same cluster slot).
-    pub(crate) fn batch_id_key(&self, metric: &str, id: BatchId) -> String {
-        format!("{}::b::{{{metric}}}::{id}", self.config.prefix)
+    /// the hash tag `tag`: `<prefix>::b::{<tag>}::<id>` (in the same cluster slot). The tag is
+    /// the metric in our layout, the bucket key in the Trifle layout (whose keys hold no
+    /// braces, so the whole key is what decides its slot).
+    pub(crate) fn batch_id_key(&self, tag: &str, id: BatchId) -> String {
+        format!("{}::b::{{{tag}}}::{id}", self.config.prefix)
     }
 
     async fn apply_group(&self, group: Group<'_>, id: Option<BatchId>) -> Result<()> {
@@ -312,7 +330,11 @@ impl RedisStore {
         invocation.arg(u8::from(group.layout == Layout::Trifle));
         match (id, group.keys.first()) {
             (Some(id), Some(first)) => {
-                invocation.key(self.batch_id_key(first.metric(), id));
+                let tag = match self.config.layout {
+                    Layout::Stats => first.metric().to_owned(),
+                    Layout::Trifle => self.bucket_key(first),
+                };
+                invocation.key(self.batch_id_key(&tag, id));
                 invocation.arg(BATCH_ID_WINDOW.as_millis() as u64);
             }
             _ => {
@@ -486,11 +508,16 @@ impl MetricStore for RedisStore {
         starts: &[i64],
     ) -> Result<Vec<Values>> {
         check_range(metric, starts)?;
-        // One metric: one hash slot, so one pipeline even on a cluster.
         let names: Vec<String> = starts
             .iter()
             .map(|&s| self.range_key(metric, granularity, s))
             .collect();
+        if self.config.is_cluster() && self.config.layout == Layout::Trifle {
+            // Trifle's keys carry no hash tag: each bucket in its own slot, read concurrently.
+            let docs = try_join_all(names.chunks(1).map(|name| self.hgetall_many(name))).await?;
+            return Ok(docs.into_iter().flatten().collect());
+        }
+        // One metric: one hash slot, so one pipeline even on a cluster.
         self.hgetall_many(&names).await
     }
 
@@ -533,9 +560,9 @@ impl RedisStore {
             return vec![(0..keys.len()).collect()];
         }
         let mut groups: Vec<Vec<usize>> = Vec::new();
-        let mut by_metric: HashMap<&str, usize> = HashMap::new();
+        let mut by_tag: HashMap<Tag<'_>, usize> = HashMap::new();
         for (i, key) in keys.iter().enumerate() {
-            let g = *by_metric.entry(key.metric()).or_insert_with(|| {
+            let g = *by_tag.entry(self.tag(key)).or_insert_with(|| {
                 groups.push(Vec::new());
                 groups.len() - 1
             });

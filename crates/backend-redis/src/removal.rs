@@ -80,12 +80,13 @@ impl RedisStore {
     pub(crate) async fn remove_metric_keys(&self, metric: &str) -> Result<u64> {
         name::check_segment(NameKind::Metric, metric)?;
         if self.layout() == Layout::Trifle {
-            // `<prefix>::<metric>::*`, one server (the layout refuses clusters). Metrics hold
-            // no `::`, so a tail that parses as this store's is one of this metric's keys.
+            // `<prefix>::<metric>::*`; on a cluster on every master (Trifle's keys carry no
+            // hash tag). Metrics hold no `::`, so a tail that parses as this store's is one of
+            // this metric's keys.
             let start = format!("{}::{metric}::", self.key_prefix());
             let pattern = format!("{}*", glob_escape(&start));
             return self
-                .scan_and_unlink(None, &pattern, |key| {
+                .scan_everywhere(&pattern, |key| {
                     key.strip_prefix(&start).and_then(document_tail).is_some()
                 })
                 .await;
@@ -128,19 +129,24 @@ impl RedisStore {
             name::check_segment(NameKind::Metric, metric).is_ok()
                 && matches!(document_tail(tail), Some(Some((g, s))) if g == granularity && s < before)
         };
+        self.scan_everywhere(&pattern, keep).await
+    }
+
+    /// [`RedisStore::scan_and_unlink`] on the server, or on every master of a cluster.
+    async fn scan_everywhere(&self, pattern: &str, keep: impl Fn(&str) -> bool) -> Result<u64> {
         match &self.conn {
-            Conn::Single(_) => self.scan_and_unlink(None, &pattern, keep).await,
+            Conn::Single(_) => self.scan_and_unlink(None, pattern, keep).await,
             Conn::Cluster(_) => {
                 let mut removed = 0;
                 for slot in self.one_slot_per_master().await? {
-                    removed += self.scan_and_unlink(Some(slot), &pattern, keep).await?;
+                    removed += self.scan_and_unlink(Some(slot), pattern, &keep).await?;
                 }
                 Ok(removed)
             }
         }
     }
 
-    /// The Trifle layout's purge: scans the server for `<prefix>::*::<granularity>::*` and
+    /// The Trifle layout's purge: scans the server (every master of a cluster) for `<prefix>::*::<granularity>::*` and
     /// unlinks the keys that are `<prefix>::<metric>::<granularity>::<start>` exactly, with a
     /// valid metric and a start before `before`.
     async fn purge_trifle_buckets(&self, granularity: Granularity, before: i64) -> Result<u64> {
@@ -157,7 +163,7 @@ impl RedisStore {
             name::check_segment(NameKind::Metric, metric).is_ok()
                 && matches!(document_tail(tail), Some(Some((g, s))) if g == granularity && s < before)
         };
-        self.scan_and_unlink(None, &pattern, keep).await
+        self.scan_everywhere(&pattern, keep).await
     }
 
     /// For each master of the cluster, one slot it serves (from `CLUSTER SLOTS`), so that a

@@ -85,13 +85,6 @@ impl RedisStore {
     pub async fn connect(config: RedisConfig) -> stats_core::Result<Self> {
         stats_core::store::check_timeout("connection_timeout", config.connection_timeout)?;
         stats_core::store::check_timeout("response_timeout", config.response_timeout)?;
-        if config.layout == Layout::Trifle && config.is_cluster() {
-            return Err(Error::Unsupported {
-                store: STORE_NAME,
-                operation: "the Trifle layout on a Redis Cluster (its keys carry no hash tag, \
-                            so one batch's buckets lie in many slots)",
-            });
-        }
         let urls: Vec<&str> = match &config.target {
             Target::Single(url) => vec![url.as_str()],
             Target::Cluster(urls) => urls.iter().map(String::as_str).collect(),
@@ -229,7 +222,8 @@ impl Store for RedisStore {
         caps.ttl = true;
         caps.persistent = true;
         caps.cluster = self.config.is_cluster();
-        // One server runs a whole batch in one script; a cluster runs one script per metric.
+        // One server runs a whole batch in one script; a cluster runs one script per metric
+        // (per bucket in the Trifle layout).
         caps.atomic_batch = !self.config.is_cluster();
         // The apply script records a batch's id with its writes (per metric on a cluster).
         caps.idempotent_batch = true;

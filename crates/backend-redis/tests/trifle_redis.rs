@@ -531,16 +531,6 @@ async fn the_system_index_names_metrics_as_trifle_does() {
 }
 
 #[tokio::test]
-async fn a_cluster_is_refused_in_the_trifle_layout() {
-    let config = RedisConfig::cluster(["redis://127.0.0.1:1"]).layout(Layout::Trifle);
-    let err = RedisStore::connect(config).await.unwrap_err();
-    assert!(
-        matches!(&err, Error::Unsupported { operation, .. } if operation.contains("Trifle")),
-        "{err}"
-    );
-}
-
-#[tokio::test]
 async fn capabilities_are_ours_on_one_server() {
     let s = store().await;
     let caps = s.capabilities();
