@@ -15,6 +15,22 @@ pub const DEFAULT_CONNECTION_TIMEOUT: Duration = Duration::from_secs(2);
 pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default key prefix (see [`RedisConfig::key_prefix`]).
 pub const DEFAULT_KEY_PREFIX: &str = "stats";
+/// The default key prefix of the [`Layout::Trifle`] layout: Trifle's own default (`trfl`).
+pub const TRIFLE_KEY_PREFIX: &str = "trfl";
+
+/// How metric buckets are laid out on the server (see the crate docs, "Layout" and "The
+/// Trifle layout"). Counters, throttles and batch ids are laid out the same in both.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Layout {
+    /// This store's own layout (the default): hash-tagged bucket keys, numbers that keep
+    /// their kind, map markers.
+    #[default]
+    Stats,
+    /// Exactly what Trifle 2.6's Redis driver (`Trifle::Stats::Driver::Redis`) reads and
+    /// writes: a hash per `<prefix>::<metric>::<granularity>::<start>` with dot-packed
+    /// fields, so that a Trifle application and this store share buckets.
+    Trifle,
+}
 
 /// Where the server is.
 #[derive(Clone, PartialEq, Eq)]
@@ -32,6 +48,9 @@ pub enum Target {
 pub struct RedisConfig {
     pub(crate) target: Target,
     pub(crate) prefix: String,
+    /// Whether [`RedisConfig::key_prefix`] was called (else the layout picks the prefix).
+    pub(crate) prefix_set: bool,
+    pub(crate) layout: Layout,
     pub(crate) expiry: BTreeMap<Granularity, Duration>,
     pub(crate) connection_timeout: Duration,
     pub(crate) response_timeout: Duration,
@@ -126,6 +145,8 @@ impl RedisConfig {
         RedisConfig {
             target,
             prefix: DEFAULT_KEY_PREFIX.to_owned(),
+            prefix_set: false,
+            layout: Layout::Stats,
             expiry: BTreeMap::new(),
             connection_timeout: DEFAULT_CONNECTION_TIMEOUT,
             response_timeout: DEFAULT_RESPONSE_TIMEOUT,
@@ -216,7 +237,50 @@ impl RedisConfig {
     pub fn key_prefix(mut self, prefix: &str) -> Result<Self> {
         name::check_segment(NameKind::KeyPrefix, prefix)?;
         self.prefix = prefix.to_owned();
+        self.prefix_set = true;
         Ok(self)
+    }
+
+    /// The layout of metric buckets (default [`Layout::Stats`]). [`Layout::Trifle`] reads and
+    /// writes exactly what Trifle 2.6's Redis driver does, so that a Trifle application and
+    /// this store share one server's buckets; its key prefix is Trifle's default `trfl`
+    /// unless [`RedisConfig::key_prefix`] sets another (in either order). See the crate docs,
+    /// "The Trifle layout", for what the layout keeps of this store's guarantees.
+    ///
+    /// ```
+    /// use stats_backend_redis::{Layout, RedisConfig};
+    /// let config = RedisConfig::single("redis://127.0.0.1:6379/").layout(Layout::Trifle);
+    /// assert_eq!(config.key_prefix_value(), "trfl");
+    /// let mine = RedisConfig::single("redis://127.0.0.1:6379/")
+    ///     .key_prefix("myapp")?
+    ///     .layout(Layout::Trifle);
+    /// assert_eq!(mine.key_prefix_value(), "myapp");
+    /// # Ok::<(), stats_core::Error>(())
+    /// ```
+    ///
+    /// On a cluster, Trifle's keys carry no hash tag, so the buckets of one metric lie in many
+    /// slots: a batch runs as one atomic script per bucket instead of per metric.
+    pub fn layout(mut self, layout: Layout) -> Self {
+        self.layout = layout;
+        if !self.prefix_set {
+            self.prefix = match layout {
+                Layout::Stats => DEFAULT_KEY_PREFIX,
+                Layout::Trifle => TRIFLE_KEY_PREFIX,
+            }
+            .to_owned();
+        }
+        self
+    }
+
+    /// The key prefix this configuration uses (see [`RedisConfig::key_prefix`] and
+    /// [`RedisConfig::layout`]).
+    pub fn key_prefix_value(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The layout of metric buckets (see [`RedisConfig::layout`]).
+    pub fn layout_value(&self) -> Layout {
+        self.layout
     }
 
     /// Keep buckets of `granularity` for `keep` after their start: every write of such a
@@ -337,6 +401,7 @@ impl fmt::Debug for RedisConfig {
         f.debug_struct("RedisConfig")
             .field("target", &target)
             .field("key_prefix", &self.prefix)
+            .field("layout", &self.layout)
             .field("expiry", &self.expiry)
             .field("connection_timeout", &self.connection_timeout)
             .field("response_timeout", &self.response_timeout)
@@ -470,6 +535,26 @@ mod tests {
                 .prefix,
             "app"
         );
+    }
+
+    #[test]
+    fn the_trifle_layout_defaults_to_trifles_prefix_unless_one_is_set() {
+        let base = || RedisConfig::single("redis://x");
+        assert_eq!(base().layout, Layout::Stats);
+        assert_eq!(base().prefix, DEFAULT_KEY_PREFIX);
+        let trifle = base().layout(Layout::Trifle);
+        assert_eq!(
+            (trifle.layout, trifle.prefix.as_str()),
+            (Layout::Trifle, "trfl")
+        );
+        // Back to ours: our default again.
+        assert_eq!(trifle.layout(Layout::Stats).prefix, DEFAULT_KEY_PREFIX);
+        // A prefix set before or after the layout wins.
+        let before = base().key_prefix("app").unwrap().layout(Layout::Trifle);
+        let after = base().layout(Layout::Trifle).key_prefix("app").unwrap();
+        assert_eq!(before, after);
+        assert_eq!(before.prefix, "app");
+        assert!(format!("{before:?}").contains("Trifle"));
     }
 
     #[test]

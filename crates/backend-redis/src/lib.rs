@@ -27,6 +27,59 @@
 //! markers. The portable name rule keeps `{`, `}` and `::` out of metrics, namespaces and keys,
 //! and `.` out of field names, so no name can break this layout or collide with another.
 //!
+//! # The Trifle layout
+//!
+//! [`RedisConfig::layout`]`(`[`Layout::Trifle`]`)` reads and writes metric buckets exactly as
+//! Trifle 2.6's Redis driver (`Trifle::Stats::Driver::Redis` of the Ruby gem `trifle-stats`)
+//! does, so that a Trifle application and a Rust service share one server: each side's
+//! `values` read the other's writes.
+//!
+//! | data | key | type |
+//! |---|---|---|
+//! | a bucket | `<prefix>::<metric>::<granularity>::<start>` (prefix default `trfl`, Trifle's) | hash: field = dot-packed path (`by.eu`), value = the number as text |
+//! | the system index | `<prefix>::__system__key__::<granularity>::<start>` | hash: `count`, `keys.<metric>` |
+//! | a metric's status (`beam`) | `<prefix>::<metric>::status` | hash (Trifle's Redis driver keeps no status) |
+//! | counters, throttles, batch ids | as in our layout | |
+//!
+//! What Trifle writes, from its source (`driver/redis.rb`, `nocturnal/key.rb`,
+//! `mixins/packer.rb`): `track` packs the values into dotted fields and, per granularity, sends
+//! `HINCRBY <key> <field> <value>` for each, then (with `system_tracking`, the default)
+//! `HINCRBY` of `count` and `keys.<metric>` by 1 on the `__system__key__` bucket of the same
+//! granularity and start; `assert` sends `HMSET` of the packed fields (the system key is
+//! incremented the same way). The key joins prefix, metric, granularity (`1h`, `1d`, `1mo`,
+//! as ours spells them) and the bucket's start in unix seconds with `::`. Trifle writes no
+//! expiry. Its `values` reads each bucket with `HGETALL` and unpacks `a.b` into nested maps.
+//!
+//! This store, in that layout:
+//!
+//! - writes the same keys and fields: integers in canonical decimal (what `HINCRBY` leaves),
+//!   floats spelled as Ruby's `Float#to_s` does (`12.5`, `3.0`, `1.0e+20`, `1.0e-05`: what
+//!   Trifle's `HMSET` leaves for a Ruby float), sums of floats spelled the same way (`-0.0`
+//!   is written `0.0`: the core turns every `-0.0` into `0.0` before a store sees it);
+//! - writes the tracker's system index ([`Config::system_index`](stats_core::tracker::Config::system_index))
+//!   as Trifle's: `keys.<metric>` with the metric as it is (the tracker's percent-escapes are
+//!   undone; a metric with `.` becomes nested fields, as Trifle's packing makes it);
+//! - reads every field as a leaf: text that reads as an `i64` is an integer, any other finite
+//!   decimal a float.
+//!
+//! | guarantee | our layout | Trifle layout |
+//! |---|---|---|
+//! | a batch is atomic on one server (one script) | yes | yes |
+//! | a batch with an id applies once (the id in its own key, invisible to Trifle) | yes | yes |
+//! | integer sums exact, overflow refused with nothing written | yes | yes (against Trifle's `HINCRBY` too, which refuses overflow itself) |
+//! | float sums read back to the same `f64`; inf/NaN refused | yes | yes |
+//! | a float leaf stays a float when whole | yes (`3.0`) | for what this store or Trifle's `assert` writes (`3.0`); **not** for text without `.` or exponent (`HINCRBYFLOAT` leaves `3` for 3.0), which reads as an integer |
+//! | path conflicts (`a` a number and `a.b`) refused | yes (map markers) | yes for this store's writes, **at a cost**: a write that adds a leaf to an existing bucket reads the bucket's field names (`HKEYS`, linear in its size) since no markers are stored; a conflict already stored by another writer fails the read with [`Error::PathConflict`](stats_core::Error) naming key and path |
+//! | max/min exact across kinds | yes | yes (Trifle has no max/min) |
+//! | expiry with the write | yes | yes (Trifle sets none; our expiry applies to buckets we write) |
+//! | on a Redis Cluster, a batch is atomic per | metric (its hash tag) | **bucket**: Trifle's keys carry no hash tag, so one script runs per bucket key (its batch id key `<prefix>::b::{<bucket key>}::<id>` in the bucket's slot), a read of a range is one `HGETALL` per bucket, and `remove_metric` scans every master |
+//!
+//! What Trifle cannot read or write the same way: Trifle 2.6's Redis driver increments every
+//! value with `HINCRBY`, which Redis refuses for a float (`ERR value is not an integer`), so a
+//! Trifle application cannot `track` a float on Redis (`assert` can); its driver's `get` returns
+//! the stored text as Ruby strings (`"12.5"`), unpacked but not converted. A key prefix must follow our segment
+//! rule (Trifle allows no prefix at all; we need one). Status (`beam`) is ours only.
+//!
 //! # What is atomic
 //!
 //! Every batch of metric writes runs as Lua scripts (`EVALSHA` of scripts loaded once, loaded
@@ -100,6 +153,7 @@ mod removal;
 mod store;
 
 pub use config::{
-    DEFAULT_CONNECTION_TIMEOUT, DEFAULT_KEY_PREFIX, DEFAULT_RESPONSE_TIMEOUT, RedisConfig, Target,
+    DEFAULT_CONNECTION_TIMEOUT, DEFAULT_KEY_PREFIX, DEFAULT_RESPONSE_TIMEOUT, Layout, RedisConfig,
+    TRIFLE_KEY_PREFIX, Target,
 };
 pub use store::{RedisStore, STORE_NAME};

@@ -13,6 +13,7 @@ use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, Slot, Sl
 use redis::{Cmd, Value};
 use stats_core::{Error, Granularity, Key, NameKind, Result, name};
 
+use crate::config::Layout;
 use crate::store::{Conn, RedisStore};
 
 /// Keys asked per `SCAN` page (a hint to the server, which may return more or fewer).
@@ -51,6 +52,14 @@ fn document_tail(tail: &str) -> Option<Option<(Granularity, i64)>> {
     (start_parsed.to_string() == start).then_some(Some((parsed, start_parsed)))
 }
 
+/// `<metric>::<granularity>::<start>` (a Trifle-layout key without its prefix) split into the
+/// metric and the tail after it: the last two `::`-separated parts are the tail.
+fn split_trifle_key(rest: &str) -> Option<(&str, &str)> {
+    let last = rest.rfind("::")?;
+    let before = rest[..last].rfind("::")?;
+    Some((&rest[..before], &rest[before + 2..]))
+}
+
 /// Where a cluster command goes: the master that holds `slot`.
 fn master_of(slot: Slot) -> RoutingInfo {
     RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::with_slot(
@@ -70,6 +79,18 @@ impl RedisStore {
     /// `<prefix>::m::{<metric>}::*` and unlinks what it finds.
     pub(crate) async fn remove_metric_keys(&self, metric: &str) -> Result<u64> {
         name::check_segment(NameKind::Metric, metric)?;
+        if self.layout() == Layout::Trifle {
+            // `<prefix>::<metric>::*`; on a cluster on every master (Trifle's keys carry no
+            // hash tag). Metrics hold no `::`, so a tail that parses as this store's is one of
+            // this metric's keys.
+            let start = format!("{}::{metric}::", self.key_prefix());
+            let pattern = format!("{}*", glob_escape(&start));
+            return self
+                .scan_everywhere(&pattern, |key| {
+                    key.strip_prefix(&start).and_then(document_tail).is_some()
+                })
+                .await;
+        }
         let start = format!("{}{metric}}}::", self.metric_keys_start());
         let pattern = format!("{}*", glob_escape(&start));
         // Every key of the metric carries it as hash tag: one slot, one node.
@@ -88,6 +109,9 @@ impl RedisStore {
     /// server (on a cluster, of every master) for `<prefix>::m::{*}::<granularity>::*` and
     /// unlinks the buckets that start before `before`.
     pub(crate) async fn purge_buckets(&self, granularity: Granularity, before: i64) -> Result<u64> {
+        if self.layout() == Layout::Trifle {
+            return self.purge_trifle_buckets(granularity, before).await;
+        }
         let start = self.metric_keys_start();
         let pattern = format!(
             "{}*}}::{}::*",
@@ -105,16 +129,41 @@ impl RedisStore {
             name::check_segment(NameKind::Metric, metric).is_ok()
                 && matches!(document_tail(tail), Some(Some((g, s))) if g == granularity && s < before)
         };
+        self.scan_everywhere(&pattern, keep).await
+    }
+
+    /// [`RedisStore::scan_and_unlink`] on the server, or on every master of a cluster.
+    async fn scan_everywhere(&self, pattern: &str, keep: impl Fn(&str) -> bool) -> Result<u64> {
         match &self.conn {
-            Conn::Single(_) => self.scan_and_unlink(None, &pattern, keep).await,
+            Conn::Single(_) => self.scan_and_unlink(None, pattern, keep).await,
             Conn::Cluster(_) => {
                 let mut removed = 0;
                 for slot in self.one_slot_per_master().await? {
-                    removed += self.scan_and_unlink(Some(slot), &pattern, keep).await?;
+                    removed += self.scan_and_unlink(Some(slot), pattern, &keep).await?;
                 }
                 Ok(removed)
             }
         }
+    }
+
+    /// The Trifle layout's purge: scans the server (every master of a cluster) for `<prefix>::*::<granularity>::*` and
+    /// unlinks the keys that are `<prefix>::<metric>::<granularity>::<start>` exactly, with a
+    /// valid metric and a start before `before`.
+    async fn purge_trifle_buckets(&self, granularity: Granularity, before: i64) -> Result<u64> {
+        let start = format!("{}::", self.key_prefix());
+        let pattern = format!(
+            "{}*::{}::*",
+            glob_escape(&start),
+            glob_escape(&granularity.to_string())
+        );
+        let keep = |key: &str| {
+            let Some((metric, tail)) = key.strip_prefix(&start).and_then(split_trifle_key) else {
+                return false;
+            };
+            name::check_segment(NameKind::Metric, metric).is_ok()
+                && matches!(document_tail(tail), Some(Some((g, s))) if g == granularity && s < before)
+        };
+        self.scan_everywhere(&pattern, keep).await
     }
 
     /// For each master of the cluster, one slot it serves (from `CLUSTER SLOTS`), so that a
@@ -253,6 +302,18 @@ mod tests {
         assert_eq!(glob_escape("plain-name_1"), "plain-name_1");
         assert_eq!(glob_escape("a*?[x]\\"), "a\\*\\?\\[x\\]\\\\");
         assert_eq!(glob_escape("ümlaut 🎉"), "ümlaut 🎉");
+    }
+
+    #[test]
+    fn trifle_keys_split_into_metric_and_tail() {
+        assert_eq!(
+            split_trifle_key("orders::1h::3600"),
+            Some(("orders", "1h::3600"))
+        );
+        assert_eq!(split_trifle_key("a:b::1d::0"), Some(("a:b", "1d::0")));
+        assert_eq!(split_trifle_key("b::{m}::ff"), Some(("b", "{m}::ff")));
+        assert_eq!(split_trifle_key("1h::3600"), None);
+        assert_eq!(split_trifle_key("orders"), None);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, ServerErrorKind, Value};
 use stats_core::{Capabilities, Error, Granularity, Key, Slot, Store};
 
-use crate::config::{RedisConfig, TLS_NOT_COMPILED, Target, is_tls_url, redact};
+use crate::config::{Layout, RedisConfig, TLS_NOT_COMPILED, Target, is_tls_url, redact};
 use crate::errors::connect_error;
 
 /// The name this store reports in errors and [`Store::name`].
@@ -167,24 +167,31 @@ impl RedisStore {
         &self.config
     }
 
-    /// The hash of one bucket (or of a metric's status): `<prefix>::m::{<metric>}::<g>::<start>`.
-    /// The metric is the hash tag, so all buckets of a metric live in one cluster slot.
+    /// The hash of one bucket (or of a metric's status): `<prefix>::m::{<metric>}::<g>::<start>`
+    /// (the metric is the hash tag, so all buckets of a metric live in one cluster slot); in
+    /// the Trifle layout `<prefix>::<metric>::<g>::<start>` (Trifle's) and
+    /// `<prefix>::<metric>::status`.
     pub fn bucket_key(&self, key: &Key) -> String {
-        let prefix = &self.config.prefix;
-        let metric = key.metric();
         match key.slot() {
-            Slot::Status => format!("{prefix}::m::{{{metric}}}::status"),
-            Slot::Bucket { granularity, start } => {
-                format!("{prefix}::m::{{{metric}}}::{granularity}::{start}")
-            }
+            Slot::Status => match self.config.layout {
+                Layout::Stats => format!("{}::m::{{{}}}::status", self.config.prefix, key.metric()),
+                Layout::Trifle => format!("{}::{}::status", self.config.prefix, key.metric()),
+            },
+            Slot::Bucket { granularity, start } => self.range_key(key.metric(), granularity, start),
         }
     }
 
     pub(crate) fn range_key(&self, metric: &str, granularity: Granularity, start: i64) -> String {
-        format!(
-            "{}::m::{{{metric}}}::{granularity}::{start}",
-            self.config.prefix
-        )
+        let prefix = &self.config.prefix;
+        match self.config.layout {
+            Layout::Stats => format!("{prefix}::m::{{{metric}}}::{granularity}::{start}"),
+            Layout::Trifle => format!("{prefix}::{metric}::{granularity}::{start}"),
+        }
+    }
+
+    /// The layout of metric buckets (see [`RedisConfig::layout`]).
+    pub fn layout(&self) -> Layout {
+        self.config.layout
     }
 
     /// The hash of one counter namespace: `<prefix>::c::{<namespace>}`.
@@ -215,7 +222,8 @@ impl Store for RedisStore {
         caps.ttl = true;
         caps.persistent = true;
         caps.cluster = self.config.is_cluster();
-        // One server runs a whole batch in one script; a cluster runs one script per metric.
+        // One server runs a whole batch in one script; a cluster runs one script per metric
+        // (per bucket in the Trifle layout).
         caps.atomic_batch = !self.config.is_cluster();
         // The apply script records a batch's id with its writes (per metric on a cluster).
         caps.idempotent_batch = true;

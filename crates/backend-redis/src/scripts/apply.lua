@@ -11,6 +11,7 @@
 --     then per field: code, value, where code = 8 * name index + op, and op is 0 integer inc,
 --     1 float inc, 2 set, 3 max, 4 min. A write applies every field at every one of its keys,
 --     key by key, in the order given.
+--   Then the layout: "0" ours, "1" Trifle's (see below).
 --   Last: the batch id's lifetime in milliseconds (PX), or "0" for a batch without an id.
 --     With an id, the last key of KEYS is the id's key (`<prefix>::b::{tag}::<id>`, in the
 --     slot of the bucket keys): if it exists the batch was applied already and the script
@@ -24,6 +25,11 @@
 -- A field "p." marks that path p is a map (so that a later leaf "p" is refused); reads skip it.
 -- The fields a new leaf must be checked against (its own marker, its prefixes and their
 -- markers) are read with one more HMGET per key that has a new leaf, before any update.
+--
+-- In the Trifle layout no markers are stored (Trifle's hashes have none): the fields a new
+-- leaf is checked against come from HKEYS of the key instead (every stored field, and every
+-- prefix of one as a map), so the checks hold at the cost of reading the key's field names
+-- once per key with a new leaf; and the float sums are spelled as Ruby's Float#to_s does.
 --
 -- Every step is linear in the size of the batch: paths and fields are found through tables,
 -- never by scanning.
@@ -191,7 +197,41 @@ local function exact_ops()
   return exact
 end
 
--- The batch id, checked before anything else.
+-- A finite double as Ruby's Float#to_s spells it: the shortest digits that read back to x,
+-- fixed notation (at least one digit after the point) for decimal exponents from -4 to 15,
+-- else d.ddde+XX.
+local function ruby_float(x)
+  local sub, rep = string.sub, string.rep
+  local s
+  for p = 0, 16 do
+    s = format('%.' .. p .. 'e', x)
+    if tonumber(s) == x then break end
+  end
+  local neg = byte(s, 1) == 45
+  if neg then s = sub(s, 2) end
+  local e = find(s, 'e', 1, true)
+  local digits = string.gsub(sub(s, 1, e - 1), '%.', '')
+  digits = string.gsub(digits, '0+$', '')
+  if digits == '' then digits = '0' end
+  local point, n = tonumber(sub(s, e + 1)) + 1, #digits
+  local out
+  if point > 0 and point < n then
+    out = sub(digits, 1, point) .. '.' .. sub(digits, point + 1)
+  elseif point > 0 and point <= 15 then
+    out = digits .. rep('0', point - n) .. '.0'
+  elseif point <= 0 and point > -4 then
+    out = '0.' .. rep('0', -point) .. digits
+  else
+    local rest = sub(digits, 2)
+    if rest == '' then rest = '0' end
+    out = sub(digits, 1, 1) .. '.' .. rest .. format('e%+03d', point - 1)
+  end
+  if neg then out = '-' .. out end
+  return out
+end
+
+-- The layout and the batch id, checked before anything else.
+local trifle = ARGV[#ARGV - 1] == '1'
 local id_px = ARGV[#ARGV]
 local NKEYS = #KEYS
 if id_px ~= '0' then
@@ -283,7 +323,23 @@ local function prepare_new_leaves()
         end
       end
     end
-    if want then
+    if want and trifle then
+      -- No markers stored: every field, and every prefix of one as a map marker.
+      local got = {}
+      local fields = call('HKEYS', KEYS[k])
+      for f = 1, #fields do
+        local field = fields[f]
+        got[field] = '1'
+        local start = 1
+        while true do
+          local dot = find(field, '.', start, true)
+          if not dot then break end
+          got[sub(field, 1, dot)] = '1'
+          start = dot + 1
+        end
+      end
+      ex[k], marks[k] = got, {}
+    elseif want then
       local got = {}
       for a = 1, n, CHUNK do
         local last = a + CHUNK - 1
@@ -380,11 +436,15 @@ for _ = 1, n_writes do
           if x ~= x or x == HUGE or x == -HUGE then
             return fail('STATSOVERFLOW', k, ARGV[1 + f_name[f]], v .. ' + ' .. f_given[f])
           end
-          -- '%.17g' reads back to the same double; whole numbers below 10^17 in magnitude
-          -- get '.0' so that the leaf stays a float.
-          local s = format('%.17g', x)
-          if x % 1 == 0 and x < 1e17 and x > -1e17 then s = s .. '.0' end
-          vals[j] = s
+          if trifle then
+            vals[j] = ruby_float(x)
+          else
+            -- '%.17g' reads back to the same double; whole numbers below 10^17 in magnitude
+            -- get '.0' so that the leaf stays a float.
+            local s = format('%.17g', x)
+            if x % 1 == 0 and x < 1e17 and x > -1e17 then s = s .. '.0' end
+            vals[j] = s
+          end
         end
       elseif op == 2 then
         vals[j] = f_given[f]
@@ -411,7 +471,7 @@ for k = 1, NKEYS do
     n = n + 2
   end
   local mk = marks and marks[k]
-  if mk then
+  if mk and not trifle then
     for m = 1, #mk do
       args[n + 1], args[n + 2] = mk[m], '1'
       n = n + 2
