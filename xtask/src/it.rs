@@ -119,6 +119,8 @@ const SUITES: &[(Backend, Suite)] = {
         (Backend::RedisCluster, suite(REDIS, "cluster")),
         (Backend::Postgres, suite(SQL, "postgres")),
         (Backend::Postgres, suite(SQL, "postgres_tls")),
+        // The Trifle layout on PostgreSQL, and on SQLite files of its own.
+        (Backend::Postgres, suite(SQL, "trifle")),
         (Backend::Mysql, suite(SQL, "mysql")),
         (Backend::Mysql, suite(SQL, "mysql_tls")),
         (Backend::Sqlite, suite(SQL, "sqlite")),
