@@ -123,6 +123,7 @@ const SUITES: &[(Backend, Suite)] = {
         (Backend::Postgres, suite(SQL, "trifle")),
         (Backend::Mysql, suite(SQL, "mysql")),
         (Backend::Mysql, suite(SQL, "mysql_tls")),
+        (Backend::Mysql, suite(SQL, "trifle_mysql")),
         (Backend::Sqlite, suite(SQL, "sqlite")),
         (Backend::Mongo, suite(MONGO, "modes")),
         (Backend::Mongo, suite(MONGO, "golden")),

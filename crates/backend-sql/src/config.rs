@@ -413,14 +413,9 @@ impl SqlConfig {
     /// ids stay in this store's own tables either way.
     ///
     /// # Errors
-    /// [`Error::Unsupported`] for the Trifle layout on MySQL/MariaDB (not built yet).
+    /// None yet: every database takes both layouts (a `Result` so that a layout a database
+    /// cannot hold can be refused here, before connecting).
     pub fn layout(mut self, layout: Layout) -> Result<Self> {
-        if matches!(layout, Layout::Trifle(_)) && self.database == Database::MySql {
-            return Err(Error::Unsupported {
-                store: crate::STORE_NAME,
-                operation: "the Trifle layout on MySQL/MariaDB",
-            });
-        }
         self.layout = layout;
         Ok(self)
     }
@@ -769,7 +764,7 @@ mod tests {
     }
 
     #[test]
-    fn trifle_tables_are_checked_and_mysql_is_refused() {
+    fn trifle_tables_are_checked() {
         assert_eq!(TrifleTable::default().name(), TRIFLE_DEFAULT_TABLE);
         TrifleTable::named(&"t".repeat(63)).unwrap();
         for bad in [
@@ -784,12 +779,6 @@ mod tests {
         ] {
             let err = TrifleTable::named(bad).unwrap_err();
             assert!(matches!(err, Error::InvalidInput(_)), "{bad:?}: {err}");
-        }
-        if let Ok(config) = SqlConfig::from_url("mysql://h/db") {
-            let err = config
-                .layout(Layout::Trifle(TrifleTable::default()))
-                .unwrap_err();
-            assert!(matches!(err, Error::Unsupported { .. }), "{err}");
         }
         if let Ok(config) = SqlConfig::from_url("sqlite::memory:") {
             let config = config

@@ -51,7 +51,15 @@ pub(crate) fn ddl(config: &SqlConfig) -> (Vec<String>, Vec<String>) {
             ],
             vec![format!(r#"DROP TABLE IF EXISTS "{t}""#)],
         ),
-        Database::MySql => (Vec::new(), Vec::new()),
+        // Trifle's columns; the character set and binary collation are this store's, so
+        // that keys compare byte by byte (a table Trifle created keeps the server's default).
+        Database::MySql => (
+            vec![format!(
+                "CREATE TABLE IF NOT EXISTS `{t}` (`key` VARCHAR(255) PRIMARY KEY, `data` JSON NOT NULL) \
+                 DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin"
+            )],
+            vec![format!("DROP TABLE IF EXISTS `{t}`")],
+        ),
     }
 }
 
@@ -590,6 +598,174 @@ pub(crate) mod sqlite {
     }
 }
 
+#[cfg(feature = "mysql")]
+pub(crate) mod mysql {
+    //! The Trifle layout's statements on MySQL/MariaDB.
+
+    use std::collections::HashMap;
+
+    use sqlx::{MySql, MySqlPool, QueryBuilder};
+
+    use super::{Fail, apply_in_memory, id_bytes, identifier};
+    use crate::dialect::DOCS_PER_QUERY;
+    use stats_core::{Batch, BatchId};
+
+    type R<T> = Result<T, Fail>;
+
+    fn text(bytes: Vec<u8>) -> Result<String, sqlx::Error> {
+        String::from_utf8(bytes).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+    }
+
+    /// `<head> (<chunk>)<tail>`, the identifiers bound.
+    fn keyed<'q>(head: String, chunk: &'q [String], tail: &str) -> QueryBuilder<'q, MySql> {
+        let mut q = QueryBuilder::<MySql>::new(head);
+        q.push(" (");
+        let mut list = q.separated(", ");
+        for id in chunk {
+            list.push_bind(id.as_str());
+        }
+        q.push(")").push(tail.to_owned());
+        q
+    }
+
+    fn rows(
+        raw: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    ) -> Result<Vec<(String, Option<String>)>, sqlx::Error> {
+        raw.into_iter()
+            .map(|(k, d)| Ok((text(k)?, d.map(text).transpose()?)))
+            .collect()
+    }
+
+    /// Applies a batch in one transaction: the batch id first (if it is there already, nothing
+    /// is written), then every row the batch writes is created empty if missing (a no-op
+    /// `ON DUPLICATE KEY UPDATE`, which locks an existing row without changing it), read with
+    /// `FOR UPDATE` in identifier order, and rewritten.
+    pub(crate) async fn apply(
+        pool: &MySqlPool,
+        table: &str,
+        batches: &str,
+        batch: &Batch,
+        id: Option<BatchId>,
+        now: i64,
+    ) -> R<()> {
+        let mut ids: Vec<String> = batch.sorted_keys().into_iter().map(identifier).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut tx = pool.begin().await?;
+        if let Some(id) = id {
+            let done = sqlx::query(&format!(
+                "INSERT IGNORE INTO `{batches}` (id, applied_at) VALUES (?, ?)"
+            ))
+            .bind(id_bytes(id))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 0 {
+                tx.rollback().await?;
+                return Ok(());
+            }
+        }
+        let mut stored: HashMap<String, Option<String>> = HashMap::new();
+        for chunk in ids.chunks(DOCS_PER_QUERY) {
+            let mut q =
+                QueryBuilder::<MySql>::new(format!("INSERT INTO `{table}` (`key`, `data`) "));
+            q.push_values(chunk, |mut b, id| {
+                b.push_bind(id.as_str()).push("'{}'");
+            });
+            q.push(" ON DUPLICATE KEY UPDATE `key` = `key`");
+            q.build().execute(&mut *tx).await?;
+            let raw: Vec<(Vec<u8>, Option<Vec<u8>>)> = keyed(
+                format!("SELECT `key`, CAST(`data` AS CHAR) FROM `{table}` WHERE `key` IN"),
+                chunk,
+                " ORDER BY `key` FOR UPDATE",
+            )
+            .build_query_as()
+            .fetch_all(&mut *tx)
+            .await?;
+            stored.extend(rows(raw)?);
+        }
+        let written = apply_in_memory(batch, &stored)?;
+        let update = format!("UPDATE `{table}` SET `data` = ? WHERE `key` = ?");
+        for (key, data) in &written {
+            sqlx::query(&update)
+                .bind(data)
+                .bind(key)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn read(
+        pool: &MySqlPool,
+        table: &str,
+        ids: &[String],
+    ) -> Result<Vec<(String, Option<String>)>, sqlx::Error> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(DOCS_PER_QUERY) {
+            let raw: Vec<(Vec<u8>, Option<Vec<u8>>)> = keyed(
+                format!("SELECT `key`, CAST(`data` AS CHAR) FROM `{table}` WHERE `key` IN"),
+                chunk,
+                "",
+            )
+            .build_query_as()
+            .fetch_all(pool)
+            .await?;
+            out.extend(rows(raw)?);
+        }
+        Ok(out)
+    }
+
+    pub(crate) async fn remove(
+        pool: &MySqlPool,
+        table: &str,
+        ids: &[String],
+    ) -> Result<u64, sqlx::Error> {
+        let mut tx = pool.begin().await?;
+        let mut total = 0;
+        for chunk in ids.chunks(DOCS_PER_QUERY) {
+            total += keyed(format!("DELETE FROM `{table}` WHERE `key` IN"), chunk, "")
+                .build()
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(total)
+    }
+
+    pub(crate) async fn remove_metric(
+        pool: &MySqlPool,
+        table: &str,
+        metric: &str,
+    ) -> Result<u64, sqlx::Error> {
+        let done = sqlx::query(&format!(
+            "DELETE FROM `{table}` WHERE `key` = ? OR LEFT(`key`, CHAR_LENGTH(?)) = ?"
+        ))
+        .bind(metric)
+        .bind(format!("{metric}::"))
+        .bind(format!("{metric}::"))
+        .execute(pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    pub(crate) async fn keys_of(
+        pool: &MySqlPool,
+        table: &str,
+        granularity: &str,
+    ) -> Result<Vec<String>, sqlx::Error> {
+        let raw: Vec<Vec<u8>> = sqlx::query_scalar(&format!(
+            "SELECT `key` FROM `{table}` WHERE LOCATE(?, `key`) > 0"
+        ))
+        .bind(format!("::{granularity}::"))
+        .fetch_all(pool)
+        .await?;
+        raw.into_iter().map(text).collect()
+    }
+}
+
 /// The [`MetricStore`](stats_core::MetricStore) calls of a store in the Trifle layout.
 impl crate::store::SqlStore {
     /// The Trifle table, if this store is in the Trifle layout.
@@ -603,11 +779,11 @@ impl crate::store::SqlStore {
     fn unsupported() -> Error {
         Error::Unsupported {
             store: crate::STORE_NAME,
-            operation: "the Trifle layout on MySQL/MariaDB",
+            operation: "the Trifle layout (no database feature compiled in)",
         }
     }
 
-    /// Applies a batch (see [`postgres::apply`], [`sqlite::apply`]), running it again after a
+    /// Applies a batch (see [`postgres::apply`], [`sqlite::apply`], [`mysql::apply`]), running it again after a
     /// deadlock or serialization failure as the default layout does.
     pub(crate) async fn trifle_apply(&self, table: &str, batch: &Batch) -> Result<()> {
         let id = batch.id();
@@ -623,6 +799,10 @@ impl crate::store::SqlStore {
                 #[cfg(feature = "sqlite")]
                 crate::store::Backend::Sqlite(ref db) => {
                     sqlite::apply(db.pool(), table, &batches, batch, id, now).await
+                }
+                #[cfg(feature = "mysql")]
+                crate::store::Backend::MySql(ref db) => {
+                    mysql::apply(db.pool(), table, &batches, batch, id, now).await
                 }
                 #[allow(unreachable_patterns)]
                 _ => Err(Fail::Core(Self::unsupported())),
@@ -670,6 +850,8 @@ impl crate::store::SqlStore {
             crate::store::Backend::Postgres(ref db) => postgres::read(db.pool(), table, ids).await,
             #[cfg(feature = "sqlite")]
             crate::store::Backend::Sqlite(ref db) => sqlite::read(db.pool(), table, ids).await,
+            #[cfg(feature = "mysql")]
+            crate::store::Backend::MySql(ref db) => mysql::read(db.pool(), table, ids).await,
             #[allow(unreachable_patterns)]
             _ => return Err(Self::unsupported()),
         };
@@ -704,6 +886,8 @@ impl crate::store::SqlStore {
             }
             #[cfg(feature = "sqlite")]
             crate::store::Backend::Sqlite(ref db) => sqlite::remove(db.pool(), table, ids).await,
+            #[cfg(feature = "mysql")]
+            crate::store::Backend::MySql(ref db) => mysql::remove(db.pool(), table, ids).await,
             #[allow(unreachable_patterns)]
             _ => return Err(Self::unsupported()),
         };
@@ -719,6 +903,10 @@ impl crate::store::SqlStore {
             #[cfg(feature = "sqlite")]
             crate::store::Backend::Sqlite(ref db) => {
                 sqlite::remove_metric(db.pool(), table, metric).await
+            }
+            #[cfg(feature = "mysql")]
+            crate::store::Backend::MySql(ref db) => {
+                mysql::remove_metric(db.pool(), table, metric).await
             }
             #[allow(unreachable_patterns)]
             _ => return Err(Self::unsupported()),
@@ -746,6 +934,10 @@ pub(crate) async fn purge(
         crate::store::Backend::Sqlite(ref db) => {
             sqlite::keys_of(db.pool(), table, granularity).await?
         }
+        #[cfg(feature = "mysql")]
+        crate::store::Backend::MySql(ref db) => {
+            mysql::keys_of(db.pool(), table, granularity).await?
+        }
         #[allow(unreachable_patterns)]
         _ => Vec::new(),
     };
@@ -765,6 +957,8 @@ pub(crate) async fn purge(
         }
         #[cfg(feature = "sqlite")]
         crate::store::Backend::Sqlite(ref db) => sqlite::remove(db.pool(), table, &expired).await,
+        #[cfg(feature = "mysql")]
+        crate::store::Backend::MySql(ref db) => mysql::remove(db.pool(), table, &expired).await,
         #[allow(unreachable_patterns)]
         _ => Ok(0),
     }
