@@ -361,7 +361,10 @@
 //! `cargo xtask it postgres|mysql|sqlite` runs the conformance suite, the tracker checks and
 //! this crate's own checks against a throwaway server (or `STATS_TEST_POSTGRES_URL`,
 //! `STATS_TEST_MYSQL_URL`; SQLite files go to `STATS_TEST_SQLITE_DIR`). A missing URL is a
-//! failure naming the command to run, never a skip.
+//! failure naming the command to run, never a skip. The Trifle layout has suites of its own:
+//! `tests/trifle.rs` (PostgreSQL and SQLite, run by `it postgres`) and `tests/trifle_mysql.rs`
+//! (`it mysql`): golden rows beside Trifle's statements, Trifle's rows read back, Trifle's
+//! writers racing this store's, and the metric and tracker conformance checks.
 
 #![cfg_attr(
     not(any(feature = "postgres", feature = "mysql", feature = "sqlite")),

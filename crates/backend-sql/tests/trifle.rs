@@ -279,6 +279,66 @@ mod postgres {
         store.drop_tables().await.unwrap();
     }
 
+    /// Trifle's upserts and this store's batches on the same new bucket at once: none is
+    /// lost (the row is created with `ON CONFLICT DO NOTHING`, then locked, so a Trifle insert
+    /// in between is added to, never overwritten), and a stored row that is not ours to read
+    /// is refused naming it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_trifle_writers_lose_nothing() {
+        const EACH: i64 = 40;
+        let table = common::unique_prefix("trifle_race");
+        let store = store_on(&table).await;
+        let pool = pool().await;
+        let t = Arc::new(tracker(store.clone()));
+        let ours = {
+            let t = Arc::clone(&t);
+            tokio::spawn(async move {
+                for _ in 0..EACH {
+                    t.track("race", at(), &values!({"n": 1})).await.unwrap();
+                }
+            })
+        };
+        let theirs = {
+            let (pool, table) = (pool.clone(), table.clone());
+            tokio::spawn(async move {
+                for _ in 0..EACH {
+                    for (g, start) in [("1h", HOUR), ("1d", DAY)] {
+                        trifle_inc(
+                            &pool,
+                            &table,
+                            &format!("race::{g}::{start}"),
+                            &[("n", 1.into())],
+                        )
+                        .await
+                        .unwrap();
+                    }
+                }
+            })
+        };
+        ours.await.unwrap();
+        theirs.await.unwrap();
+        for g in [hour(), "1d".parse().unwrap()] {
+            let total = t.total("race", at(), at(), g, "n").await.unwrap();
+            assert_eq!(total, Some(stats_core::Number::Int(2 * EACH)), "{g}");
+        }
+        sqlx::raw_sql(&format!(
+            r#"INSERT INTO {table} (key, data) VALUES ('text::1h::{HOUR}', '{{"n":"seven"}}')"#
+        ))
+        .execute(&pool)
+        .await
+        .unwrap();
+        let err = t
+            .values("text", at(), at(), hour(), Blanks::Keep)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, stats_core::Error::InvalidValue { .. })
+                && err.to_string().contains(&format!("text::1h::{HOUR}")),
+            "{err}"
+        );
+        store.drop_tables().await.unwrap();
+    }
+
     #[tokio::test]
     async fn trifle_adds_to_rows_written_here() {
         let table = common::unique_prefix("trifle_mixed");
