@@ -121,8 +121,11 @@ const SUITES: &[(Backend, Suite)] = {
         (Backend::RedisCluster, suite(REDIS, "trifle_redis_cluster")),
         (Backend::Postgres, suite(SQL, "postgres")),
         (Backend::Postgres, suite(SQL, "postgres_tls")),
+        // The Trifle layout on PostgreSQL, and on SQLite files of its own.
+        (Backend::Postgres, suite(SQL, "trifle")),
         (Backend::Mysql, suite(SQL, "mysql")),
         (Backend::Mysql, suite(SQL, "mysql_tls")),
+        (Backend::Mysql, suite(SQL, "trifle_mysql")),
         (Backend::Sqlite, suite(SQL, "sqlite")),
         (Backend::Mongo, suite(MONGO, "modes")),
         (Backend::Mongo, suite(MONGO, "golden")),

@@ -129,6 +129,76 @@ impl TableNames {
     }
 }
 
+/// Trifle's default table name (`Trifle::Stats::Driver::Postgres` and `::Sqlite` of the Ruby
+/// gem `trifle-stats` 2.6).
+pub const TRIFLE_DEFAULT_TABLE: &str = "trifle_stats";
+
+/// Where a store keeps its metric documents.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Layout {
+    /// This crate's own tables: one row per leaf (see the crate docs, "Layout"). The default.
+    #[default]
+    Ours,
+    /// Trifle 2.6's table, shared with a Trifle application (see the crate docs, "Trifle
+    /// layout").
+    Trifle(TrifleTable),
+}
+
+/// The Trifle table of [`Layout::Trifle`]: its name, in Trifle's `joined_identifier: :full`
+/// mode (Trifle 2.6's default): `key VARCHAR(255)` holding `<metric>::<granularity>::<unix
+/// start>`, and `data` the bucket's leaves as one JSON object of dot-joined paths.
+///
+/// ```
+/// use stats_backend_sql::{Layout, TrifleTable};
+/// assert_eq!(TrifleTable::default().name(), "trifle_stats");
+/// let _layout = Layout::Trifle(TrifleTable::named("shop_stats")?);
+/// assert!(TrifleTable::named("x\"; DROP TABLE y; --").is_err());
+/// # Ok::<(), stats_core::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrifleTable {
+    name: String,
+}
+
+impl Default for TrifleTable {
+    fn default() -> Self {
+        TrifleTable {
+            name: TRIFLE_DEFAULT_TABLE.to_owned(),
+        }
+    }
+}
+
+impl TrifleTable {
+    /// A table of another name (Trifle's `table_name:` option). It must match
+    /// `^[a-z_][a-z0-9_]{0,62}$`, so that it is the same identifier unquoted (as Trifle writes
+    /// it) and quoted (as this store does).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] naming the name and the pattern.
+    pub fn named(name: &str) -> Result<Self> {
+        let mut bytes = name.bytes();
+        let first_ok = bytes
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b == b'_');
+        let rest_ok = bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !first_ok || !rest_ok || name.len() > 63 {
+            let shown: String = name.chars().take(80).collect();
+            return Err(Error::InvalidInput(format!(
+                "Trifle table name {shown:?} must match ^[a-z_][a-z0-9_]{{0,62}}$"
+            )));
+        }
+        Ok(TrifleTable {
+            name: name.to_owned(),
+        })
+    }
+
+    /// The table's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
 /// Settings of a [`SqlStore`](crate::SqlStore).
 ///
 /// `Debug` hides passwords, both in the user part of the URL and in a `password=` parameter.
@@ -144,6 +214,7 @@ pub struct SqlConfig {
     pub(crate) deadlock_reruns: u32,
     pub(crate) retention: Retention,
     pub(crate) sweep_interval: Duration,
+    pub(crate) layout: Layout,
 }
 
 impl SqlConfig {
@@ -219,6 +290,7 @@ impl SqlConfig {
             deadlock_reruns: DEFAULT_DEADLOCK_RERUNS,
             retention: Retention::new(),
             sweep_interval: DEFAULT_SWEEP_INTERVAL,
+            layout: Layout::Ours,
         })
     }
 
@@ -334,6 +406,23 @@ impl SqlConfig {
         }
         self.sweep_interval = interval;
         Ok(self)
+    }
+
+    /// Where metric documents are kept (default [`Layout::Ours`]); [`Layout::Trifle`] shares
+    /// a Trifle 2.6 table (see the crate docs, "Trifle layout"). Counters, throttles and batch
+    /// ids stay in this store's own tables either way.
+    ///
+    /// # Errors
+    /// None yet: every database takes both layouts (a `Result` so that a layout a database
+    /// cannot hold can be refused here, before connecting).
+    pub fn layout(mut self, layout: Layout) -> Result<Self> {
+        self.layout = layout;
+        Ok(self)
+    }
+
+    /// The layout of metric documents.
+    pub fn metric_layout(&self) -> &Layout {
+        &self.layout
     }
 
     /// The database the URL names.
@@ -495,6 +584,7 @@ impl fmt::Debug for SqlConfig {
             .field("deadlock_reruns", &self.deadlock_reruns)
             .field("retention", &self.retention)
             .field("sweep_interval", &self.sweep_interval)
+            .field("layout", &self.layout)
             .finish()
     }
 }
@@ -671,6 +761,35 @@ mod tests {
         let err = check_tls_options(Database::Postgres, &url, false).unwrap_err();
         assert!(matches!(err, Error::Unsupported { .. }), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn trifle_tables_are_checked() {
+        assert_eq!(TrifleTable::default().name(), TRIFLE_DEFAULT_TABLE);
+        TrifleTable::named(&"t".repeat(63)).unwrap();
+        for bad in [
+            "",
+            "Trifle",
+            "1t",
+            "t-s",
+            "t s",
+            "t\"x",
+            "é",
+            &"t".repeat(64),
+        ] {
+            let err = TrifleTable::named(bad).unwrap_err();
+            assert!(matches!(err, Error::InvalidInput(_)), "{bad:?}: {err}");
+        }
+        if let Ok(config) = SqlConfig::from_url("sqlite::memory:") {
+            let config = config
+                .layout(Layout::Trifle(TrifleTable::default()))
+                .unwrap();
+            assert_eq!(
+                config.metric_layout(),
+                &Layout::Trifle(TrifleTable::default())
+            );
+            assert!(format!("{config:?}").contains("trifle_stats"));
+        }
     }
 
     #[cfg(feature = "postgres")]

@@ -74,6 +74,89 @@
 //! `x`. Changing the time zone or week start of a tracker on existing data changes which bucket
 //! starts it writes: that is a schema change (the old rows stay where they are).
 //!
+//! # Trifle layout
+//!
+//! [`SqlConfig::layout`]`(`[`Layout::Trifle`]`(`[`TrifleTable::default()`]`))` keeps metric
+//! documents in the table of Trifle 2.6 (the Ruby gem `trifle-stats`,
+//! `Trifle::Stats::Driver::Postgres`, `::Sqlite` and `::Mysql` with their defaults), so that a Rust
+//! service and a Trifle application share one database: `Tracker::values` here over rows
+//! Trifle wrote, and Trifle's `values` over rows written here, give the same numbers. The
+//! default stays [`Layout::Ours`].
+//!
+//! ```no_run
+//! # async fn demo() -> stats_core::Result<()> {
+//! use stats_backend_sql::{Layout, SqlConfig, SqlStore, TrifleTable};
+//! let config = SqlConfig::from_url("postgres://app@db.internal/app")?
+//!     .layout(Layout::Trifle(TrifleTable::default()))?; // table `trifle_stats`
+//! let store = SqlStore::connect(config).await?;
+//! store.setup().await?; // creates `trifle_stats` as Trifle's setup! does, if missing
+//! # Ok(()) }
+//! ```
+//!
+//! The table is Trifle's `joined_identifier: :full` (its default): one row per bucket,
+//!
+//! | database | table (created by `setup` if missing, as Trifle's `setup!` creates it) |
+//! |---|---|
+//! | PostgreSQL | `key VARCHAR(255) PRIMARY KEY, data JSONB NOT NULL DEFAULT '{}'::jsonb` |
+//! | SQLite | `key varchar(255), data json`, unique index `idx_<table>_key` on `key` |
+//! | MySQL/MariaDB | `` `key` VARCHAR(255) PRIMARY KEY, `data` JSON NOT NULL ``, created here with `utf8mb4_bin` so that keys compare byte by byte (Trifle's `setup!` takes the server's default collation, usually case-insensitive) |
+//!
+//! - `key` is `<metric>::<granularity>::<unix start>` (`orders::1h::1699999200`); a status slot
+//!   ([`Key::status`](stats_core::Key::status), Trifle has none) is the bare metric
+//!   (`orders`), which no Trifle bucket key can be.
+//! - `data` is the bucket as one JSON object of dot-joined paths (Trifle's `Packer.pack`):
+//!   `{"count": 1, "amount": 12.5, "by.eu": 1}`.
+//! - With [`Config::system_index`](stats_core::tracker::Config::system_index) the tracker
+//!   writes Trifle's `system_tracking` rows: `__system__key__::<granularity>::<unix start>`
+//!   with `{"count": n, "keys.<metric>": n}`. (A metric with a `.` differs: Trifle nests it,
+//!   the tracker percent-escapes it, `keys.a%2Eb`.)
+//! - Partial and separated identifiers (`joined_identifier: :partial` or `nil`, with `at` and
+//!   `granularity` columns) are not offered.
+//! - Counters, throttles and batch ids stay in this store's own tables (`setup` creates
+//!   them as well, with the table prefix); Trifle never sees them. `drop_tables` drops the
+//!   Trifle table too.
+//!
+//! **Writes.** A batch is one transaction: its batch id into `<prefix>_batches` (if there
+//! already, nothing is written), then the rows it writes are read under a lock (PostgreSQL:
+//! created empty if missing with `ON CONFLICT DO NOTHING`, then `SELECT ... ORDER BY key FOR
+//! UPDATE`, which Trifle's own upserts wait for; MySQL: the same with a no-op `ON DUPLICATE
+//! KEY UPDATE`; SQLite: `BEGIN IMMEDIATE`, the database's write lock), the batch is applied to them in memory with the core's rules, update by update
+//! in batch order, and each row's whole object is written back. Reads unpack as Trifle's
+//! `Packer.unpack` does: entries in stored order, paths split at `.`, a later entry merged
+//! over an earlier one (maps merge, anything else is replaced). Numbers: a JSON integer that
+//! fits `i64` is an integer, any other number a float (`2.0`, Ruby's `1.0e+20`, the
+//! `2.0000000000` of Trifle's MySQL `DECIMAL(65,10)` sums, as Ruby reads them too); an integer
+//! above `i64::MAX` (up to `u64::MAX`), a string, `true`, `null` or an array is refused with
+//! [`Error::InvalidValue`](stats_core::Error::InvalidValue) naming the row and path. Floats are
+//! written as plain decimals with a fraction (`2.0`, `1e20` as `100000000000000000000.0`),
+//! because `jsonb` prints no exponent and would otherwise give back `1e20` as an integer.
+//!
+//! | guarantee | our layout | Trifle layout |
+//! |---|---|---|
+//! | a batch is atomic ([`Capabilities::atomic_batch`](stats_core::Capabilities::atomic_batch)) | yes | yes: one transaction |
+//! | a batch with an id applies once ([`Capabilities::idempotent_batch`](stats_core::Capabilities::idempotent_batch)) | yes | yes: the id in `<prefix>_batches`, invisible to Trifle |
+//! | integer sums exact, overflow refused naming key and path | yes (in SQL) | yes (in memory, under the row lock); Trifle's own increments cast to `int` (32 bits) on PostgreSQL and fail past ±2^31 |
+//! | float kind kept (`2.0` stays a float) | yes (`float_value` column) | on rows written here, yes (`2.0`); Trifle's rows keep it while their text has a `.` or exponent, but PostgreSQL turns Ruby's `1.0e+16` into `10000000000000000`, read as an integer (the same number, as Trifle reads it) |
+//! | float sums | IEEE doubles in SQL | IEEE doubles in memory; Trifle on PostgreSQL cannot add to a stored float at all (`'12.5'::int` fails), Trifle on SQLite adds doubles, Trifle on MySQL adds `DECIMAL(65,10)` (10 decimal places; its integer sums become floats) |
+//! | path conflicts refused (a number below a number, a map replaced by a number) | yes (map marker rows) | yes within what `data` shows: the map/number shape is derived from the paths; no marker rows, so a map whose leaves were all removed is forgotten |
+//! | max, min | yes | yes (Trifle has neither) |
+//! | deadlock-free concurrent batches | rows in key order | rows locked in key order |
+//! | purge | primary key ranges | lists keys holding `::<granularity>::`, deletes the expired ones by key: a scan of the table, not atomic with concurrent writes of those buckets |
+//! | `remove_metric` | exact, counted under lock | `key = <metric> OR key starts with <metric>::`, counted by the delete |
+//!
+//! Trifle 2.6's SQLite driver inserts a new row with top-level dotted keys (`{"by.eu": 1}`) and
+//! adds with `json_set(data, '$.by.eu', ...)`, which SQLite reads as a nested path: the next
+//! increment writes `{"by.eu": 1, "by": {"eu": 1}}`, and Trifle's `unpack` lets the nested,
+//! later entry win, so nested fields count from 0 after the first event. This store reads
+//! such rows exactly as Trifle does (same numbers) and writes them back packed (`{"by.eu": 2}`),
+//! which Trifle then reads correctly until its next increment nests again. Top-level fields
+//! (`count`) are not affected. Trifle's MySQL driver quotes its paths (`$."by.eu"`) and keeps
+//! them top-level; its insert uses `CAST(? AS JSON)`, which MariaDB lacks, so on MariaDB only
+//! its conflict branch runs (the tests run that on rows written here). Versions of the drivers
+//! followed: the PostgreSQL driver with `joined_identifier` and `system_tracking`, and the
+//! SQLite and MySQL drivers of the latest generation (with `count:` and `tracking_key:`);
+//! earlier SQLite versions write the same rows.
+//!
 //! # Storage decision: one row per leaf
 //!
 //! Two layouts were built far enough to measure bucket-field writes per second on PostgreSQL
@@ -278,7 +361,10 @@
 //! `cargo xtask it postgres|mysql|sqlite` runs the conformance suite, the tracker checks and
 //! this crate's own checks against a throwaway server (or `STATS_TEST_POSTGRES_URL`,
 //! `STATS_TEST_MYSQL_URL`; SQLite files go to `STATS_TEST_SQLITE_DIR`). A missing URL is a
-//! failure naming the command to run, never a skip.
+//! failure naming the command to run, never a skip. The Trifle layout has suites of its own:
+//! `tests/trifle.rs` (PostgreSQL and SQLite, run by `it postgres`) and `tests/trifle_mysql.rs`
+//! (`it mysql`): golden rows beside Trifle's statements, Trifle's rows read back, Trifle's
+//! writers racing this store's, and the metric and tracker conformance checks.
 
 #![cfg_attr(
     not(any(feature = "postgres", feature = "mysql", feature = "sqlite")),
@@ -299,10 +385,11 @@ mod error;
 mod metrics;
 mod plan;
 mod store;
+mod trifle;
 
 pub use config::{
     DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_BUSY_TIMEOUT, DEFAULT_DEADLOCK_RERUNS,
-    DEFAULT_MAX_CONNECTIONS, DEFAULT_SWEEP_INTERVAL, DEFAULT_TABLE_PREFIX, Database,
-    MAX_TABLE_PREFIX_LEN, SqlConfig, TableNames,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_SWEEP_INTERVAL, DEFAULT_TABLE_PREFIX, Database, Layout,
+    MAX_TABLE_PREFIX_LEN, SqlConfig, TRIFLE_DEFAULT_TABLE, TableNames, TrifleTable,
 };
 pub use store::{STORE_NAME, SqlStore, SweepFailure};

@@ -74,6 +74,9 @@ impl MetricStore for SqlStore {
         if batch.is_empty() {
             return Ok(());
         }
+        if let Some(table) = self.trifle_table() {
+            return self.trifle_apply(table, batch).await;
+        }
         let plan = match Plan::new(batch) {
             Ok(plan) => plan,
             Err(certain) => return Err(self.explain(batch, certain).await),
@@ -124,6 +127,9 @@ impl MetricStore for SqlStore {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
+        if let Some(table) = self.trifle_table() {
+            return self.trifle_read(table, keys).await;
+        }
         let mut ids: Vec<DocId<'_>> = keys.iter().map(DocId::of).collect();
         ids.sort_unstable();
         ids.dedup();
@@ -157,6 +163,13 @@ impl MetricStore for SqlStore {
         let (Some(&from), Some(&to)) = (starts.first(), starts.last()) else {
             return Ok(Vec::new());
         };
+        if let Some(table) = self.trifle_table() {
+            let keys = starts
+                .iter()
+                .map(|&s| Key::bucket(metric, granularity, s))
+                .collect::<Result<Vec<Key>>>()?;
+            return self.trifle_read(table, &keys).await;
+        }
         let granularity = granularity.to_string();
         let rows: Vec<RangeRow> =
             dispatch!(self, db => db.range(metric, &granularity, from, to).await)
@@ -179,6 +192,9 @@ impl MetricStore for SqlStore {
         if keys.is_empty() {
             return Ok(());
         }
+        if let Some(table) = self.trifle_table() {
+            return self.trifle_remove(table, keys).await.map(|_| ());
+        }
         let mut ids: Vec<DocId<'_>> = keys.iter().map(DocId::of).collect();
         ids.sort_unstable();
         ids.dedup();
@@ -189,14 +205,22 @@ impl MetricStore for SqlStore {
     /// on MySQL and SQLite a count under lock and the delete, in one transaction.
     async fn remove_metric(&self, metric: &str) -> Result<u64> {
         name::check_segment(NameKind::Metric, metric)?;
+        if let Some(table) = self.trifle_table() {
+            return self.trifle_remove_metric(table, metric).await;
+        }
         dispatch!(self, db => db.remove_metric(metric).await).map_err(|e| self.error(e))
     }
 
     /// Metric by metric on the primary key, without an index of its own (see the crate docs,
     /// "Retention and removal").
     async fn purge(&self, granularity: Granularity, before: i64) -> Result<u64> {
-        purge(&self.backend, &granularity.to_string(), before)
-            .await
-            .map_err(|e| self.error(e))
+        purge(
+            &self.backend,
+            self.trifle_table(),
+            &granularity.to_string(),
+            before,
+        )
+        .await
+        .map_err(|e| self.error(e))
     }
 }

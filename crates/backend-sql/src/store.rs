@@ -44,13 +44,18 @@ macro_rules! dispatch {
 }
 pub(crate) use dispatch;
 
-/// Deletes the buckets of `granularity` that start before `before`; shared by
+/// Deletes the buckets of `granularity` that start before `before` (from the Trifle table
+/// `trifle` in the Trifle layout); shared by
 /// [`MetricStore::purge`](stats_core::MetricStore::purge) and the sweep task, which holds no store.
 pub(crate) async fn purge(
     backend: &Backend,
+    trifle: Option<&str>,
     granularity: &str,
     before: i64,
 ) -> std::result::Result<u64, sqlx::Error> {
+    if let Some(table) = trifle {
+        return crate::trifle::purge(backend, table, granularity, before).await;
+    }
     struct On<'a> {
         backend: &'a Backend,
     }
@@ -87,6 +92,7 @@ async fn sweep_loop(
     interval: Duration,
     acquire_timeout: Duration,
     last_error: Arc<Mutex<Option<SweepFailure>>>,
+    trifle: Option<String>,
 ) {
     // The first sweep waits one interval: the tables may be set up just after connecting.
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
@@ -100,7 +106,14 @@ async fn sweep_loop(
         let now = Timestamp::now();
         let mut failed = None;
         for (granularity, before) in retention.cutoffs(now) {
-            if let Err(e) = purge(&backend, &granularity.to_string(), before).await {
+            let purged = purge(
+                &backend,
+                trifle.as_deref(),
+                &granularity.to_string(),
+                before,
+            )
+            .await;
+            if let Err(e) = purged {
                 failed = Some(SweepFailure {
                     at: now,
                     granularity,
@@ -203,6 +216,10 @@ impl SqlStore {
                 config.sweep_interval,
                 config.acquire_timeout,
                 Arc::clone(&last_error),
+                match config.metric_layout() {
+                    crate::config::Layout::Trifle(t) => Some(t.name().to_owned()),
+                    crate::config::Layout::Ours => None,
+                },
             ));
             Sweeper { task, last_error }
         });

@@ -238,10 +238,16 @@ impl MySql {
             })
             .connect_with(options)
             .await?;
-        Ok(MySql {
-            pool,
-            sql: Sql::new(config),
-        })
+        let mut sql = Sql::new(config);
+        let (setup, drop) = crate::trifle::ddl(config);
+        sql.setup.extend(setup);
+        sql.drop.extend(drop);
+        Ok(MySql { pool, sql })
+    }
+
+    /// The pool (for the Trifle layout's statements, [`crate::trifle`]).
+    pub(crate) fn pool(&self) -> &MySqlPool {
+        &self.pool
     }
 
     /// DDL commits implicitly in MySQL, so the statements run one by one; `IF NOT EXISTS`

@@ -235,11 +235,20 @@ impl Postgres {
             .acquire_timeout(config.acquire_timeout)
             .connect_with(options)
             .await?;
+        let mut sql = Sql::new(config);
+        let (setup, drop) = crate::trifle::ddl(config);
+        sql.setup.extend(setup);
+        sql.drop.extend(drop);
         Ok(Postgres {
             pool,
-            sql: Sql::new(config),
+            sql,
             lock_name: format!("stats-backend-sql setup {}", config.tables().prefix()),
         })
+    }
+
+    /// The pool (for the Trifle layout's statements, [`crate::trifle`]).
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
     }
 
     pub(crate) async fn setup(&self) -> R<()> {

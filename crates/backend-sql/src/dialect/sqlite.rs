@@ -260,10 +260,19 @@ impl Sqlite {
             pool.max_connections(config.max_connections)
                 .min_connections(config.min_connections)
         };
+        let mut sql = Sql::new(config);
+        let (setup, drop) = crate::trifle::ddl(config);
+        sql.setup.extend(setup);
+        sql.drop.extend(drop);
         Ok(Sqlite {
             pool: pool.connect_with(options).await?,
-            sql: Sql::new(config),
+            sql,
         })
+    }
+
+    /// The pool (for the Trifle layout's statements, [`crate::trifle`]).
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
     }
 
     pub(crate) async fn setup(&self) -> R<()> {
