@@ -148,14 +148,21 @@ async fn inserts_racing_shutdown_are_either_flushed_or_refused() {
             .max_size(7)
             .unwrap();
         let buffer = KeyedBuffer::new(options, count.clone()).unwrap();
+        // Inserts accepted so far, so that shutdown comes after some (on a loaded machine the
+        // tasks may not have run at all within a few milliseconds).
+        let inserted = Arc::new(AtomicU64::new(0));
         let mut tasks = Vec::new();
         for task in 0..4u64 {
             let buffer = buffer.clone();
+            let inserted = inserted.clone();
             tasks.push(tokio::spawn(async move {
                 let mut accepted = 0u64;
                 for seq in 0.. {
                     match buffer.insert((task * 31 + seq) % 50, seq).await {
-                        Ok(()) => accepted += 1,
+                        Ok(()) => {
+                            accepted += 1;
+                            inserted.fetch_add(1, Ordering::Relaxed);
+                        }
                         Err(stats_buffer::BufferError::ShutDown) => return accepted,
                         Err(other) => panic!("{other}"),
                     }
@@ -165,6 +172,9 @@ async fn inserts_racing_shutdown_are_either_flushed_or_refused() {
                 }
                 unreachable!()
             }));
+        }
+        while inserted.load(Ordering::Relaxed) == 0 {
+            tokio::task::yield_now().await;
         }
         tokio::time::sleep(Duration::from_millis(1 + round % 5)).await;
         assert!(buffer.shutdown().await.is_empty());
