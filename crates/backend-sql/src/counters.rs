@@ -138,9 +138,32 @@ impl CounterStore for SqlStore {
 /// on when a throttle expires, whatever their own clocks say.
 #[async_trait]
 impl ThrottleStore for SqlStore {
+    /// Concurrent acquires of one key can deadlock on MySQL (the expiry's delete and the
+    /// insert take gap locks): a statement the database rolled back for that is run again, up
+    /// to [`SqlConfig::deadlock_reruns`](crate::SqlConfig::deadlock_reruns) times, as batches
+    /// are (each statement is safe to repeat: the delete only removes expired rows, and a
+    /// rolled-back insert inserted nothing).
     async fn try_acquire(&self, key: &str, ttl: Duration) -> Result<bool> {
         check_throttle(key, ttl)?;
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2);
-        dispatch!(self, db => db.try_acquire(key, ttl_ms).await).map_err(|e| self.error(e))
+        let mut reruns = 0;
+        loop {
+            let tried: std::result::Result<bool, sqlx::Error> =
+                dispatch!(self, db => db.try_acquire(key, ttl_ms).await);
+            match tried {
+                Ok(won) => return Ok(won),
+                Err(e) => match classify(e, self.config.acquire_timeout) {
+                    Failure::Rerun(_) if reruns < self.config.deadlock_reruns => {
+                        reruns += 1;
+                        tokio::time::sleep(crate::metrics::backoff(reruns)).await;
+                    }
+                    Failure::Rerun(e) => return Err(self.error(e)),
+                    Failure::Other(e) => return Err(e),
+                    Failure::Overflow(detail) | Failure::Conflict(detail) => {
+                        return Err(Error::backend(STORE_NAME, false, detail));
+                    }
+                },
+            }
+        }
     }
 }

@@ -20,7 +20,7 @@ use crate::store::{SqlStore, dispatch, purge};
 
 /// The pause before rerun `n` (1-based): 2, 4, 8, 16, 32 ms, each plus up to as much again,
 /// so that the transactions that collided do not collide again.
-fn backoff(n: u32) -> Duration {
+pub(crate) fn backoff(n: u32) -> Duration {
     let base = 1_u64 << n.min(10);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
