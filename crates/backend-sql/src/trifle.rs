@@ -9,10 +9,11 @@
 //! `Packer.unpack` does: entries in stored order, each path split at `.`, later entries merged
 //! over earlier ones (a map and a map merge; otherwise the later one wins).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use stats_core::plan::LeafDoc;
 use stats_core::{Batch, Error, Key, Number, Result, Slot, Values};
 
 use crate::config::{Database, Layout, SqlConfig};
@@ -227,18 +228,6 @@ pub(crate) fn values(id: &str, data: Option<&str>) -> Result<Values> {
     Values::from_flat(unpack(id, data)?)
 }
 
-/// One document being rewritten: its leaves and the paths that are maps.
-struct Doc {
-    leaves: BTreeMap<String, Number>,
-    maps: HashSet<String>,
-}
-
-fn add_prefixes(maps: &mut HashSet<String>, path: &str) {
-    for (dot, _) in path.match_indices('.') {
-        maps.insert(path[..dot].to_owned());
-    }
-}
-
 /// Applies `batch` to the stored rows (`stored`: identifier -> `data` text, missing rows
 /// absent) with the core's rules, update by update in batch order, and returns the new `data`
 /// of every document the batch writes, by identifier, in identifier order.
@@ -250,45 +239,20 @@ pub(crate) fn apply_in_memory(
     batch: &Batch,
     stored: &HashMap<String, Option<String>>,
 ) -> Result<Vec<(String, String)>> {
-    let mut docs: BTreeMap<String, Doc> = BTreeMap::new();
+    let mut docs: BTreeMap<String, LeafDoc> = BTreeMap::new();
     for (op, key, path, n) in batch.updates() {
         let id = identifier(key);
         if !docs.contains_key(&id) {
             let leaves = unpack(&id, stored.get(&id).and_then(|d| d.as_deref()))?;
-            let mut doc = Doc {
-                leaves: BTreeMap::new(),
-                maps: HashSet::new(),
-            };
-            for (p, n) in leaves {
-                add_prefixes(&mut doc.maps, &p);
-                doc.leaves.insert(p, n);
-            }
-            docs.insert(id.clone(), doc);
+            docs.insert(id.clone(), LeafDoc::from_leaves(leaves));
         }
-        let doc = docs.get_mut(&id).expect("inserted above");
-        if doc.maps.contains(path) {
-            return Err(Error::PathConflict {
-                key: key.to_string(),
-                path: path.to_owned(),
-                detail: "is a map (stored or earlier in the batch), not a number",
-            });
-        }
-        for (dot, _) in path.match_indices('.') {
-            if doc.leaves.contains_key(&path[..dot]) {
-                return Err(Error::PathConflict {
-                    key: key.to_string(),
-                    path: path.to_owned(),
-                    detail: "goes below a number (stored or earlier in the batch)",
-                });
-            }
-        }
-        let new = op.apply(doc.leaves.get(path).copied(), n, key, path)?;
-        add_prefixes(&mut doc.maps, path);
-        doc.leaves.insert(path.to_owned(), new);
+        docs.get_mut(&id)
+            .expect("inserted above")
+            .apply(op, key, path, n)?;
     }
     Ok(docs
         .into_iter()
-        .map(|(id, doc)| (id, pack(&doc.leaves)))
+        .map(|(id, doc)| (id, pack(doc.leaves())))
         .collect())
 }
 

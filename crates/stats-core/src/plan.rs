@@ -41,7 +41,7 @@
 //! assert_eq!(folded.depth(), 2);
 //! ```
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::batch::{Batch, Op};
 use crate::error::{Error, Result};
@@ -202,32 +202,60 @@ fn fold(pending: &mut Vec<(Op, Number)>, op: Op, n: Number, key: &Key, path: &st
 /// # Errors
 /// The first error of the batch over these documents.
 pub fn first_error(batch: &Batch, keys: &[&Key], stored: Vec<Values>) -> Result<()> {
-    struct Doc {
-        leaves: HashMap<String, Number>,
-        maps: HashSet<String>,
-    }
-    fn add_prefixes(maps: &mut HashSet<String>, path: &str) {
-        for (dot, _) in path.match_indices('.') {
-            maps.insert(path[..dot].to_owned());
+    let mut docs: HashMap<&Key, LeafDoc> = keys
+        .iter()
+        .zip(stored)
+        .map(|(key, values)| (*key, LeafDoc::from_leaves(values.flatten())))
+        .collect();
+    for (op, key, path, n) in batch.updates() {
+        if let Some(doc) = docs.get_mut(key) {
+            doc.apply(op, key, path, n)?;
         }
     }
-    let mut docs: HashMap<&Key, Doc> = HashMap::new();
-    for (key, values) in keys.iter().zip(stored) {
-        let mut doc = Doc {
-            leaves: HashMap::new(),
-            maps: HashSet::new(),
-        };
-        for (path, n) in values.flatten() {
-            add_prefixes(&mut doc.maps, &path);
+    Ok(())
+}
+
+/// One stored document's leaves, updated in memory with the stores' rules: the same checks
+/// and arithmetic a store applies (overflow refused, a path that is a map in one place and a
+/// number in another refused, `set`/`max`/`min` as [`Op::apply`]). For stores that read a
+/// document, change it and write it back whole (and for finding which update of a refused
+/// batch failed, see [`first_error`]).
+///
+/// ```
+/// use stats_core::plan::LeafDoc;
+/// use stats_core::{Error, Key, Number, Op};
+///
+/// let key = Key::bucket("orders", "1h".parse().unwrap(), 0).unwrap();
+/// let mut doc = LeafDoc::from_leaves([("by.eu".to_owned(), Number::Int(1))]);
+/// doc.apply(Op::Inc, &key, "by.eu", Number::Int(2)).unwrap();
+/// assert_eq!(doc.leaves()["by.eu"], Number::Int(3));
+/// let err = doc.apply(Op::Inc, &key, "by", Number::Int(1)).unwrap_err();
+/// assert!(matches!(err, Error::PathConflict { .. }));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LeafDoc {
+    leaves: BTreeMap<String, Number>,
+    maps: HashSet<String>,
+}
+
+impl LeafDoc {
+    /// A document holding `leaves` as stored (flattened paths), taken as they are.
+    pub fn from_leaves(leaves: impl IntoIterator<Item = (String, Number)>) -> Self {
+        let mut doc = LeafDoc::default();
+        for (path, n) in leaves {
+            doc.add_prefixes(&path);
             doc.leaves.insert(path, n);
         }
-        docs.insert(key, doc);
+        doc
     }
-    for (op, key, path, n) in batch.updates() {
-        let Some(doc) = docs.get_mut(key) else {
-            continue;
-        };
-        if doc.maps.contains(path) {
+
+    /// Applies one update of `key` (named in errors).
+    ///
+    /// # Errors
+    /// [`Error::PathConflict`] when `path` is a map here or goes below a number;
+    /// [`Error::Overflow`] as [`Op::apply`]. The document is unchanged then.
+    pub fn apply(&mut self, op: Op, key: &Key, path: &str, n: Number) -> Result<()> {
+        if self.maps.contains(path) {
             return Err(Error::PathConflict {
                 key: key.to_string(),
                 path: path.to_owned(),
@@ -235,7 +263,7 @@ pub fn first_error(batch: &Batch, keys: &[&Key], stored: Vec<Values>) -> Result<
             });
         }
         for (dot, _) in path.match_indices('.') {
-            if doc.leaves.contains_key(&path[..dot]) {
+            if self.leaves.contains_key(&path[..dot]) {
                 return Err(Error::PathConflict {
                     key: key.to_string(),
                     path: path.to_owned(),
@@ -243,11 +271,22 @@ pub fn first_error(batch: &Batch, keys: &[&Key], stored: Vec<Values>) -> Result<
                 });
             }
         }
-        let new = op.apply(doc.leaves.get(path).copied(), n, key, path)?;
-        add_prefixes(&mut doc.maps, path);
-        doc.leaves.insert(path.to_owned(), new);
+        let new = op.apply(self.leaves.get(path).copied(), n, key, path)?;
+        self.add_prefixes(path);
+        self.leaves.insert(path.to_owned(), new);
+        Ok(())
     }
-    Ok(())
+
+    /// The leaves, by path.
+    pub fn leaves(&self) -> &BTreeMap<String, Number> {
+        &self.leaves
+    }
+
+    fn add_prefixes(&mut self, path: &str) {
+        for (dot, _) in path.match_indices('.') {
+            self.maps.insert(path[..dot].to_owned());
+        }
+    }
 }
 
 #[cfg(test)]
