@@ -20,6 +20,16 @@ pub const TRIFLE_KEY_PREFIX: &str = "trfl";
 
 /// How metric buckets are laid out on the server (see the crate docs, "Layout" and "The
 /// Trifle layout"). Counters, throttles and batch ids are laid out the same in both.
+///
+/// ```
+/// use stats_backend_redis::{Layout, RedisConfig, TRIFLE_KEY_PREFIX};
+///
+/// let config = RedisConfig::from_url("redis://127.0.0.1:6379/")?.layout(Layout::Trifle);
+/// assert_eq!(config.layout_value(), Layout::Trifle);
+/// assert_eq!(config.key_prefix_value(), TRIFLE_KEY_PREFIX); // Trifle's `trfl`
+/// assert_eq!(RedisConfig::from_url("redis://127.0.0.1/")?.layout_value(), Layout::Stats);
+/// # Ok::<(), stats_core::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Layout {
     /// This store's own layout (the default): hash-tagged bucket keys, numbers that keep

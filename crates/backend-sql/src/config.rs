@@ -134,6 +134,17 @@ impl TableNames {
 pub const TRIFLE_DEFAULT_TABLE: &str = "trifle_stats";
 
 /// Where a store keeps its metric documents.
+///
+/// ```
+/// use stats_backend_sql::{Layout, SqlConfig, TrifleTable};
+/// # #[cfg(feature = "sqlite")] {
+/// let shared = SqlConfig::from_url("sqlite:stats.db")?
+///     .layout(Layout::Trifle(TrifleTable::default()))?; // Trifle's `trifle_stats` table
+/// assert_eq!(shared.metric_layout(), &Layout::Trifle(TrifleTable::default()));
+/// assert_eq!(SqlConfig::from_url("sqlite:stats.db")?.metric_layout(), &Layout::Ours);
+/// # }
+/// # Ok::<(), stats_core::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Layout {

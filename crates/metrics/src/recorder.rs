@@ -332,6 +332,33 @@ fn already_installed() -> Error {
 }
 
 /// Drains, flushes, renders and shuts down a [`StatsRecorder`]; cheap to clone.
+///
+/// ```
+/// use std::sync::Arc;
+///
+/// use stats_buffer::BufferedTracker;
+/// use stats_core::tracker::Config;
+/// use stats_metrics::{CONTENT_TYPE, StatsRecorder};
+/// # use stats_backend_atomics::AtomicsStore as AnyStore;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let tracker = BufferedTracker::new(Arc::new(AnyStore::default()), Config::new())?;
+/// let recorder = StatsRecorder::builder().history(tracker).build()?;
+/// let handle = recorder.handle();
+/// metrics::with_local_recorder(&recorder, || metrics::gauge!("queue_depth").set(3.0));
+/// // What a `/metrics` route answers, with `CONTENT_TYPE` as its content type.
+/// assert!(handle.render().contains("queue_depth 3.0"));
+/// assert!(CONTENT_TYPE.starts_with("text/plain; version=0.0.4"));
+/// let before = stats_core::jiff::Timestamp::now();
+/// handle.flush().await?; // drained now and written to the store
+/// let after = stats_core::jiff::Timestamp::now();
+/// let tracker = handle.tracker().expect("built with a history");
+/// let days = tracker.total("queue_depth", before, after, "1d".parse()?, "last").await?;
+/// assert_eq!(days, Some(stats_core::Number::Float(3.0)));
+/// assert!(handle.shutdown().await.is_empty());
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct MetricsHandle {
     shared: Arc<Shared>,
@@ -345,6 +372,24 @@ impl fmt::Debug for MetricsHandle {
 
 /// What a recorder did not record, by [`Reason`], and the label sets folded into overflow
 /// series.
+///
+/// ```
+/// use stats_metrics::{Reason, StatsRecorder};
+///
+/// let recorder = StatsRecorder::builder().build()?;
+/// metrics::with_local_recorder(&recorder, || {
+///     // A `.` in a label value: exposed to Prometheus, refused by the store's name rule.
+///     metrics::counter!("requests", "host" => "api.example.com").increment(1);
+///     // One name as two kinds: the second is recorded nowhere.
+///     metrics::gauge!("requests").set(1.0);
+/// });
+/// let refusals = recorder.handle().refusals();
+/// assert_eq!(refusals.count(Reason::Name), 1);
+/// assert_eq!(refusals.count(Reason::Kind), 1);
+/// assert!(refusals.last[&Reason::Name].contains("api.example.com"));
+/// assert_eq!(refusals.total(), 2);
+/// # Ok::<(), stats_core::Error>(())
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Refusals {
     /// How many of each: series for [`Reason::Name`] and [`Reason::Exposition`] (once per

@@ -29,6 +29,14 @@ pub(crate) struct Meta {
 
 /// Why a series or a value is not recorded somewhere; the reasons counted by
 /// [`Refusals`](crate::Refusals).
+///
+/// ```
+/// use stats_metrics::Reason;
+///
+/// // The `reason` label of `stats_metrics_refused_total` in the exposition.
+/// let labels: Vec<&str> = Reason::ALL.iter().map(|r| r.as_str()).collect();
+/// assert_eq!(labels, ["name", "labels", "kind", "exposition", "value", "write"]);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Reason {
     /// The metric name or a label breaks the store's name rule: the series is exposed to
