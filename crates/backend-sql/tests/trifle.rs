@@ -25,7 +25,7 @@ mod common;
 
 use std::sync::Arc;
 
-use stats_backend_sql::{Layout, SqlConfig, SqlStore, TrifleTable};
+use stats_backend_sql::SqlStore;
 use stats_core::jiff::Timestamp;
 use stats_core::tracker::{Blanks, Config, Tracker};
 use stats_core::{Granularity, Values, values};
@@ -108,11 +108,7 @@ mod postgres {
 
     /// A store in the Trifle layout on a table of its own (`table`) and tables of its own.
     async fn store_on(table: &str) -> Arc<SqlStore> {
-        let config = SqlConfig::from_url(&url())
-            .unwrap()
-            .layout(Layout::Trifle(TrifleTable::named(table).unwrap()))
-            .unwrap();
-        common::store_at(config, &common::unique_prefix("trifle")).await
+        common::trifle_store_at(&url(), table, &common::unique_prefix("trifle")).await
     }
 
     /// The conformance suite's store: one Trifle table for the process.
@@ -398,11 +394,7 @@ mod sqlite {
     }
 
     async fn store_at(url: &str, table: &str) -> Arc<SqlStore> {
-        let config = SqlConfig::from_url(url)
-            .unwrap()
-            .layout(Layout::Trifle(TrifleTable::named(table).unwrap()))
-            .unwrap();
-        common::store_at(config, "stats").await
+        common::trifle_store_at(url, table, "stats").await
     }
 
     /// Every conformance test gets a database file of its own, Trifle's default table name.

@@ -16,7 +16,7 @@ mod common;
 
 use std::sync::{Arc, OnceLock};
 
-use stats_backend_sql::{Layout, SqlConfig, SqlStore, TrifleTable};
+use stats_backend_sql::SqlStore;
 use stats_core::jiff::Timestamp;
 use stats_core::tracker::{Blanks, Config, Tracker};
 use stats_core::{Granularity, values};
@@ -51,11 +51,7 @@ fn tracker(store: Arc<SqlStore>) -> Tracker {
 }
 
 async fn store_on(table: &str) -> Arc<SqlStore> {
-    let config = SqlConfig::from_url(&url())
-        .unwrap()
-        .layout(Layout::Trifle(TrifleTable::named(table).unwrap()))
-        .unwrap();
-    common::store_at(config, &common::unique_prefix("trifle")).await
+    common::trifle_store_at(&url(), table, &common::unique_prefix("trifle")).await
 }
 
 async fn store() -> Arc<SqlStore> {

@@ -167,6 +167,17 @@ pub fn suite_prefix() -> &'static str {
     PREFIX.get_or_init(|| unique_prefix("suite"))
 }
 
+/// A store at `url` in the Trifle layout on the Trifle table `table`, its own tables under
+/// `prefix`, everything set up.
+pub async fn trifle_store_at(url: &str, table: &str, prefix: &str) -> Arc<SqlStore> {
+    let table = stats_backend_sql::TrifleTable::named(table).expect("table name");
+    let config = SqlConfig::from_url(url)
+        .expect("url")
+        .layout(stats_backend_sql::Layout::Trifle(table))
+        .expect("layout");
+    store_at(config, prefix).await
+}
+
 /// A store at `url` under `prefix`, with its tables set up.
 pub async fn store_at(config: SqlConfig, prefix: &str) -> Arc<SqlStore> {
     let config = config.table_prefix(prefix).expect("prefix");
